@@ -1,0 +1,1 @@
+"""Headless execution of the project's notebooks with papermill (``python -m runner``)."""

@@ -1,0 +1,171 @@
+"""Execute one notebook headlessly with papermill and collect what it left behind.
+
+Parameters in, executed notebook (plus an HTML rendering) out, scraps read back with
+scrapbook. Post-execution hooks (such as logging the notebook to the MLflow run that the
+notebook glued) run whether the notebook succeeded or failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+from papermill.exceptions import PapermillExecutionError
+
+from lib import paths
+from runner.stages import Stage
+
+log = logging.getLogger(__name__)
+
+KERNEL_NAME = "python3"
+
+
+@dataclass
+class Execution:
+    """What one notebook execution produced."""
+
+    stage: str
+    parameters: dict[str, Any]
+    output_path: Path
+    html_path: Path | None = None
+    error: str | None = None  # one line: "cell N: EName: message"
+    error_detail: str | None = None  # the cell's traceback, for the console
+    scraps: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_path.parent
+
+
+# Called with the Execution once the notebook and its HTML are written, success or not.
+PostHook = Callable[[Execution], None]
+
+
+def new_run_dir(stage: str, base: Path | None = None) -> Path:
+    """A fresh ``runs/<UTC time>-<stage>/`` folder (suffixed if that name is taken)."""
+    base = base or paths.runs_dir()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    candidate = base / f"{stamp}-{stage}"
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = base / f"{stamp}-{stage}-{n}"
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def render_html(notebook_path: Path) -> Path:
+    """Write ``<notebook>.html`` beside the notebook (nbconvert's lab template)."""
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(notebook_path, as_version=4)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    html_path = notebook_path.with_suffix(".html")
+    html_path.write_text(body, encoding="utf-8")
+    return html_path
+
+
+def read_scraps(notebook_path: Path) -> dict[str, Any]:
+    """The values the notebook glued with scrapbook (an empty dict if none or unreadable)."""
+    import scrapbook as sb
+
+    try:
+        return {
+            name: scrap.data for name, scrap in sb.read_notebook(str(notebook_path)).scraps.items()
+        }
+    except Exception as exc:  # a half-written notebook must not hide the real error
+        log.warning("could not read scraps from %s: %s", notebook_path, exc)
+        return {}
+
+
+def _describe_failure(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, PapermillExecutionError):
+        where = f"cell {exc.cell_index}" if exc.cell_index is not None else "a cell"
+        detail = "\n".join(exc.traceback) if exc.traceback else ""
+        return f"{where}: {exc.ename}: {exc.evalue}", detail
+    name = type(exc).__name__
+    if name == "DeadKernelError":
+        return (
+            "the kernel died during execution (out of memory, or killed); "
+            "see the partial notebook and the log",
+            str(exc),
+        )
+    if name in {"CellTimeoutError", "TimeoutError"}:
+        return f"execution timed out: {exc}", ""
+    return f"{name}: {exc}", ""
+
+
+def execute_stage(
+    stage: Stage,
+    parameters: dict[str, Any] | None = None,
+    run_dir: Path | None = None,
+    kernel_name: str = KERNEL_NAME,
+    log_output: bool = False,
+    render: bool = True,
+    hooks: list[PostHook] | None = None,
+    execution_timeout: int | None = None,
+    **engine_kwargs: Any,
+) -> Execution:
+    """Execute ``stage``'s notebook into ``run_dir``; never raises for a failing cell.
+
+    The kernel's working directory is the project root, so relative paths in parameters
+    mean the same as in JupyterLab (where ``lib.paths.resolve`` maps them to the root).
+    """
+    parameters = dict(parameters or {})
+    run_dir = Path(run_dir) if run_dir else new_run_dir(stage.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    output_path = run_dir / f"{stage.name}.ipynb"
+    execution = Execution(stage=stage.name, parameters=parameters, output_path=output_path)
+    log.info("executing %s -> %s", stage.path, output_path, extra={"stage": stage.name})
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(stage.path),
+            str(output_path),
+            parameters=parameters,
+            kernel_name=kernel_name,
+            cwd=str(paths.project_root()),
+            log_output=log_output,
+            progress_bar=False,
+            execution_timeout=execution_timeout,
+            **engine_kwargs,
+        )
+    except Exception as exc:  # any failure still yields the partial notebook
+        execution.error, execution.error_detail = _describe_failure(exc)
+    execution.seconds = time.perf_counter() - started
+    if output_path.exists():
+        execution.scraps = read_scraps(output_path)
+        if render:
+            try:
+                execution.html_path = render_html(output_path)
+            except Exception as exc:
+                log.warning("could not render %s as HTML: %s", output_path, exc)
+    for hook in hooks or []:
+        try:
+            hook(execution)
+        except Exception as exc:
+            log.error("post-execution hook %s failed: %s", getattr(hook, "__name__", hook), exc)
+            if execution.error is None:
+                execution.error = f"after execution: {type(exc).__name__}: {exc}"
+    level = logging.INFO if execution.ok else logging.ERROR
+    log.log(
+        level,
+        "%s %s in %.1f s",
+        stage.name,
+        "succeeded" if execution.ok else f"failed: {execution.error}",
+        execution.seconds,
+        extra={"stage": stage.name, "output_notebook": str(output_path)},
+    )
+    return execution

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The tests, from a fresh machine: set up .venv with the test tools, lint, then pytest.
+# Extra arguments go to pytest (e.g. scripts/test.sh -m "not slow" -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh requirements-test.txt
+py=.venv/bin/python
+$py -m ruff check .
+$py -m ruff format --check .
+exec $py -m pytest "$@"

@@ -1,0 +1,21 @@
+"""Shared fixtures: the local aclImdb archive and the project paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCHIVE = Path(
+    os.environ.get("ACLIMDB_ARCHIVE", ROOT.parent / "shared" / "data" / "aclImdb_v1.tar.gz")
+)
+
+
+@pytest.fixture(scope="session")
+def archive_path() -> Path:
+    """The full aclImdb archive that lies beside the project (never downloaded by tests)."""
+    if not ARCHIVE.is_file():
+        pytest.fail(f"the aclImdb archive is missing at {ARCHIVE}; set ACLIMDB_ARCHIVE to its path")
+    return ARCHIVE
