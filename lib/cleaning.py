@@ -1,0 +1,119 @@
+"""Review text cleaning, as the reference pipeline does it, one function per step.
+
+Steps: lowercase, HTML tags (``<br />``) removed, punctuation removed, single letters
+dropped, whitespace collapsed. Each step is a regular expression in RE2 syntax, applied
+by two engines that share the same patterns:
+
+- Arrow compute (vectorised, multi-threaded, RE2) for preparing the data set;
+- ``tf.strings`` (also RE2) inside the exported Keras model, so that the model takes raw
+  review strings and cleans them exactly as prep did.
+
+Cleaning is idempotent: cleaning cleaned text changes nothing, so a model that cleans its
+input can also be fed already-cleaned text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Bump when the output of clean() changes; recorded in each processed data set's manifest.
+CLEANING_VERSION = "1"
+
+HTML_TAG = r"<[^>]*>"
+# Anything that is not a letter, a combining mark, a digit or whitespace. RE2's \s is ASCII
+# whitespace; other Unicode spaces count as punctuation and become a plain space.
+PUNCTUATION = r"[^\p{L}\p{M}\p{N}\s]+"
+# One or more single-letter words in a row, with the whitespace that follows each of them.
+# RE2 has no look-around, so the repetition is what lets "a b c" vanish in one pass.
+SINGLE_LETTERS = r"(^|\s)(\p{L}\p{M}*(\s|$))+"
+WHITESPACE = r"\s+"
+
+ArrayLike = pa.Array | pa.ChunkedArray
+
+
+def _as_array(texts: ArrayLike | Sequence[str]) -> ArrayLike:
+    if isinstance(texts, (pa.Array, pa.ChunkedArray)):
+        return texts
+    return pa.array(list(texts), type=pa.large_string())
+
+
+def lowercase(texts: ArrayLike) -> ArrayLike:
+    """Unicode lowercase."""
+    return pc.utf8_lower(texts)
+
+
+def remove_html_tags(texts: ArrayLike) -> ArrayLike:
+    """Replace HTML tags such as ``<br />`` with a space."""
+    return pc.replace_substring_regex(texts, HTML_TAG, " ")
+
+
+def remove_punctuation(texts: ArrayLike) -> ArrayLike:
+    """Replace runs of punctuation and symbols with a space (``don't`` -> ``don t``)."""
+    return pc.replace_substring_regex(texts, PUNCTUATION, " ")
+
+
+def drop_single_letters(texts: ArrayLike) -> ArrayLike:
+    """Drop one-letter words (``i``, ``a``, the ``t`` of ``don t``); digits stay."""
+    return pc.replace_substring_regex(texts, SINGLE_LETTERS, " ")
+
+
+def collapse_whitespace(texts: ArrayLike) -> ArrayLike:
+    """Collapse whitespace runs to one space and trim both ends."""
+    return pc.utf8_trim_whitespace(pc.replace_substring_regex(texts, WHITESPACE, " "))
+
+
+STEPS: tuple[Callable[[ArrayLike], ArrayLike], ...] = (
+    lowercase,
+    remove_html_tags,
+    remove_punctuation,
+    drop_single_letters,
+    collapse_whitespace,
+)
+
+
+def clean(texts: ArrayLike | Sequence[str]) -> ArrayLike:
+    """All cleaning steps, in order, on an Arrow string array (or a sequence of str)."""
+    result = _as_array(texts)
+    for step in STEPS:
+        result = step(result)
+    return result
+
+
+def clean_parallel(texts: ArrayLike, threads: int | None = None) -> pa.ChunkedArray:
+    """``clean`` over slices of a large array in threads (Arrow releases the GIL)."""
+    threads = threads or os.cpu_count() or 1
+    n = len(texts)
+    if threads <= 1 or n < 2000:
+        out = clean(texts)
+        return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    # More slices than threads evens out reviews of very different lengths.
+    parts = threads * 4
+    bounds = [n * i // parts for i in range(parts + 1)]
+    slices = [texts.slice(a, b - a) for a, b in zip(bounds, bounds[1:], strict=False)]
+    with ThreadPoolExecutor(threads) as pool:
+        cleaned = list(pool.map(clean, slices))
+    return pa.chunked_array(cleaned, type=texts.type)
+
+
+def clean_text(text: str) -> str:
+    """One review, cleaned (for notebooks and tests)."""
+    return clean(pa.array([text], type=pa.large_string()))[0].as_py()
+
+
+def tf_clean(texts):  # -> tf.Tensor
+    """The same cleaning as ``clean``, in TensorFlow ops (for a Keras ``standardize``)."""
+    import tensorflow as tf
+
+    texts = tf.strings.lower(texts, encoding="utf-8")
+    texts = tf.strings.regex_replace(texts, HTML_TAG, " ")
+    texts = tf.strings.regex_replace(texts, PUNCTUATION, " ")
+    texts = tf.strings.regex_replace(texts, SINGLE_LETTERS, " ")
+    texts = tf.strings.regex_replace(texts, WHITESPACE, " ")
+    return tf.strings.strip(texts)
