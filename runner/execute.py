@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,7 +72,10 @@ def render_html(notebook_path: Path) -> Path:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook_path, as_version=4)
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    with warnings.catch_warnings():
+        # scrapbook's mime types have no HTML form; nbconvert warns once per scrap.
+        warnings.simplefilter("ignore", UserWarning)
+        body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     html_path = notebook_path.with_suffix(".html")
     html_path.write_text(body, encoding="utf-8")
     return html_path

@@ -1,0 +1,255 @@
+"""Raw review folders -> one processed data set (train/test parquet + manifest), atomically.
+
+``prepare`` combines any number of raw dirs in the aclImdb layout. When the same review
+(split, label, id) appears in more than one raw dir, the first raw dir in ``raw_dirs``
+wins; later copies are skipped and counted as ``duplicate_id``. Nothing is written until
+every row is ready: the data set is built in a temporary folder beside ``processed_dir``
+and renamed into place, so a failure leaves an earlier processed data set untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lib import cleaning, paths, raw
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+FORMAT = "imdb-sentiment-processed"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+COLUMNS = ("id", "rating", "label", "text", "source")
+EXAMPLES = 5  # skipped files shown per reason
+
+
+class PrepError(ValueError):
+    """Preparation cannot go on; nothing was written."""
+
+
+def _skip_record(items: Sequence[str]) -> dict[str, Any]:
+    return {"count": len(items), "examples": list(items[:EXAMPLES])}
+
+
+def _check_output(processed_dir: Path, raw_dirs: list[Path]) -> None:
+    out = processed_dir.resolve()
+    for raw_dir in raw_dirs:
+        if out == raw_dir or out.is_relative_to(raw_dir):
+            raise PrepError(
+                f"processed_dir {processed_dir} is inside raw dir {raw_dir}; the processed "
+                "files would mix with the reviews. Choose a folder outside the raw data, "
+                "e.g. data/processed"
+            )
+        if raw_dir.is_relative_to(out):
+            raise PrepError(
+                f"raw dir {raw_dir} is inside processed_dir {processed_dir}; replacing "
+                "processed_dir would delete the raw data. Choose another processed_dir"
+            )
+    if out.exists() and not out.is_dir():
+        raise PrepError(f"processed_dir {processed_dir} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise PrepError(
+            f"processed_dir {processed_dir} exists, is not empty and is not a processed "
+            "data set (no manifest.json); refusing to replace it. Choose an empty or new folder"
+        )
+
+
+def is_processed_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds a processed data set written by ``prepare``."""
+    path = Path(path)
+    return all((path / name).is_file() for name in (MANIFEST, "train.parquet", "test.parquet"))
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    return json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
+
+
+def _write_atomically(processed_dir: Path, tables: dict[str, pa.Table], manifest: dict) -> None:
+    processed_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{processed_dir.name}.tmp-", dir=processed_dir.parent))
+    try:
+        for split, table in tables.items():
+            pq.write_table(table, tmp / f"{split}.parquet", compression="zstd")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        old = None
+        if processed_dir.exists():
+            old = processed_dir.with_name(f".{processed_dir.name}.old-{os.getpid()}")
+            processed_dir.rename(old)
+        tmp.rename(processed_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def prepare(
+    raw_dirs: Sequence[str | os.PathLike[str]],
+    processed_dir: str | os.PathLike[str],
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Read, clean and combine ``raw_dirs`` into ``processed_dir``; returns the manifest."""
+    started = time.perf_counter()
+    if not raw_dirs:
+        raise PrepError("raw_dirs is empty; give at least one folder in the aclImdb layout")
+    resolved = [raw.check_raw_dir(paths.resolve(d)) for d in raw_dirs]
+    if len(set(resolved)) != len(resolved):
+        raise PrepError(f"raw_dirs lists the same folder twice: {[str(d) for d in resolved]}")
+    processed = paths.resolve(processed_dir)
+    _check_output(processed, resolved)
+
+    files: list[raw.ReviewFile] = []
+    bad_names: list[str] = []
+    bad_ratings: list[str] = []
+    missing: list[str] = []
+    duplicates: list[str] = []
+    seen: set[tuple[str, int, int]] = set()
+    per_dir_files = []
+    for index, raw_dir in enumerate(resolved):
+        listing = raw.list_reviews(raw_dir, index)
+        bad_names += listing.bad_names
+        bad_ratings += listing.bad_ratings
+        missing += listing.missing_folders
+        kept = 0
+        for f in listing.files:
+            if f.key in seen:
+                duplicates.append(f.path)
+                continue
+            seen.add(f.key)
+            files.append(f)
+            kept += 1
+        per_dir_files.append(kept)
+    for what, items in (
+        ("file names that do not parse", bad_names),
+        ("ratings outside 1-10", bad_ratings),
+        ("duplicate review ids", duplicates),
+    ):
+        if items:
+            log.warning("skipping %d files with %s, e.g. %s", len(items), what, items[:3])
+
+    contents, digests = raw.read_files([f.path for f in files])
+    contents, invalid = raw.decode_utf8(contents)
+    if invalid:
+        log.warning(
+            "%d files are not valid UTF-8; decoded with replacement characters, e.g. %s",
+            len(invalid),
+            [files[i].path for i in invalid[:3]],
+        )
+
+    texts = raw.to_arrow(contents)
+    del contents  # the Arrow buffer holds a copy; keep peak memory down
+    empty_mask = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(texts)), 0)
+    cleaned = cleaning.clean_parallel(texts, threads)
+    empty_after = pc.and_(pc.equal(pc.utf8_length(cleaned), 0), pc.invert(empty_mask))
+    empty_idx = np.flatnonzero(empty_mask.to_numpy(zero_copy_only=False))
+    empty_after_idx = np.flatnonzero(empty_after.to_numpy(zero_copy_only=False))
+    keep = pc.invert(pc.or_(empty_mask, empty_after))
+
+    sources = [str(d) for d in resolved]
+    columns = {
+        "id": pa.array([f.id for f in files], pa.int64()),
+        "rating": pa.array([f.rating for f in files], pa.int8()),
+        "label": pa.array([f.label for f in files], pa.int8()),
+        "text": cleaned,
+        "source": pa.DictionaryArray.from_arrays(
+            pa.array([f.source for f in files], pa.int32()), pa.array(sources)
+        ),
+        "split": pa.array([f.split for f in files]),
+    }
+    table = pa.table(columns).filter(keep)
+    tables = {}
+    for split in raw.SPLITS:
+        part = table.filter(pc.equal(table["split"], split)).select(list(COLUMNS))
+        if part.num_rows == 0:
+            raise PrepError(
+                f"nothing left to write for the {split} split of {sources}: no usable "
+                f"{split} reviews (missing folders: {missing or 'none'}); no data set was written"
+            )
+        tables[split] = part
+
+    fingerprint = hashlib.sha256()
+    for f, digest in zip(files, digests, strict=True):
+        fingerprint.update(f"{f.source}/{f.split}/{f.label}/{f.id}_{f.rating}\0".encode())
+        fingerprint.update(digest)
+
+    rows: dict[str, dict[str, int]] = {}
+    for split, part in tables.items():
+        labels = part["label"].to_numpy()
+        rows[split] = {
+            "total": part.num_rows,
+            "pos": int((labels == 1).sum()),
+            "neg": int((labels == 0).sum()),
+        }
+    source_rows = np.bincount(
+        pc.cast(table["source"].combine_chunks().indices, pa.int64()).to_numpy(),
+        minlength=len(sources),
+    )
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cleaning_version": cleaning.CLEANING_VERSION,
+        "raw_dirs": [
+            {"path": s, "files": int(n), "rows": int(r)}
+            for s, n, r in zip(sources, per_dir_files, source_rows, strict=True)
+        ],
+        "rows": rows,
+        "fingerprint": "sha256:" + fingerprint.hexdigest(),
+        "skipped": {
+            "bad_name": _skip_record(bad_names),
+            "rating_out_of_range": _skip_record(bad_ratings),
+            "duplicate_id": _skip_record(duplicates),
+            "empty": _skip_record([files[i].path for i in empty_idx]),
+            "empty_after_cleaning": _skip_record([files[i].path for i in empty_after_idx]),
+        },
+        "non_utf8_decoded_with_replacement": _skip_record([files[i].path for i in invalid]),
+        "missing_folders": missing,
+        "seconds": None,
+    }
+    manifest["seconds"] = round(time.perf_counter() - started, 3)
+    _write_atomically(processed, tables, manifest)
+    log.info(
+        "processed data set written to %s: %s",
+        processed,
+        rows,
+        extra={"fingerprint": manifest["fingerprint"]},
+    )
+    return manifest
+
+
+def before_and_after(processed_dir: str | os.PathLike[str], n: int = 3) -> pd.DataFrame:
+    """``n`` training reviews per label: the raw file's text beside the cleaned text."""
+    import pandas as pd
+
+    processed = paths.resolve(processed_dir)
+    table = pq.read_table(processed / "train.parquet")
+    rows = []
+    for label, label_name in ((1, "pos"), (0, "neg")):
+        part = table.filter(pc.equal(table["label"], label)).slice(0, n).to_pylist()
+        for row in part:
+            path = Path(row["source"]) / "train" / label_name / f"{row['id']}_{row['rating']}.txt"
+            try:
+                raw_text = path.read_bytes().decode("utf-8", errors="replace")
+            except OSError as exc:  # the raw data may have moved since prep ran
+                raw_text = f"<raw file unavailable: {exc}>"
+            rows.append(
+                {"file": str(path), "label": label, "raw": raw_text, "cleaned": row["text"]}
+            )
+    return pd.DataFrame(rows)

@@ -1,0 +1,156 @@
+"""Raw review folders in the aclImdb layout: finding, naming and reading review files.
+
+Layout: ``<dir>/{train,test}/{pos,neg}/<id>_<rating>.txt``. Review ids are unique within
+one split and label folder (``train/pos/0_9.txt`` and ``train/neg/0_3.txt`` are different
+reviews), so a review's key is (split, label, id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+SPLITS: tuple[str, ...] = ("train", "test")
+LABELS: dict[str, int] = {"pos": 1, "neg": 0}
+REVIEW_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
+MIN_RATING, MAX_RATING = 1, 10
+
+
+class RawDataError(ValueError):
+    """A raw data folder cannot be used; the message names the path and the fix."""
+
+
+@dataclass(frozen=True)
+class ReviewFile:
+    path: str
+    source: int  # index into the list of raw dirs
+    split: str
+    label: int
+    id: int
+    rating: int
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.split, self.label, self.id)
+
+
+def parse_review_name(name: str) -> tuple[int, int] | None:
+    """``(id, rating)`` from ``<id>_<rating>.txt``, or None if the name does not parse."""
+    match = REVIEW_NAME.match(name)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def check_raw_dir(path: Path) -> Path:
+    """The resolved folder, or RawDataError if it is missing, a file, or holds no reviews."""
+    if not path.exists():
+        raise RawDataError(
+            f"raw data folder {path} does not exist; run `python -m runner fetch-data` "
+            "or pass the folder that holds train/ and test/ in raw_dirs"
+        )
+    if not path.is_dir():
+        raise RawDataError(
+            f"raw data path {path} is not a folder; raw_dirs takes folders in the aclImdb "
+            "layout (<dir>/train/pos/<id>_<rating>.txt ...), not archives or files"
+        )
+    has_reviews = any(
+        (path / split / label).is_dir()
+        and any(e.name.endswith(".txt") for e in os.scandir(path / split / label))
+        for split in SPLITS
+        for label in LABELS
+    )
+    if not has_reviews:
+        raise RawDataError(
+            f"raw data folder {path} holds no review files: expected "
+            f"{path}/train/pos/<id>_<rating>.txt (and train/neg, test/pos, test/neg); "
+            "is it the folder above aclImdb/? then pass .../aclImdb"
+        )
+    return path.resolve()
+
+
+@dataclass
+class Listing:
+    """The review files found in one raw dir, and what was left out and why."""
+
+    files: list[ReviewFile]
+    bad_names: list[str]
+    bad_ratings: list[str]
+    missing_folders: list[str]
+
+
+def list_reviews(raw_dir: Path, source: int) -> Listing:
+    """Every ``*.txt`` review file under ``raw_dir``, sorted by split, label and id."""
+    listing = Listing([], [], [], [])
+    for split in SPLITS:
+        for label_name, label in LABELS.items():
+            folder = raw_dir / split / label_name
+            if not folder.is_dir():
+                listing.missing_folders.append(str(folder))
+                continue
+            found = []
+            for entry in os.scandir(folder):
+                if not entry.is_file() or not entry.name.endswith(".txt"):
+                    continue  # urls_*.txt live one level up; other files are not reviews
+                parsed = parse_review_name(entry.name)
+                if parsed is None:
+                    listing.bad_names.append(entry.path)
+                    continue
+                review_id, rating = parsed
+                if not MIN_RATING <= rating <= MAX_RATING:
+                    listing.bad_ratings.append(entry.path)
+                    continue
+                found.append(ReviewFile(entry.path, source, split, label, review_id, rating))
+            found.sort(key=lambda f: f.id)
+            listing.files.extend(found)
+    return listing
+
+
+def _read_chunk(chunk: list[str]) -> list[tuple[bytes, bytes]]:
+    out = []
+    for path in chunk:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        # blake2b releases the GIL on large buffers, so hashing overlaps with other reads.
+        out.append((data, hashlib.blake2b(data, digest_size=16).digest()))
+    return out
+
+
+def read_files(paths: list[str], threads: int = 8) -> tuple[list[bytes], list[bytes]]:
+    """Contents and content digests of many small files, read in threads (I/O bound)."""
+    if not paths:
+        return [], []
+    # One task per chunk of files: a task per file costs more in executor overhead than
+    # reading the file itself.
+    size = max(64, len(paths) // (threads * 8))
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+    with ThreadPoolExecutor(threads) as pool:
+        results = [item for part in pool.map(_read_chunk, chunks) for item in part]
+    return [r[0] for r in results], [r[1] for r in results]
+
+
+def to_arrow(contents: list[bytes]) -> pa.LargeStringArray:
+    """One Arrow string array over valid UTF-8 contents, without a Python object per row."""
+    data = b"".join(contents)
+    offsets = np.zeros(len(contents) + 1, dtype=np.int64)
+    np.cumsum([len(c) for c in contents], out=offsets[1:])
+    return pa.LargeStringArray.from_buffers(
+        len(contents), pa.py_buffer(offsets), pa.py_buffer(data)
+    )
+
+
+def decode_utf8(contents: list[bytes]) -> tuple[list[bytes], list[int]]:
+    """UTF-8 bytes for every file: invalid ones decoded with replacement (their indices)."""
+    fixed, invalid = list(contents), []
+    for i, data in enumerate(contents):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            fixed[i] = data.decode("utf-8", errors="replace").encode("utf-8")
+            invalid.append(i)
+    return fixed, invalid
