@@ -1,0 +1,44 @@
+"""Small generated review folders in the aclImdb layout (no real reviews in the repo)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+POSITIVE = "wonderful superb brilliant moving delightful masterpiece great loved touching".split()
+NEGATIVE = "awful boring terrible dull waste worst poorly mess annoying".split()
+NEUTRAL = "the movie film plot actor scene story director cast music ending it was and".split()
+
+
+def review_text(label: int, rng: random.Random, words: int = 30) -> str:
+    """A short review whose sentiment words carry the label, with HTML and punctuation."""
+    cue = POSITIVE if label == 1 else NEGATIVE
+    tokens = [rng.choice(cue) if rng.random() < 0.3 else rng.choice(NEUTRAL) for _ in range(words)]
+    tokens[0] = tokens[0].capitalize()
+    return " ".join(tokens[:10]) + ", I think!<br /><br />" + " ".join(tokens[10:]) + "."
+
+
+def write_review(root: Path, split: str, label: int, review_id: int, rating: int, text) -> Path:
+    folder = root / split / ("pos" if label == 1 else "neg")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{review_id}_{rating}.txt"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def make_raw_dir(
+    root: Path, per_label: int = 10, seed: int = 0, first_id: int = 0, words: int = 30
+) -> Path:
+    """``root`` with ``per_label`` reviews in each of train/test x pos/neg."""
+    rng = random.Random(seed)
+    for split in ("train", "test"):
+        for label in (1, 0):
+            for i in range(per_label):
+                rating = rng.randint(7, 10) if label == 1 else rng.randint(1, 4)
+                write_review(
+                    root, split, label, first_id + i, rating, review_text(label, rng, words)
+                )
+    return root

@@ -1,0 +1,122 @@
+"""The prep notebook, executed for real with papermill: by the runner and by plain papermill."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import scrapbook as sb
+
+from runner.execute import new_run_dir
+from tests.datagen import make_raw_dir, write_review
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(args, tmp_path, **kw):
+    env = {**os.environ, "LOG_DIR": str(tmp_path / "logs")}
+    return subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, **kw
+    )
+
+
+def test_runner_prep_combines_two_folders(tmp_path):
+    one = make_raw_dir(tmp_path / "aclImdb-set1", per_label=6, seed=1)
+    two = make_raw_dir(tmp_path / "aclImdb-set2", per_label=6, seed=2, first_id=100)
+    write_review(one, "train", 1, 999, 10, "What a <b>GREAT</b> movie!!! I'd see it again.")
+    out, run_dir = tmp_path / "processed", tmp_path / "run"
+    raw_dirs = json.dumps([str(one), str(two)])  # as Polyaxon passes it: one JSON string
+    result = _run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "prep",
+            "-r",
+            "raw_dirs",
+            raw_dirs,
+            "-p",
+            "processed_dir",
+            str(out),
+            "--output-dir",
+            str(run_dir),
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"executed notebook: {run_dir / 'prep.ipynb'}" in result.stdout
+    assert (run_dir / "prep.ipynb").is_file() and (run_dir / "prep.html").is_file()
+    train = pq.read_table(out / "train.parquet").to_pylist()
+    test = pq.read_table(out / "test.parquet").to_pylist()
+    assert len(train) == 25 and len(test) == 24
+    assert {r["source"] for r in train} == {str(one.resolve()), str(two.resolve())}
+    assert sum(r["label"] for r in train) == 13
+    assert all((r["label"] == 1) == (r["rating"] >= 7) for r in train + test)
+    special = next(r for r in train if r["id"] == 999)
+    assert special["text"] == "what great movie see it again" and special["rating"] == 10
+    assert all("<br" not in r["text"] and r["text"] == r["text"].lower() for r in train)
+    scraps = sb.read_notebook(str(run_dir / "prep.ipynb")).scraps
+    assert scraps["rows"].data["train"] == {"total": 25, "pos": 13, "neg": 12}
+    assert scraps["processed_dir"].data == str(out)
+    html = (run_dir / "prep.html").read_text()
+    assert "before and after cleaning" in html.lower()
+
+
+def test_plain_papermill_runs_the_same_notebook(tmp_path):
+    src = make_raw_dir(tmp_path / "raw", per_label=3)
+    out = tmp_path / "processed"
+    papermill = Path(sys.executable).with_name("papermill")
+    result = _run(
+        [
+            str(papermill),
+            "notebooks/prep.ipynb",
+            str(tmp_path / "out.ipynb"),
+            "-p",
+            "processed_dir",
+            str(out),
+            "-y",
+            f"raw_dirs: [{src}]",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert pq.read_table(out / "test.parquet").num_rows == 6
+
+
+def test_a_failing_prep_exits_non_zero_with_the_error_and_the_partial_notebook(tmp_path):
+    run_dir = tmp_path / "run"
+    missing = tmp_path / "no-such-dir"
+    result = _run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "prep",
+            "-p",
+            "raw_dirs",
+            str(missing),
+            "-p",
+            "processed_dir",
+            str(tmp_path / "out"),
+            "--output-dir",
+            str(run_dir),
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 1
+    assert "error: prep failed: cell" in result.stderr
+    assert f"RawDataError: raw data folder {missing} does not exist" in result.stderr
+    assert f"partial notebook: {run_dir / 'prep.ipynb'}" in result.stderr
+    assert (run_dir / "prep.ipynb").is_file() and (run_dir / "prep.html").is_file()
+    assert not (tmp_path / "out").exists()
+
+
+def test_default_run_folders_are_named_by_utc_time_and_stage(tmp_path):
+    first = new_run_dir("prep", base=tmp_path)
+    second = new_run_dir("prep", base=tmp_path)
+    assert first != second and first.name.endswith("Z-prep") and first.is_dir()
+    assert second.name.startswith(first.name)
