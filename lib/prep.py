@@ -144,7 +144,13 @@ def prepare(
         if items:
             log.warning("skipping %d files with %s, e.g. %s", len(items), what, items[:3])
 
-    contents, digests = raw.read_files([f.path for f in files])
+    contents = raw.read_files([f.path for f in files])
+    fingerprint = hashlib.sha256()
+    for f, data in zip(files, contents, strict=True):
+        fingerprint.update(
+            f"{f.source}/{f.split}/{f.label}/{f.id}_{f.rating}:{len(data)}\0".encode()
+        )
+        fingerprint.update(data)
     contents, invalid = raw.decode_utf8(contents)
     if invalid:
         log.warning(
@@ -183,11 +189,6 @@ def prepare(
                 f"{split} reviews (missing folders: {missing or 'none'}); no data set was written"
             )
         tables[split] = part
-
-    fingerprint = hashlib.sha256()
-    for f, digest in zip(files, digests, strict=True):
-        fingerprint.update(f"{f.source}/{f.split}/{f.label}/{f.id}_{f.rating}\0".encode())
-        fingerprint.update(digest)
 
     rows: dict[str, dict[str, int]] = {}
     for split, part in tables.items():
