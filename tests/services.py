@@ -1,0 +1,148 @@
+"""Fixtures for tests against the real tracking stack: a GCS emulator and MLflow with auth.
+
+Both servers start once per test session (MLflow takes 20-40 s) and are stopped, whole
+process groups, at the end. Import the fixtures into conftest.py or a test module, all of
+them (a fixture's own dependencies must be visible too)::
+
+    from tests.services import *  # noqa: F403  (or name them: gcs_emulator, mlflow_server, ...)
+
+and mark the tests ``@pytest.mark.services``. Importing them in several places is fine:
+pytest then sees several session fixtures of one name, but they share one server each
+(reference counted here), so the suite never starts MLflow twice. Under pytest-xdist each
+worker process starts its own. The servers never change this process's
+environment; a test opts in with the function-scoped ``gcs_env`` / ``mlflow_tracking_env``
+fixtures (monkeypatch, undone after the test), or with ``use_gcs_emulator(...)`` /
+``mlflow_env(server)`` by hand.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_tracking_stack() -> ModuleType:
+    """``scripts/tracking_stack.py`` (``scripts`` is not a package), loaded once by path."""
+    name = "tracking_stack"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "tracking_stack.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before exec: dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+tracking_stack = _load_tracking_stack()
+BUCKET = tracking_stack.DEFAULT_BUCKET
+
+__all__ = [
+    "BUCKET",
+    "gcs_emulator",
+    "gcs_env",
+    "mlflow_env",
+    "mlflow_server",
+    "mlflow_tracking_env",
+    "tracking_stack",
+    "use_gcs_emulator",
+]
+
+
+@contextmanager
+def use_gcs_emulator(server) -> Iterator[None]:
+    """Set STORAGE_EMULATOR_HOST to ``server``'s URL inside the block, then restore it."""
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = server.url
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+def mlflow_env(server) -> dict[str, str]:
+    """MLFLOW_TRACKING_URI/USERNAME/PASSWORD and STORAGE_EMULATOR_HOST for ``server``."""
+    return server.env()
+
+
+# name -> [server, number of fixture instances using it]
+_SHARED: dict[str, list] = {}
+
+
+@contextmanager
+def _shared(name: str, start: Callable[[], Any]) -> Iterator[Any]:
+    """One server per process however many fixture definitions ask for it."""
+    if name not in _SHARED:
+        _SHARED[name] = [start(), 0]
+    entry = _SHARED[name]
+    entry[1] += 1
+    try:
+        yield entry[0]
+    finally:
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _SHARED[name]
+            entry[0].stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory):
+    """The GCS emulator (``.url``, ``.bucket``), with the bucket ``BUCKET`` created."""
+
+    def start():
+        data_dir = tmp_path_factory.mktemp("gcs-emulator")
+        return tracking_stack.start_gcs_emulator(data_dir, bucket=BUCKET)
+
+    with _shared("gcs_emulator", start) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, gcs_emulator):
+    """MLflow with basic auth (``.url``, ``.username``, ``.password``).
+
+    New experiments keep their artifacts in the emulator under
+    ``gs://BUCKET/mlflow-tracking-server`` (the server's default artifact root; give
+    ``artifact_location=tracking_stack.experiment_artifact_location(name)`` for the
+    ``.../NAME`` layout); the admin password is random per session.
+    """
+
+    def start():
+        return tracking_stack.start_mlflow_server(
+            tmp_path_factory.mktemp("mlflow-server"),
+            default_artifact_root=tracking_stack.artifact_root(BUCKET),
+            storage_emulator_host=gcs_emulator.url,
+            username="admin",
+            password=secrets.token_urlsafe(24),
+        )
+
+    with _shared("mlflow_server", start) as server:
+        yield server
+
+
+@pytest.fixture
+def gcs_env(gcs_emulator, monkeypatch: pytest.MonkeyPatch):
+    """This test talks to the emulator: STORAGE_EMULATOR_HOST is set for its duration."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.url)
+    return gcs_emulator
+
+
+@pytest.fixture
+def mlflow_tracking_env(mlflow_server, monkeypatch: pytest.MonkeyPatch):
+    """This test is an authenticated MLflow client of ``mlflow_server`` (env set by monkeypatch)."""
+    for name, value in mlflow_env(mlflow_server).items():
+        monkeypatch.setenv(name, value)
+    return mlflow_server

@@ -1,0 +1,225 @@
+import json
+import logging
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from lib.secrets import (
+    MASK,
+    SecretFilter,
+    check_parameter_names,
+    is_secret_name,
+    mask_notebook,
+    mask_text,
+    secret_values,
+)
+
+PRIVATE_KEY = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKB\n"
+    "wQJ8rWb1OexGCL0cRxhYrVlRuTjRYfN3XNqwzB0ZP1oVbtvMTcm1HoEKLqTnJrQE\n"
+    "-----END PRIVATE KEY-----\n"
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "password",
+        "MLFLOW_TRACKING_PASSWORD",
+        "db_passwd",
+        "api_key",
+        "KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "apiKey",
+        "APIKey",
+        "private-key",
+        "access_token",
+        "Token",
+        "client_secret",
+        "gcp_credentials",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    ],
+)
+def test_secret_looking_names(name):
+    assert is_secret_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["keyword", "monkey", "keys_file", "max_tokens", "tokenizer", "epochs", "raw_dirs", "lr"],
+)
+def test_ordinary_names(name):
+    assert not is_secret_name(name)
+
+
+def test_check_parameter_names_points_to_the_environment():
+    check_parameter_names({"epochs": 3, "keyword": "x", "max_tokens": 20000})
+    with pytest.raises(ValueError) as info:
+        check_parameter_names({"epochs": 3, "mlflow_password": "hunter2hunter2"})
+    message = str(info.value)
+    assert "'mlflow_password'" in message
+    assert "environment" in message and "MLFLOW_TRACKING_PASSWORD" in message
+    assert "hunter2hunter2" not in message
+
+
+def _credentials_file(tmp_path):
+    data = {
+        "type": "service_account",
+        "project_id": "my-project-123",
+        "private_key_id": "0123456789abcdef0123456789abcdef01234567",
+        "private_key": PRIVATE_KEY,
+        "client_email": "runner@my-project-123.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    path = tmp_path / "sa.json"
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path, data
+
+
+def test_secret_values_from_the_environment(tmp_path):
+    path, data = _credentials_file(tmp_path)
+    environ = {
+        "MLFLOW_TRACKING_PASSWORD": "tracking-pass-1234",
+        "MLFLOW_TRACKING_USERNAME": "admin",
+        "GOOGLE_APPLICATION_CREDENTIALS": str(path),
+        "SOME_API_TOKEN": "tok-abcdef",
+        "OTHER_SECRET": "xyz",  # too short to mask
+        "FEATURE_KEY": "true",  # a flag, not a secret
+        "HOME": "/home/someone",
+    }
+    values = secret_values(environ)
+    assert "tracking-pass-1234" in values
+    assert "tok-abcdef" in values
+    assert str(path) in values
+    assert path.read_text(encoding="utf-8") in values
+    assert data["private_key"] in values and data["private_key_id"] in values
+    assert data["client_email"] in values
+    assert "https://oauth2.googleapis.com/token" not in values  # a public constant
+    assert "service_account" not in values
+    assert "admin" not in values and "xyz" not in values and "true" not in values
+    assert "/home/someone" not in values
+    assert [len(v) for v in values] == sorted((len(v) for v in values), reverse=True)
+
+
+def test_secret_values_with_a_missing_or_non_json_credentials_file(tmp_path):
+    missing = tmp_path / "nope.json"
+    assert secret_values({"GOOGLE_APPLICATION_CREDENTIALS": str(missing)}) == [str(missing)]
+    text_file = tmp_path / "creds.txt"
+    text_file.write_text("not json at all", encoding="utf-8")
+    values = secret_values({"GOOGLE_APPLICATION_CREDENTIALS": str(text_file)})
+    assert "not json at all" in values
+
+
+def test_mask_text_raw_escaped_and_longest_first():
+    assert mask_text("pw=abcd1234 and abcd", ["abcd", "abcd1234"]) == f"pw={MASK} and {MASK}"
+    escaped = json.dumps({"private_key": PRIVATE_KEY})
+    masked = mask_text(f"raw: {PRIVATE_KEY} json: {escaped}", [PRIVATE_KEY])
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKB" not in masked
+    assert masked.count(MASK) == 2
+    # one line of the key printed on its own is masked too
+    line = PRIVATE_KEY.splitlines()[2]
+    assert mask_text(f"oops {line}", [PRIVATE_KEY]) == f"oops {MASK}"
+    assert mask_text("short ab", ["ab"]) == "short ab"  # too short to mask
+    assert mask_text("nothing", []) == "nothing"
+    assert mask_text("x secretvalue y", ["secretvalue"], mask="<hidden>") == "x <hidden> y"
+
+
+def test_mask_notebook_masks_everywhere_without_mutating():
+    secret = "s3cr3t-tracking-password"
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell(f"the password is {secret}"),
+            new_code_cell(
+                source=f'password = "{secret}"',
+                outputs=[
+                    new_output("stream", name="stdout", text=f"{secret}\n"),
+                    new_output(
+                        "execute_result",
+                        data={
+                            "text/plain": f"'{secret}'",
+                            "text/html": f"<b>{secret}</b>",
+                            "application/json": {"nested": [secret]},
+                        },
+                        execution_count=1,
+                    ),
+                    new_output("error", ename="E", evalue=secret, traceback=[f"E: {secret}"]),
+                ],
+                metadata={"tags": ["parameters"], "note": secret},
+            ),
+        ],
+        metadata={"papermill": {"parameters": {"password": secret, "epochs": 2}}},
+    )
+    original = nbformat.writes(nb)
+    masked = mask_notebook(nb, values=[secret])
+    assert nbformat.writes(nb) == original
+    text = nbformat.writes(masked)
+    assert secret not in text
+    assert text.count(MASK) == 10
+    assert masked.metadata.papermill.parameters.epochs == 2
+    assert isinstance(masked, nbformat.NotebookNode)
+    nbformat.validate(masked)
+
+
+def test_mask_notebook_masks_secret_named_parameters_even_without_values(monkeypatch):
+    for name in ("MLFLOW_TRACKING_PASSWORD", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    nb = new_notebook(
+        cells=[new_code_cell('api_token = "tok-0123456789"')],
+        metadata={"papermill": {"parameters": {"api_token": "tok-0123456789"}}},
+    )
+    assert "tok-0123456789" not in nbformat.writes(mask_notebook(nb, values=[]))
+
+
+def _record(msg, *args, exc_info=None, **extra):
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, msg, args, exc_info)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_secret_filter_masks_message_args_traceback_and_extras():
+    secret = "filter-secret-value"
+    filt = SecretFilter(values=[secret])
+    record = _record("login with %s", secret)
+    assert filt.filter(record) is True
+    assert record.getMessage() == f"login with {MASK}"
+
+    record = _record("config %s", {"password": secret})  # a non-string argument
+    filt.filter(record)
+    assert secret not in record.getMessage()
+
+    record = _record("plain %s", "nothing secret", run="r1")
+    filt.filter(record)
+    assert record.args == ("nothing secret",)  # untouched when nothing to mask
+
+    try:
+        raise RuntimeError(f"bad password {secret}")
+    except RuntimeError:
+        import sys
+
+        record = _record("failed", exc_info=sys.exc_info(), detail=f"x {secret}")
+    filt.filter(record)
+    formatted = logging.Formatter().format(record)
+    assert secret not in formatted and "RuntimeError" in formatted
+    assert record.detail == f"x {MASK}"
+
+
+def test_secret_filter_follows_the_environment(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    filt = SecretFilter()
+    record = _record("pw %s", "later-set-password")
+    filt.filter(record)
+    assert record.getMessage() == "pw later-set-password"
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "later-set-password")
+    record = _record("pw %s", "later-set-password")
+    filt.filter(record)
+    assert record.getMessage() == f"pw {MASK}"
+
+
+def test_secret_filter_on_a_handler(caplog):
+    logger = logging.getLogger("test_secrets.handler")
+    caplog.handler.addFilter(SecretFilter(values=["handler-secret-1"]))
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        logger.info("token is %s", "handler-secret-1")
+    assert "handler-secret-1" not in caplog.text and MASK in caplog.text
