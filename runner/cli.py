@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"raw data ready: {dest}")
             return 0
         if args.command == "predict":
-            from lib.predict import predict_texts
+            from lib.model_io import predict_texts
 
             for text, label, probability in predict_texts(args.model, args.texts):
                 print(f"{label}\t{probability:.4f}\t{text[:80]}")

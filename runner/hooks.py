@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
-from runner.execute import PostHook
+import logging
+
+from runner.execute import Execution, PostHook
+
+log = logging.getLogger(__name__)
+
+
+def log_notebook_to_mlflow(execution: Execution) -> None:
+    """Attach the executed notebook and its HTML to the MLflow run that the notebook glued,
+    and mark that run FAILED when the execution failed."""
+    run_id = execution.scraps.get("mlflow_run_id")
+    if not run_id:
+        return
+    from lib.tracking import log_notebook, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(execution.scraps.get("mlflow_tracking_uri"))
+    files = [execution.output_path] + ([execution.html_path] if execution.html_path else [])
+    log_notebook(uri, run_id, files, failed=not execution.ok, error=execution.error)
+    log.info("executed notebook logged to MLflow run %s", run_id)
 
 
 def default_hooks() -> list[PostHook]:
-    """Hooks run after each execution, success or failure (tracking adds its own)."""
-    return []
+    """Hooks run after each execution, success or failure."""
+    return [log_notebook_to_mlflow]

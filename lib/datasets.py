@@ -1,0 +1,115 @@
+"""Processed data sets: loading them, and the deterministic train/validation split."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lib import paths, prep
+from lib.params import ParameterError, check_float
+
+
+@dataclass
+class Split:
+    """Texts (cleaned) and labels (0/1) of one part of the data."""
+
+    texts: np.ndarray  # dtype object (str)
+    labels: np.ndarray  # int32
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def counts(self) -> dict[str, int]:
+        pos = int(self.labels.sum())
+        return {"total": len(self), "pos": pos, "neg": len(self) - pos}
+
+
+@dataclass
+class Data:
+    train: Split
+    val: Split
+    test: Split
+    manifest: dict[str, Any]
+
+
+def check_data_path(name: str, value: str | os.PathLike[str]) -> Path:
+    """The resolved processed data folder, or ParameterError naming what is wrong."""
+    path = paths.resolve(value)
+    if not path.exists():
+        raise ParameterError(
+            name,
+            str(value),
+            f"an existing processed data folder ({path} does not exist; "
+            "run `python -m runner prep` first)",
+        )
+    if not prep.is_processed_dir(path):
+        raise ParameterError(
+            name,
+            str(value),
+            f"a processed data folder written by prep ({path} lacks "
+            "train.parquet, test.parquet or manifest.json)",
+        )
+    return path
+
+
+def _read_split(path: Path) -> Split:
+    table = pq.read_table(path, columns=["text", "label"])
+    texts = table["text"].combine_chunks()
+    if isinstance(texts, pa.ChunkedArray):  # pragma: no cover - older pyarrow
+        texts = texts.combine_chunks()
+    return Split(
+        np.asarray(texts.to_numpy(zero_copy_only=False), dtype=object),
+        table["label"].to_numpy().astype(np.int32),
+    )
+
+
+def load(data_path: str | os.PathLike[str], val_split: float, seed: int) -> Data:
+    """Train/validation (stratified by label, deterministic for a seed) and test splits."""
+    val_split = check_float("val_split", val_split, 0, 1)
+    path = check_data_path("data_path", data_path)
+    train_all = _read_split(path / "train.parquet")
+    test = _read_split(path / "test.parquet")
+    if min(train_all.counts()["pos"], train_all.counts()["neg"]) < 2:
+        raise ParameterError(
+            "data_path", str(data_path), "a data set with at least 2 training reviews per label"
+        )
+    n_val = round(len(train_all) * val_split)
+    if n_val < 2 or len(train_all) - n_val < 2:
+        raise ParameterError(
+            "val_split",
+            val_split,
+            f"a fraction that leaves at least 2 reviews in each part of {len(train_all)} rows",
+        )
+    train_idx, val_idx = stratified_split(train_all.labels, val_split, seed)
+    return Data(
+        Split(train_all.texts[train_idx], train_all.labels[train_idx]),
+        Split(train_all.texts[val_idx], train_all.labels[val_idx]),
+        test,
+        prep.read_manifest(path),
+    )
+
+
+def stratified_split(
+    labels: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of (train, validation): each label split in the same proportion.
+
+    Deterministic for a seed and independent of row order within a label. Written with
+    numpy rather than scikit-learn, whose import alone costs seconds per notebook run.
+    """
+    rng = np.random.default_rng(seed)
+    train_parts, val_parts = [], []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        members = members[rng.permutation(len(members))]
+        n_val = int(round(len(members) * val_fraction))
+        val_parts.append(members[:n_val])
+        train_parts.append(members[n_val:])
+    # Sorted, so that the training order does not depend on the split's internals.
+    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(val_parts))

@@ -1,0 +1,93 @@
+"""Evaluation figures: learning curves and the confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+LABEL_NAMES = ("negative", "positive")
+
+
+def binary_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, metric: str = "accuracy"
+) -> dict[str, float]:
+    """``loss`` (binary cross-entropy, clipped as Keras does), ``accuracy`` and ``metric``."""
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    p = np.clip(np.asarray(probabilities, dtype=np.float64).ravel(), 1e-7, 1 - 1e-7)
+    predicted = p >= 0.5
+    results = {
+        "loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+        "accuracy": float(np.mean(predicted == (y == 1))),
+    }
+    if metric == "precision":
+        results["precision"] = float((predicted & (y == 1)).sum() / max(predicted.sum(), 1))
+    elif metric == "recall":
+        results["recall"] = float((predicted & (y == 1)).sum() / max((y == 1).sum(), 1))
+    elif metric == "auc":
+        # Mann-Whitney U: the chance a random positive scores above a random negative.
+        ranks = np.argsort(np.argsort(p, kind="stable"), kind="stable") + 1.0
+        n_pos, n_neg = (y == 1).sum(), (y == 0).sum()
+        u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2
+        results["auc"] = float(u / max(n_pos * n_neg, 1))
+    return results
+
+
+def confusion_matrix(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5):
+    """2x2 counts: rows are true labels (neg, pos), columns predicted labels."""
+    labels = np.asarray(labels).astype(int).ravel()
+    predicted = (np.asarray(probabilities).ravel() >= threshold).astype(int)
+    matrix = np.zeros((2, 2), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def plot_learning_curves(history: Mapping[str, list[float]], metric: str = "accuracy"):
+    """Loss and ``metric`` per epoch, train and validation, side by side."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, name in zip(axes, ("loss", metric), strict=True):
+        for key, label in ((name, "train"), (f"val_{name}", "validation")):
+            if key in history:
+                values = history[key]
+                ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(matrix: np.ndarray, title: str = "test confusion matrix"):
+    """The confusion matrix with counts and row percentages."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.imshow(matrix, cmap="Blues")
+    totals = matrix.sum(axis=1, keepdims=True).clip(min=1)
+    for (i, j), count in np.ndenumerate(matrix):
+        colour = "white" if count > matrix.max() / 2 else "black"
+        ax.text(
+            j,
+            i,
+            f"{count}\n{100 * count / totals[i, 0]:.1f}%",
+            ha="center",
+            va="center",
+            color=colour,
+        )
+    ax.set_xticks([0, 1], labels=[f"pred. {n}" for n in LABEL_NAMES])
+    ax.set_yticks([0, 1], labels=[f"true {n}" for n in LABEL_NAMES])
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path

@@ -1,0 +1,78 @@
+"""Saving an exported model, loading it from wherever it lives, and labelling raw texts."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from lib import paths
+
+MODEL_FILE_SUFFIX = ".keras"
+
+
+def save_model(model, path: str | Path) -> Path:
+    """Save ``model`` in Keras's native format at ``path``, atomically (temp file, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Keras picks the format from the suffix, so the temporary name keeps ``.keras``.
+    tmp = path.with_name(f".{path.stem}.tmp{MODEL_FILE_SUFFIX}")
+    try:
+        model.save(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _find_model_file(path: Path, origin: str) -> Path:
+    if path.is_file():
+        return path
+    if path.is_dir():
+        found = sorted(path.rglob(f"*{MODEL_FILE_SUFFIX}"))
+        if found:
+            return found[0]
+        raise FileNotFoundError(f"no {MODEL_FILE_SUFFIX} model file under {origin}")
+    raise FileNotFoundError(
+        f"model {origin} does not exist; pass a .keras file, a folder holding one, "
+        "a runs:/<run_id>/model or models:/ URI, or a gs:// path"
+    )
+
+
+def local_model_file(uri: str, workdir: Path) -> Path:
+    """A local ``.keras`` file for a path, a ``gs://`` path or an MLflow model/artifact URI."""
+    from lib import storage
+
+    if storage.is_gcs_uri(uri):
+        target = workdir / Path(storage.split_gcs_uri(uri)[1] or "model").name
+        storage.download(uri, target)
+        return _find_model_file(target, uri)
+    if "://" in uri or uri.startswith(("runs:/", "models:/")):
+        import mlflow
+
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir))
+        return _find_model_file(Path(local), uri)
+    return _find_model_file(paths.resolve(uri), uri)
+
+
+def load_model(uri: str):
+    """The Keras model at ``uri`` (it takes raw review strings)."""
+    import keras
+
+    import lib.models  # noqa: F401  (registers the model's custom layers and functions)
+
+    with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+        return keras.models.load_model(local_model_file(uri, Path(tmp)))
+
+
+def predict_texts(uri: str, texts: Sequence[str]) -> list[tuple[str, str, float]]:
+    """``(text, "positive"|"negative", P(positive))`` for each raw review text."""
+    import numpy as np
+
+    model = load_model(uri)
+    probabilities = np.asarray(model.predict(np.array(list(texts), dtype=object), verbose=0))
+    probabilities = probabilities.reshape(len(texts), -1)[:, -1]
+    return [
+        (text, "positive" if p >= 0.5 else "negative", float(p))
+        for text, p in zip(texts, probabilities, strict=True)
+    ]

@@ -1,0 +1,278 @@
+"""MLflow tracking: where runs go, checking the store before any work, and what a run holds.
+
+Default: an embedded local store (``mlflow.db``, SQLite, and ``mlartifacts/``, both in the
+project root and git-ignored; open them with ``mlflow ui --backend-store-uri
+sqlite:///mlflow.db``). ``mlflow_tracking_uri`` or $MLFLOW_TRACKING_URI points at a remote
+server instead; its basic-auth credentials come only from MLFLOW_TRACKING_USERNAME and
+MLFLOW_TRACKING_PASSWORD in the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from lib import paths
+
+log = logging.getLogger(__name__)
+
+LOCAL_DB = "mlflow.db"
+LOCAL_ARTIFACTS = "mlartifacts"
+CHECK_DEADLINE_S = 30.0  # an unreachable server is reported within this time
+_MAX_PARAM_LENGTH = 6000
+
+
+class TrackingError(RuntimeError):
+    """Tracking was asked for but the store cannot be used; nothing was trained."""
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{paths.project_root() / LOCAL_DB}"
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The parameter, else $MLFLOW_TRACKING_URI, else the local SQLite store."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def public_uri(uri: str) -> str:
+    """``uri`` without any user:password part, safe to show, glue or log."""
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def default_artifact_location(experiment_name: str) -> str | None:
+    """For the local store, ``mlartifacts/<experiment>`` in the project root; else None."""
+    return (paths.project_root() / LOCAL_ARTIFACTS / experiment_name).as_uri()
+
+
+def check_store(uri: str, deadline_s: float = CHECK_DEADLINE_S) -> None:
+    """Raise TrackingError, with one clear line, unless the store at ``uri`` answers.
+
+    HTTP servers get bounded retries within ``deadline_s``; a refused login fails at once.
+    """
+    scheme = urlsplit(uri).scheme
+    if scheme in ("http", "https"):
+        _check_server(uri, deadline_s)
+    elif scheme == "sqlite":
+        db = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+        if db is not None and not db.is_absolute():
+            db = paths.resolve(db)
+        if db is not None:
+            try:
+                db.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise TrackingError(f"cannot create the MLflow store {uri}: {exc}") from None
+            if not os.access(db.parent, os.W_OK):
+                raise TrackingError(f"the MLflow store folder {db.parent} is not writable")
+    elif scheme in ("", "file"):
+        folder = Path(urlsplit(uri).path if scheme == "file" else uri)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrackingError(f"cannot create the MLflow store {uri}: {exc}") from None
+
+
+def _check_server(uri: str, deadline_s: float) -> None:
+    import requests
+
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    auth = (user, password or "") if user else None
+    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
+    shown = public_uri(uri)
+    started, tries, last = time.monotonic(), 0, ""
+    while True:
+        tries += 1
+        left = deadline_s - (time.monotonic() - started)
+        try:
+            response = requests.get(
+                url, params={"max_results": 1}, auth=auth, timeout=(min(5.0, max(left, 1.0)), 10.0)
+            )
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        else:
+            if response.status_code == 401:
+                who = f"user {user!r}" if user else "no user (MLFLOW_TRACKING_USERNAME is not set)"
+                raise TrackingError(
+                    f"the MLflow tracking server {shown} refused the login of {who} (HTTP 401): "
+                    "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+                )
+            if response.status_code == 403:
+                raise TrackingError(
+                    f"the MLflow tracking server {shown} denied user {user!r} (HTTP 403): "
+                    "ask its admin for permission on the experiment"
+                )
+            if response.ok:
+                return
+            last = f"HTTP {response.status_code}"
+        if time.monotonic() - started + min(2.0 * tries, 5.0) > deadline_s:
+            break
+        time.sleep(min(2.0 * tries, 5.0))
+    raise TrackingError(
+        f"cannot reach the MLflow tracking server at {shown} ({last}; {tries} tries in "
+        f"{time.monotonic() - started:.0f} s): check the URI and that the server is running"
+    )
+
+
+def run_tags(hptuning_tag: str | None = None, extra: Mapping[str, Any] | None = None) -> dict:
+    """Tags for a run: ``hptuning_tag`` (parameter, else $MLFLOW_HPTUNING_TAG) and
+    ``polyaxon_run_uuid`` ($POLYAXON_RUN_UUID), when set, plus ``extra``."""
+    tags: dict[str, str] = {}
+    tag = hptuning_tag or os.environ.get("MLFLOW_HPTUNING_TAG")
+    if tag not in (None, ""):
+        tags["hptuning_tag"] = str(tag)
+    if os.environ.get("POLYAXON_RUN_UUID"):
+        tags["polyaxon_run_uuid"] = os.environ["POLYAXON_RUN_UUID"]
+    tags.update({k: str(v) for k, v in (extra or {}).items() if v is not None})
+    return tags
+
+
+def setup_experiment(name: str, artifact_location: str | None = None) -> str:
+    """The id of experiment ``name``, created with ``artifact_location`` if it is new."""
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        if artifact_location and experiment.artifact_location.rstrip(
+            "/"
+        ) != artifact_location.rstrip("/"):
+            log.warning(
+                "experiment %r exists with artifact location %s; %s is ignored",
+                name,
+                experiment.artifact_location,
+                artifact_location,
+            )
+        return experiment.experiment_id
+    if artifact_location is None and mlflow.get_tracking_uri().startswith("sqlite:"):
+        artifact_location = default_artifact_location(name)
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+def start_run(
+    *,
+    tracking_uri: str | None,
+    experiment_name: str,
+    artifact_location: str | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    parent_run_id: str | None = None,
+):
+    """Check the store, then start (and return) an active MLflow run.
+
+    Raises TrackingError before anything else happens if the store cannot be used.
+    """
+    import mlflow
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_store(uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment_id = setup_experiment(experiment_name, artifact_location)
+        run_tags_ = dict(tags or {})
+        if parent_run_id:
+            run_tags_["mlflow.parentRunId"] = parent_run_id
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags_)
+    except mlflow.exceptions.MlflowException as exc:
+        raise TrackingError(f"MLflow at {public_uri(uri)} failed: {exc.message}") from None
+    log.info(
+        "MLflow run %s in experiment %r at %s", run.info.run_id, experiment_name, public_uri(uri)
+    )
+    return run
+
+
+def loggable_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """Parameters as MLflow strings, with anything secret-looking left out."""
+    from lib.secrets import is_secret_name
+
+    out = {}
+    for name, value in params.items():
+        if is_secret_name(name):
+            continue
+        text = str(value)
+        out[name] = (
+            text if len(text) <= _MAX_PARAM_LENGTH else text[: _MAX_PARAM_LENGTH - 3] + "..."
+        )
+    return out
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    import mlflow
+
+    mlflow.log_params(loggable_params(params))
+
+
+def log_history(history: Mapping[str, list[float]]) -> None:
+    """Per-epoch metrics (``loss``, ``val_loss``, ...) with the epoch as step, in one batch."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(key=name, value=float(value), timestamp=now, step=epoch)
+        for name, values in history.items()
+        for epoch, value in enumerate(values)
+    ]
+    run_id = mlflow.active_run().info.run_id
+    client = mlflow.MlflowClient()
+    for start in range(0, len(metrics), 1000):  # the REST API takes 1000 metrics per batch
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
+def log_keras_model(model, examples: list[str], name: str = "model") -> str:
+    """Log the exported model (raw strings in, P(positive) out) with a signature and an
+    input example; returns its model URI."""
+    import mlflow
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    inputs = np.array(examples, dtype=object)
+    signature = infer_signature(inputs, np.asarray(model.predict(inputs, verbose=0)))
+    # Explicit requirements: inferring them would load the model again in a subprocess.
+    requirements = _pinned(["tensorflow", "keras", "numpy", "pyarrow"])
+    info = mlflow.keras.log_model(
+        model, name=name, signature=signature, input_example=inputs, pip_requirements=requirements
+    )
+    return info.model_uri
+
+
+def _pinned(names: list[str]) -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pins.append(name)
+    return pins
+
+
+def log_notebook(
+    tracking_uri: str,
+    run_id: str,
+    files: list[Path],
+    failed: bool,
+    error: str | None = None,
+) -> None:
+    """Attach an executed notebook (and its HTML) to its run; mark the run FAILED if it failed."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    for path in files:
+        if path and Path(path).exists():
+            client.log_artifact(run_id, str(path), artifact_path="notebook")
+    if failed:
+        if error:
+            client.set_tag(run_id, "notebook_error", error[:5000])
+        client.set_terminated(run_id, status="FAILED")

@@ -1,0 +1,51 @@
+"""Checks of the train notebook's parameters, all made before any data is loaded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lib.datasets import check_data_path
+from lib.params import (
+    ParameterError,
+    as_bool,
+    check_choice,
+    check_float,
+    check_int,
+)
+
+METRICS = ("accuracy", "auc", "precision", "recall")
+
+
+def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The train parameters, normalised; ParameterError names the first bad one.
+
+    Imports the model and training modules (and so TensorFlow) to know their choices.
+    """
+    from lib import models, training
+    from lib.secrets import check_parameter_names
+
+    check_parameter_names(params)
+    p = dict(params)
+    p["val_split"] = check_float("val_split", p["val_split"], 0, 1)
+    p["bs"] = check_int("bs", p["bs"], minimum=1)
+    p["epochs"] = check_int("epochs", p["epochs"], minimum=1)
+    p["seed"] = check_int("seed", p["seed"], minimum=0)
+    p["optimiser"] = check_choice("optimiser", p["optimiser"], training.OPTIMISERS)
+    if p.get("learning_rate") is not None:
+        p["learning_rate"] = check_float("learning_rate", p["learning_rate"], 0, None)
+    p["metric"] = check_choice("metric", p["metric"], METRICS)
+    p["model_name"] = check_choice("model_name", p["model_name"], models.MODEL_NAMES)
+    model_params = p.get("model_params") or {}
+    if not isinstance(model_params, Mapping):
+        raise ParameterError("model_params", model_params, "a mapping of hyperparameter names")
+    p["model_params"] = models.check_model_params(p["model_name"], dict(model_params))
+    for flag in ("setup_mlflow", "mlflow_autolog"):
+        if flag in p:
+            p[flag] = as_bool(flag, p[flag])
+    if p.get("setup_mlflow") and not str(p.get("mlflow_exp_name") or "").strip():
+        raise ParameterError("mlflow_exp_name", p.get("mlflow_exp_name"), "a non-empty name")
+    if not str(p.get("model_dir") or "").strip():
+        raise ParameterError("model_dir", p.get("model_dir"), "a folder to export the model to")
+    p["data_path"] = str(check_data_path("data_path", p["data_path"]))
+    return p
