@@ -40,3 +40,8 @@ def setup_logging(
             if handler.get("class") == "logging.StreamHandler":
                 handler["level"] = level
     logging.config.dictConfig(config)
+    from lib.secrets import SecretFilter
+
+    secret_filter = SecretFilter()  # values follow the environment, read when a record comes
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(secret_filter)

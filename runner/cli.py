@@ -153,11 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_stage(args: argparse.Namespace) -> int:
+    from lib.secrets import check_parameter_names
     from runner.execute import KERNEL_NAME, execute_stage
     from runner.hooks import default_hooks
 
     stage = get_stage(args.command)
     parameters = collect_parameters(args.params)
+    check_parameter_names(parameters)  # secrets come from the environment, never parameters
     execution = execute_stage(
         stage,
         parameters,

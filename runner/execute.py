@@ -19,13 +19,58 @@ from typing import Any
 import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
+from papermill.iorw import papermill_io
 
 from lib import paths
+from lib.secrets import mask_text, secret_values
 from runner.stages import Stage
 
 log = logging.getLogger(__name__)
 
 KERNEL_NAME = "python3"
+
+# Errors raised by lib for bad input: their one-line message says it all, so the runner
+# prints no traceback for them.
+USER_ERRORS = frozenset(
+    {
+        "ParameterError",
+        "TrackingError",
+        "RawDataError",
+        "PrepError",
+        "StorageError",
+        "TuningConfigError",
+        "FileNotFoundError",
+    }
+)
+MASKED = "masked://"
+
+
+class _MaskingWriter:
+    """papermill I/O handler for ``masked://<local path>``: every save of the output
+    notebook (papermill saves after each cell) has secret values masked before it is
+    written, so no secret ever reaches the disk, the HTML or an upload."""
+
+    @staticmethod
+    def _local(path: str) -> str:
+        return path[len(MASKED) :]
+
+    def read(self, path: str) -> str:
+        return Path(self._local(path)).read_text(encoding="utf-8")
+
+    def listdir(self, path: str) -> list[str]:
+        return [str(p) for p in Path(self._local(path)).iterdir()]
+
+    def write(self, buf: str, path: str) -> None:
+        target = Path(self._local(path))
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(mask_text(buf, secret_values()), encoding="utf-8")
+        tmp.replace(target)  # a reader never sees a half-written notebook
+
+    def pretty_path(self, path: str) -> str:
+        return self._local(path)
+
+
+papermill_io.register(MASKED, _MaskingWriter())
 
 
 @dataclass
@@ -77,7 +122,7 @@ def render_html(notebook_path: Path) -> Path:
         warnings.simplefilter("ignore", UserWarning)
         body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     html_path = notebook_path.with_suffix(".html")
-    html_path.write_text(body, encoding="utf-8")
+    html_path.write_text(mask_text(body, secret_values()), encoding="utf-8")
     return html_path
 
 
@@ -97,7 +142,7 @@ def read_scraps(notebook_path: Path) -> dict[str, Any]:
 def _describe_failure(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, PapermillExecutionError):
         where = f"cell {exc.cell_index}" if exc.cell_index is not None else "a cell"
-        detail = "\n".join(exc.traceback) if exc.traceback else ""
+        detail = "\n".join(exc.traceback) if exc.traceback and exc.ename not in USER_ERRORS else ""
         return f"{where}: {exc.ename}: {exc.evalue}", detail
     name = type(exc).__name__
     if name == "DeadKernelError":
@@ -137,7 +182,7 @@ def execute_stage(
     try:
         papermill.execute_notebook(
             str(stage.path),
-            str(output_path),
+            MASKED + str(output_path),
             parameters=parameters,
             kernel_name=kernel_name,
             cwd=str(paths.project_root()),
@@ -147,7 +192,12 @@ def execute_stage(
             **engine_kwargs,
         )
     except Exception as exc:  # any failure still yields the partial notebook
-        execution.error, execution.error_detail = _describe_failure(exc)
+        error, detail = _describe_failure(exc)
+        values = secret_values()
+        execution.error, execution.error_detail = (
+            mask_text(error, values),
+            mask_text(detail, values),
+        )
     execution.seconds = time.perf_counter() - started
     if output_path.exists():
         execution.scraps = read_scraps(output_path)

@@ -120,3 +120,58 @@ def test_default_run_folders_are_named_by_utc_time_and_stage(tmp_path):
     second = new_run_dir("prep", base=tmp_path)
     assert first != second and first.name.endswith("Z-prep") and first.is_dir()
     assert second.name.startswith(first.name)
+
+
+def test_secret_values_never_reach_the_output_notebook_or_html(tmp_path):
+    secret = "Zq7-distinctive-Secret-9Xk"
+    # The raw folder's name holds the secret, so the notebook prints it in several outputs.
+    src = make_raw_dir(tmp_path / f"raw-{secret}", per_label=2)
+    run_dir = tmp_path / "run"
+    env_extra = {"DEMO_PASSWORD": secret}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "prep",
+            "-p",
+            "raw_dirs",
+            str(src),
+            "-p",
+            "processed_dir",
+            str(tmp_path / "out"),
+            "--output-dir",
+            str(run_dir),
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env_extra, "LOG_DIR": str(tmp_path / "logs")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    for path in [*run_dir.iterdir(), *(tmp_path / "logs").iterdir()]:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert secret not in text, path
+    assert "raw-********" in (run_dir / "prep.ipynb").read_text()
+    assert secret not in result.stdout + result.stderr
+
+
+def test_a_secret_looking_parameter_is_refused(tmp_path):
+    result = _run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "prep",
+            "-p",
+            "mlflow_password",
+            "x",
+            "--output-dir",
+            str(tmp_path / "run"),
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 2
+    assert "mlflow_password" in result.stderr and "environment" in result.stderr
+    assert not (tmp_path / "run").exists()
