@@ -19,3 +19,7 @@ def archive_path() -> Path:
     if not ARCHIVE.is_file():
         pytest.fail(f"the aclImdb archive is missing at {ARCHIVE}; set ACLIMDB_ARCHIVE to its path")
     return ARCHIVE
+
+
+# The real MLflow server (basic auth) and GCS emulator, started once per session on demand.
+from tests.services import *  # noqa: E402, F403
