@@ -35,6 +35,7 @@ import pytest
 import yaml
 from polyaxon.exceptions import PolyaxonfileError
 
+from lib.secrets import check_parameter_names
 from runner.cli import build_parser, collect_parameters
 from tests import polyaxon_render as plx
 
@@ -337,6 +338,7 @@ def run_with_stub(
         parameters = collect_parameters(args.params)
     finally:
         os.chdir(old)
+    check_parameter_names(parameters)  # the runner refuses secret-looking parameters
     return {
         "argv": argv,
         "stage": args.command,
