@@ -10,6 +10,8 @@ import yaml
 
 from lib import paths
 
+_OURS = "_imdb_sentiment_handler"  # marks the handlers this module installed
+
 
 def setup_logging(
     config_path: str | Path | None = None,
@@ -19,8 +21,10 @@ def setup_logging(
     """Configure logging from ``conf/logging.yml``: JSON lines to stderr and rotating files.
 
     File handlers' relative file names are placed in ``log_dir`` (default ``logs/`` in the
-    project root, or $LOG_DIR). If the config file is missing, fall back to basicConfig so a
-    notebook never fails for want of logging.
+    project root, or $LOG_DIR). Calling it again replaces only the handlers it installed:
+    unlike ``logging.config.dictConfig``, it never closes handlers that other libraries
+    (TensorFlow's absl, Jupyter) own. Every handler masks secret values. If the config file
+    is missing, fall back to basicConfig so a notebook never fails for want of logging.
     """
     config_path = Path(config_path) if config_path else paths.conf_dir() / "logging.yml"
     log_dir = Path(log_dir) if log_dir else paths.log_dir()
@@ -34,14 +38,34 @@ def setup_logging(
         filename = handler.get("filename")
         if filename and not Path(filename).is_absolute():
             handler["filename"] = str(log_dir / filename)
-    if level is not None:
-        config.setdefault("root", {})["level"] = level
-        for handler in config.get("handlers", {}).values():
-            if handler.get("class") == "logging.StreamHandler":
-                handler["level"] = level
-    logging.config.dictConfig(config)
+        if level is not None and handler.get("class") == "logging.StreamHandler":
+            handler["level"] = level
+
     from lib.secrets import SecretFilter
 
+    configurator = logging.config.DictConfigurator(config)
+    formatters = configurator.config.get("formatters", {})
+    for name in list(formatters):
+        formatters[name] = configurator.configure_formatter(formatters[name])
     secret_filter = SecretFilter()  # values follow the environment, read when a record comes
-    for handler in logging.getLogger().handlers:
+    handlers = {}
+    handler_specs = configurator.config.get("handlers", {})
+    for name in list(handler_specs):
+        # Item access (not .items()) makes the config convert values such as ext://sys.stderr.
+        handler = configurator.configure_handler(handler_specs[name])
+        handler.name = name
         handler.addFilter(secret_filter)
+        setattr(handler, _OURS, True)
+        handlers[name] = handler
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(old)
+        old.close()
+    root_spec = config.get("root", {})
+    for name in root_spec.get("handlers", []):
+        root.addHandler(handlers[name])
+    root.setLevel(level or root_spec.get("level", "INFO"))
+    for name, spec in config.get("loggers", {}).items():
+        if "level" in spec:
+            logging.getLogger(name).setLevel(spec["level"])
