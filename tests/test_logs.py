@@ -25,7 +25,7 @@ def test_json_lines_to_rotating_files_with_secrets_masked(tmp_path, monkeypatch,
     restore_root.addHandler(foreign)
     setup_logging(log_dir=tmp_path)
     setup_logging(log_dir=tmp_path)  # again: replaces its own handlers, keeps others
-    ours = [h for h in restore_root.handlers if h is not foreign]
+    ours = [h for h in restore_root.handlers if getattr(h, "_imdb_sentiment_handler", False)]
     assert len(ours) == 3 and foreign in restore_root.handlers
     logging.getLogger("lib.demo").info("using %s", "tok-abcdef-123", extra={"stage": "prep"})
     logging.getLogger("lib.demo").error("bad thing")
