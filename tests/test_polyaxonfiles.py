@@ -565,6 +565,8 @@ def test_distributed_tuning_starts_workers_on_one_shared_study(tmp_path):
     }
     assert {c["env"]["MLFLOW_HPTUNING_TAG"] for c in calls} == {"imdb-sentiment-distributed"}
     assert {c["parameters"]["n_trials"] for c in calls} == {10}
+    seeds = [c["parameters"]["sampler"]["seed"] for c in calls]
+    assert len(set(seeds)) == 4, "workers with one sampler seed suggest the same trials"
     assert len({c["output_dir"] for c in calls}) == 4  # each worker its own notebook
     assert all(j.resources["limits"]["nvidia.com/gpu"] == 1 for j in jobs)
 
