@@ -102,6 +102,19 @@ def _translated_errors() -> tuple[type[Exception], ...]:
     return (GoogleAPIError, GoogleAuthError)
 
 
+def check_bucket(gs_uri: str, client: Client | None = None) -> None:
+    """Raise StorageError (naming the bucket) unless ``gs_uri``'s bucket can be listed.
+
+    Listing one object needs only the object permissions an artifact writer has anyway,
+    unlike reading the bucket's metadata.
+    """
+    bucket_name, prefix = split_gcs_uri(gs_uri)
+    try:
+        list((client or get_client()).list_blobs(bucket_name, prefix=prefix or None, max_results=1))
+    except _translated_errors() as exc:
+        raise _translate(exc, bucket_name, gs_uri) from exc
+
+
 def upload(
     local_path: str | os.PathLike[str], gs_uri: str, client: Client | None = None
 ) -> list[str]:

@@ -9,10 +9,11 @@ MLFLOW_TRACKING_PASSWORD in the environment.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +26,15 @@ LOCAL_DB = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
 CHECK_DEADLINE_S = 30.0  # an unreachable server is reported within this time
 _MAX_PARAM_LENGTH = 6000
+
+# MLflow's own default retries a lost server for minutes; fail within about half a minute
+# instead (a user's own setting wins).
+for _name, _value in (
+    ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3"),
+    ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+    ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"),
+):
+    os.environ.setdefault(_name, _value)
 
 
 class TrackingError(RuntimeError):
@@ -125,6 +135,22 @@ def _check_server(uri: str, deadline_s: float) -> None:
     )
 
 
+@contextlib.contextmanager
+def server_errors(action: str) -> Iterator[None]:
+    """Turn MLflow and network errors while ``action`` into one clear TrackingError."""
+    import mlflow
+    import requests
+
+    try:
+        yield
+    except (mlflow.exceptions.MlflowException, requests.RequestException, OSError) as exc:
+        uri = public_uri(mlflow.get_tracking_uri())
+        reason = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
+        raise TrackingError(
+            f"lost the MLflow tracking store at {uri} while {action}: {reason[:300]}"
+        ) from None
+
+
 def run_tags(hptuning_tag: str | None = None, extra: Mapping[str, Any] | None = None) -> dict:
     """Tags for a run: ``hptuning_tag`` (parameter, else $MLFLOW_HPTUNING_TAG) and
     ``polyaxon_run_uuid`` ($POLYAXON_RUN_UUID), when set, plus ``extra``."""
@@ -179,12 +205,18 @@ def start_run(
     mlflow.set_tracking_uri(uri)
     try:
         experiment_id = setup_experiment(experiment_name, artifact_location)
+        location = mlflow.get_experiment(experiment_id).artifact_location
+    except mlflow.exceptions.MlflowException as exc:
+        raise TrackingError(f"MLflow at {public_uri(uri)} failed: {exc.message}") from None
+    from lib import storage
+
+    if storage.is_gcs_uri(location):
+        storage.check_bucket(location)  # a missing bucket or credentials: before any work
+    with server_errors("starting the run"):
         run_tags_ = dict(tags or {})
         if parent_run_id:
             run_tags_["mlflow.parentRunId"] = parent_run_id
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags_)
-    except mlflow.exceptions.MlflowException as exc:
-        raise TrackingError(f"MLflow at {public_uri(uri)} failed: {exc.message}") from None
     log.info(
         "MLflow run %s in experiment %r at %s", run.info.run_id, experiment_name, public_uri(uri)
     )
@@ -209,7 +241,8 @@ def loggable_params(params: Mapping[str, Any]) -> dict[str, str]:
 def log_params(params: Mapping[str, Any]) -> None:
     import mlflow
 
-    mlflow.log_params(loggable_params(params))
+    with server_errors("logging the parameters"):
+        mlflow.log_params(loggable_params(params))
 
 
 def log_history(history: Mapping[str, list[float]]) -> None:
@@ -225,8 +258,19 @@ def log_history(history: Mapping[str, list[float]]) -> None:
     ]
     run_id = mlflow.active_run().info.run_id
     client = mlflow.MlflowClient()
-    for start in range(0, len(metrics), 1000):  # the REST API takes 1000 metrics per batch
-        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+    with server_errors("logging the per-epoch metrics"):
+        for start in range(0, len(metrics), 1000):  # the REST API takes 1000 per batch
+            client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
+def log_results(metrics: Mapping[str, float], files: list[tuple[str, Path]]) -> None:
+    """Final metrics, and files as artifacts (``(artifact folder, local file)`` pairs)."""
+    import mlflow
+
+    with server_errors("logging the results"):
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        for folder, path in files:
+            mlflow.log_artifact(str(path), artifact_path=folder)
 
 
 def log_keras_model(model, examples: list[str], name: str = "model") -> str:
@@ -240,9 +284,14 @@ def log_keras_model(model, examples: list[str], name: str = "model") -> str:
     signature = infer_signature(inputs, np.asarray(model.predict(inputs, verbose=0)))
     # Explicit requirements: inferring them would load the model again in a subprocess.
     requirements = _pinned(["tensorflow", "keras", "numpy", "pyarrow"])
-    info = mlflow.keras.log_model(
-        model, name=name, signature=signature, input_example=inputs, pip_requirements=requirements
-    )
+    with server_errors("logging the model"):
+        info = mlflow.keras.log_model(
+            model,
+            name=name,
+            signature=signature,
+            input_example=inputs,
+            pip_requirements=requirements,
+        )
     return info.model_uri
 
 
