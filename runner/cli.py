@@ -19,6 +19,8 @@ import yaml
 
 from lib import paths
 from lib.logs import setup_logging
+from lib.storage import StorageError
+from lib.tracking import TrackingError
 from runner.stages import STAGES, get_stage
 
 log = logging.getLogger("runner")
@@ -160,15 +162,25 @@ def _run_stage(args: argparse.Namespace) -> int:
     stage = get_stage(args.command)
     parameters = collect_parameters(args.params)
     check_parameter_names(parameters)  # secrets come from the environment, never parameters
+    from lib import storage
+
+    upload_to = args.output_dir if storage.is_gcs_uri(args.output_dir) else None
+    if upload_to:
+        storage.check_bucket(upload_to)  # before the work, not after it
     execution = execute_stage(
         stage,
         parameters,
-        run_dir=args.output_dir,
+        # Written locally, uploaded once at the end: saving to gs:// after every cell hits
+        # Cloud Storage's rate limits (papermill #312).
+        run_dir=None if upload_to or not args.output_dir else Path(args.output_dir),
         kernel_name=args.kernel or KERNEL_NAME,
         log_output=args.log_output,
         render=not args.no_html,
         hooks=default_hooks(),
     )
+    if upload_to:
+        storage.upload(execution.run_dir, upload_to)
+        print(f"run folder {execution.run_dir} uploaded to {upload_to}")
     if execution.ok:
         print(f"{stage.name} succeeded in {execution.seconds:.1f} s")
         print(f"executed notebook: {execution.output_path}")
@@ -203,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{label}\t{probability:.4f}\t{text[:80]}")
             return 0
         return _run_stage(args)
-    except (ValueError, FileNotFoundError, PermissionError, OSError) as exc:
+    except (ValueError, OSError, StorageError, TrackingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -11,12 +11,12 @@ from lib import paths
 @dataclass(frozen=True)
 class Stage:
     name: str
-    notebook: str  # relative to notebooks/
+    notebook: str  # relative to notebooks/, or absolute
     description: str
 
     @property
     def path(self) -> Path:
-        return paths.notebooks_dir() / self.notebook
+        return paths.notebooks_dir() / self.notebook  # an absolute notebook path wins
 
 
 STAGES: dict[str, Stage] = {

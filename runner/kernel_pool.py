@@ -1,0 +1,377 @@
+"""Jupyter kernels started ahead of the notebooks that will use them, and reused.
+
+Starting a kernel and importing TensorFlow, Keras and MLflow costs seconds, far more than a
+short training. A :class:`KernelPool` starts its kernels in the background, runs a warm-up
+snippet in each (the imports), and hands a warm kernel to each notebook execution through
+papermill/nbclient's ``km=`` argument: nbclient then uses that kernel instead of starting
+one, and leaves it running. After the execution the pool resets the kernel's namespace
+(``get_ipython().reset(new_session=True)``: variables, outputs and execution counts go;
+imported modules stay) and lends it again, so the next notebook runs with the imports
+already done. A kernel is shut down and replaced instead ("recycled") after a failed
+execution, after ``max_uses`` executions, or when its memory after the reset exceeds
+``max_rss_mib``.
+
+Kernels are children of this process: ipykernel's parent poller ends them if this process
+dies, and :meth:`KernelPool.shutdown` (also on ``with`` exit and at interpreter exit) ends
+them otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_client import AsyncKernelManager
+from jupyter_client.blocking import BlockingKernelClient
+
+log = logging.getLogger(__name__)
+
+# The kernel resets after each notebook: a run that a failed notebook left active is ended
+# as FAILED (its hook has already marked it so), Keras and matplotlib state is dropped, and
+# IPython's namespace, output history and execution counter start afresh.
+RESET_CODE = """\
+import sys as _sys
+if "mlflow" in _sys.modules:
+    while _sys.modules["mlflow"].active_run() is not None:
+        _sys.modules["mlflow"].end_run(status="FAILED")
+if "keras" in _sys.modules:
+    _sys.modules["keras"].backend.clear_session()
+if "matplotlib.pyplot" in _sys.modules:
+    _sys.modules["matplotlib.pyplot"].close("all")
+get_ipython().reset(new_session=True)
+__import__("gc").collect()
+"""
+
+FREEZE_CODE = "import gc as _gc\n_gc.collect()\n_gc.freeze()\ndel _gc\n"
+
+# nbclient starts its own kernels with an in-memory IPython history; the pool does the same
+# (concurrent kernels would otherwise contend for one history.sqlite).
+_KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
+
+
+class KernelPoolError(RuntimeError):
+    """The pool could not provide a kernel (it failed to start, or the pool is shut down)."""
+
+
+class KernelCodeError(RuntimeError):
+    """Code the pool ran in a kernel raised; ``ename``/``evalue``/``traceback`` say what."""
+
+    def __init__(self, ename: str, evalue: str, traceback: list[str]) -> None:
+        self.ename, self.evalue, self.traceback = ename, evalue, traceback
+        super().__init__(f"{ename}: {evalue}")
+
+
+class PooledKernelManager(AsyncKernelManager):
+    """An AsyncKernelManager that remembers the clients made from it, so that the pool can
+    close the one nbclient opened (nbclient leaves it open for a kernel it does not own)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pool_clients: list[Any] = []
+
+    def client(self, **kwargs: Any):
+        kc = super().client(**kwargs)
+        self.pool_clients.append(kc)
+        return kc
+
+    def close_clients(self) -> None:
+        while self.pool_clients:
+            kc = self.pool_clients.pop()
+            try:
+                kc.stop_channels()
+            except Exception as exc:  # a client already closed is fine
+                log.debug("closing a kernel client: %s", exc)
+
+
+@dataclass
+class PooledKernel:
+    """One kernel of a pool: pass ``km`` to papermill (``execute_notebook(..., km=k.km)``)."""
+
+    km: PooledKernelManager
+    number: int  # 1, 2, ... in order of start, for the log
+    uses: int = 0  # executions lent out so far
+    start_seconds: float = 0.0  # kernel start plus warm-up
+    warmup_output: str = ""
+    kc: BlockingKernelClient | None = None  # the pool's own client: warm-up, resets
+
+    @property
+    def pid(self) -> int | None:
+        provisioner = self.km.provisioner
+        return getattr(provisioner, "pid", None) if provisioner else None
+
+    def rss_mib(self) -> float | None:
+        """The kernel process's resident memory, MiB (None if it is gone)."""
+        import psutil
+
+        try:
+            return psutil.Process(self.pid).memory_info().rss / 2**20 if self.pid else None
+        except psutil.Error:
+            return None
+
+    def is_alive(self) -> bool:
+        return bool(_run(self.km.is_alive()))
+
+
+def _run(coro_or_value: Any) -> Any:
+    """Run a kernel-manager coroutine to completion on a private event loop."""
+    if asyncio.iscoroutine(coro_or_value):
+        return asyncio.run(coro_or_value)
+    return coro_or_value
+
+
+def _open_client(kernel: PooledKernel, timeout: float) -> BlockingKernelClient:
+    kc = BlockingKernelClient()
+    kc.load_connection_info(kernel.km.get_connection_info())
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=timeout)  # also makes sure IOPub is subscribed
+    except BaseException:
+        kc.stop_channels()
+        raise
+    return kc
+
+
+def run_code(kernel: PooledKernel, code: str, timeout: float = 600.0) -> str:
+    """Execute ``code`` in ``kernel`` (not stored in its history); return its printed output.
+
+    Uses the kernel's own client, opened once (a new client costs 0.2 s to get ready).
+    Raises KernelCodeError if the code raises, TimeoutError if it takes too long.
+    """
+    if kernel.kc is None:
+        kernel.kc = _open_client(kernel, timeout)
+    chunks: list[str] = []
+    error: dict[str, Any] = {}
+
+    def on_output(msg: dict) -> None:
+        kind, content = msg["header"]["msg_type"], msg["content"]
+        if kind == "stream":
+            chunks.append(content["text"])
+        elif kind == "error":
+            error.update(content)
+
+    reply = kernel.kc.execute_interactive(
+        code, store_history=False, timeout=timeout, output_hook=on_output, allow_stdin=False
+    )
+    content = reply["content"]
+    if content["status"] != "ok":
+        raise KernelCodeError(
+            content.get("ename", error.get("ename", "Error")),
+            content.get("evalue", error.get("evalue", "")),
+            content.get("traceback", error.get("traceback", [])),
+        )
+    return "".join(chunks)
+
+
+class KernelPool:
+    """``size`` warm kernels, lent one at a time to notebook executions.
+
+    >>> with KernelPool(2, warmup_code="import pandas") as pool:  # doctest: +SKIP
+    ...     kernel = pool.acquire()
+    ...     papermill.execute_notebook(src, dst, km=kernel.km)
+    ...     pool.release(kernel, reuse=True)
+    """
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        warmup_code: str = "",
+        kernel_name: str = "python3",
+        cwd: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        max_uses: int | None = None,
+        max_rss_mib: float | None = None,
+        startup_timeout: float = 300.0,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"a kernel pool needs at least one kernel, not {size}")
+        self.size = size
+        self.warmup_code = warmup_code
+        self.kernel_name = kernel_name
+        self.cwd = str(cwd) if cwd else None
+        self.env = dict(env) if env is not None else None
+        self.max_uses = max_uses
+        self.max_rss_mib = max_rss_mib
+        self.startup_timeout = startup_timeout
+        self.stats: dict[str, Any] = {"started": 0, "recycled": 0, "lent": 0, "start_seconds": []}
+        self._idle: queue.Queue[PooledKernel | BaseException] = queue.Queue()
+        self._kernels: dict[int, PooledKernel] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._count = 0
+        self._starters: list[threading.Thread] = []
+        # At interpreter exit (weakref.finalize runs then too) no kernel is left behind.
+        self._finalizer = weakref.finalize(self, _shutdown_all, self._kernels, self._lock)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> KernelPool:
+        """Start all kernels in the background; returns at once."""
+        for _ in range(self.size):
+            self._start_one_in_background()
+        return self
+
+    def __enter__(self) -> KernelPool:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Shut every kernel down (waiting for the ones still starting)."""
+        with self._lock:
+            self._closed = True
+            starters = list(self._starters)
+        for thread in starters:
+            thread.join(timeout=self.startup_timeout)
+        _shutdown_all(self._kernels, self._lock)
+        while True:  # wake any acquire() still waiting
+            try:
+                self._idle.get_nowait()
+            except queue.Empty:
+                break
+        self._idle.put(KernelPoolError("the kernel pool is shut down"))
+
+    # -- lending -------------------------------------------------------------------------
+
+    def acquire(self, timeout: float | None = None) -> PooledKernel:
+        """A warm, idle kernel; waits for one (``timeout`` seconds at most, default the
+        startup timeout). Raises KernelPoolError if kernels fail to start."""
+        try:
+            item = self._idle.get(timeout=timeout or self.startup_timeout)
+        except queue.Empty:
+            raise KernelPoolError(
+                f"no kernel became ready within {timeout or self.startup_timeout:.0f} s"
+            ) from None
+        if isinstance(item, BaseException):
+            if isinstance(item, KernelPoolError) and self._closed:
+                self._idle.put(item)  # for other waiters
+            raise KernelPoolError(f"a kernel failed to start: {item}") from item
+        item.uses += 1
+        self.stats["lent"] += 1
+        return item
+
+    def release(self, kernel: PooledKernel, reuse: bool = True) -> None:
+        """Take ``kernel`` back after an execution: reset and lend it again when ``reuse``
+        (the execution succeeded) and it is within its limits, else replace it."""
+        kernel.km.close_clients()
+        reason = None if reuse else "the execution failed"
+        if reason is None and self.max_uses is not None and kernel.uses >= self.max_uses:
+            reason = f"it ran {kernel.uses} notebooks (max_uses)"
+        if reason is None and self._closed:
+            reason = "the pool is shut down"
+        if reason is None:
+            try:
+                run_code(kernel, RESET_CODE, timeout=120)
+            except Exception as exc:
+                reason = f"its reset failed ({exc})"
+        if reason is None and self.max_rss_mib is not None:
+            rss = kernel.rss_mib()
+            if rss is None or rss > self.max_rss_mib:
+                reason = f"it holds {rss or 0:.0f} MiB after reset (max_rss_mib {self.max_rss_mib})"
+        if reason is None:
+            self._idle.put(kernel)
+            return
+        log.info("kernel %d replaced: %s", kernel.number, reason)
+        self.stats["recycled"] += 1
+        self._stop(kernel)
+        if not self._closed:
+            self._start_one_in_background()
+
+    def warm(self, kernel: PooledKernel, code: str, timeout: float = 600.0) -> str:
+        """Run ``code`` in an acquired kernel, then reset its namespace; returns the output."""
+        try:
+            return run_code(kernel, code, timeout=timeout)
+        finally:
+            run_code(kernel, RESET_CODE, timeout=120)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _start_one_in_background(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._count += 1
+            number = self._count
+            thread = threading.Thread(
+                target=self._start_one, args=(number,), name=f"kernel-pool-start-{number}"
+            )
+            self._starters = [t for t in self._starters if t.is_alive()] + [thread]
+        thread.daemon = True
+        thread.start()
+
+    def _start_one(self, number: int) -> None:
+        started = time.perf_counter()
+        km = PooledKernelManager(kernel_name=self.kernel_name)
+        kernel = PooledKernel(km=km, number=number)
+        try:
+            kwargs: dict[str, Any] = {"extra_arguments": list(_KERNEL_ARGS)}
+            if self.cwd:
+                kwargs["cwd"] = self.cwd
+            if self.env is not None:
+                kwargs["env"] = self.env
+            _run(km.start_kernel(**kwargs))
+            with self._lock:
+                self._kernels[id(kernel)] = kernel
+            if self.warmup_code:
+                kernel.warmup_output = run_code(kernel, self.warmup_code, self.startup_timeout)
+            run_code(kernel, RESET_CODE, timeout=120)
+            # What exists now (imported modules, mostly) lives as long as the kernel: frozen,
+            # the garbage collector skips it, and each reset takes ms instead of ~0.8 s.
+            run_code(kernel, FREEZE_CODE, timeout=120)
+        except BaseException as exc:
+            log.error("kernel %d failed to start: %s", number, exc)
+            self._stop(kernel)
+            self._idle.put(exc)
+            return
+        kernel.start_seconds = time.perf_counter() - started
+        self.stats["started"] += 1
+        self.stats["start_seconds"].append(round(kernel.start_seconds, 2))
+        log.info("kernel %d ready in %.1f s (pid %s)", number, kernel.start_seconds, kernel.pid)
+        with self._lock:
+            closed = self._closed
+        if closed:
+            self._stop(kernel)
+        else:
+            self._idle.put(kernel)
+
+    def _stop(self, kernel: PooledKernel) -> None:
+        with self._lock:
+            self._kernels.pop(id(kernel), None)
+        _stop_kernel(kernel)
+
+
+def _stop_kernel(kernel: PooledKernel) -> None:
+    km = kernel.km
+    km.close_clients()
+    if kernel.kc is not None:
+        kernel.kc.stop_channels()
+        kernel.kc = None
+    try:
+        if km.has_kernel:
+            _run(km.shutdown_kernel(now=False))
+    except Exception as exc:
+        log.warning("kernel %d did not shut down cleanly: %s", kernel.number, exc)
+        try:
+            _run(km.shutdown_kernel(now=True))
+        except Exception:
+            pass
+
+
+def _shutdown_all(kernels: dict[int, PooledKernel], lock: threading.Lock) -> None:
+    with lock:
+        todo = list(kernels.values())
+        kernels.clear()
+    threads = [threading.Thread(target=_stop_kernel, args=(k,)) for k in todo]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
