@@ -110,9 +110,16 @@ def check_bucket(gs_uri: str, client: Client | None = None) -> None:
     """
     bucket_name, prefix = split_gcs_uri(gs_uri)
     try:
-        list((client or get_client()).list_blobs(bucket_name, prefix=prefix or None, max_results=1))
+        client = client or get_client()
+    except StorageError as exc:
+        raise StorageError(f"cannot use bucket {bucket_name!r} ({gs_uri}): {exc}") from None
+    try:
+        list(client.list_blobs(bucket_name, prefix=prefix or None, max_results=1))
     except _translated_errors() as exc:
-        raise _translate(exc, bucket_name, gs_uri) from exc
+        error = _translate(exc, bucket_name, gs_uri)
+        if bucket_name not in str(error):
+            error = StorageError(f"cannot use bucket {bucket_name!r} ({gs_uri}): {error}")
+        raise error from exc
 
 
 def upload(
