@@ -487,45 +487,36 @@ def test_mlflow_credentials_from_the_secret_and_a_plain_input_overrides_it(tmp_p
     assert (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]) == ("bob", "s3")
 
 
-def _project_with_hptuning_conf(tmp_path: Path) -> Path:
-    project = _project(tmp_path)
-    conf = project / "conf" / "hptuning.yml"
-    if conf.is_symlink():
-        conf.unlink()
-    conf.write_text("n_trials: 2\nn_jobs: 1\nfrom_conf: true\n", encoding="utf-8")
-    return project
-
-
 @pytest.mark.parametrize("name", ["train-model-gpu-hptuning.yml", "train-model-cpu-hptuning.yml"])
 def test_tune_hands_the_runner_its_parameters(name, tmp_path):
-    project = _project_with_hptuning_conf(tmp_path)
+    project = _project(tmp_path)
     job = plx.render_job(
         FILES / name,
         {
             "WORKING_DIR": str(project),
             "INPUT_DATA_DIR": f"/data/{NASTY}",
             "SETUP_MLFLOW": True,
+            "MLFLOW_AUTOLOG": True,
+            "MLFLOW_TRACKING_URI": "http://mlflow.internal:5005",
             "MLFLOW_EXP_NAME": "tuning",
             "STUDY_NAME": "study 'a'",
             "TUNING_STORAGE": "postgresql://optuna@db:5432/optuna",
             "TUNING_WORKER": 2,
-            "NOTEBOOK_PARAMS": "{n_trials: 7}",
+            "NOTEBOOK_PARAMS": "{n_trials: 7, config_file: conf/other.yml}",
         },
     )
     call = run_with_stub(job, tmp_path, {("optuna-postgres", "password"): "pg-secret"})
     assert call["stage"] == "tune"
+    # The notebook reads its config_file (conf/hptuning.yml) itself; explicit parameters win.
     assert call["parameters"] == {
-        "n_trials": 7,  # NOTEBOOK_PARAMS over conf/hptuning.yml
-        "n_jobs": 1,
-        "from_conf": True,
         "study_name": "study 'a'",
         "storage": "postgresql://optuna@db:5432/optuna",
-        "train_params": {
-            "data_path": f"/data/{NASTY}",
-            "setup_mlflow": True,
-            "mlflow_autolog": False,
-            "mlflow_exp_name": "tuning",
-        },
+        "setup_mlflow": True,
+        "mlflow_exp_name": "tuning",
+        "mlflow_tracking_uri": "http://mlflow.internal:5005",
+        "train_params": {"data_path": f"/data/{NASTY}", "mlflow_autolog": True},
+        "n_trials": 7,
+        "config_file": "conf/other.yml",
     }
     env = call["env"]
     assert env["MLFLOW_HPTUNING_TAG"] == "study 'a'"  # the study name by default
@@ -535,21 +526,28 @@ def test_tune_hands_the_runner_its_parameters(name, tmp_path):
 
 
 def test_tune_defaults(tmp_path):
-    project = _project_with_hptuning_conf(tmp_path)
+    project = _project(tmp_path)
     job = plx.render_job(
         FILES / "train-model-gpu-hptuning.yml",
         {"WORKING_DIR": str(project), "MLFLOW_HPTUNING_TAG": "tag-1"},
     )
     call = run_with_stub(job, tmp_path)
-    params = call["parameters"]
-    assert params["study_name"] == f"imdb-sentiment-{job.run_uuid}"
-    assert "storage" not in params  # empty TUNING_STORAGE: the notebook's default
+    assert call["parameters"] == {
+        "study_name": f"imdb-sentiment-{job.run_uuid}",
+        # no storage: an empty TUNING_STORAGE leaves the notebook's (conf/hptuning.yml)
+        "setup_mlflow": False,
+        "mlflow_exp_name": "sentiment-classification",
+        "train_params": {
+            "data_path": "/polyaxon-v1-data/imdb-sentiment/data/processed",
+            "mlflow_autolog": False,
+        },
+    }
     assert call["env"]["MLFLOW_HPTUNING_TAG"] == "tag-1"
     assert "PGPASSWORD" not in call["env"]  # the optional secret is absent
 
 
 def test_distributed_tuning_starts_workers_on_one_shared_study(tmp_path):
-    project = _project_with_hptuning_conf(tmp_path)
+    project = _project(tmp_path)
     jobs = plx.render_matrix(
         FILES / "train-model-gpu-hptuning-distributed.yml", {"WORKING_DIR": str(project)}
     )
@@ -564,7 +562,7 @@ def test_distributed_tuning_starts_workers_on_one_shared_study(tmp_path):
         )
     }
     assert {c["env"]["MLFLOW_HPTUNING_TAG"] for c in calls} == {"imdb-sentiment-distributed"}
-    assert {c["parameters"]["n_trials"] for c in calls} == {10}
+    assert {c["parameters"]["n_trials"] for c in calls} == {20}  # the study's total
     seeds = [c["parameters"]["sampler"]["seed"] for c in calls]
     assert len(set(seeds)) == 4, "workers with one sampler seed suggest the same trials"
     assert len({c["output_dir"] for c in calls}) == 4  # each worker its own notebook
@@ -572,7 +570,7 @@ def test_distributed_tuning_starts_workers_on_one_shared_study(tmp_path):
 
 
 def test_pipeline_runs_prep_then_train_then_tune_on_the_processed_folder(tmp_path):
-    project = _project_with_hptuning_conf(tmp_path)
+    project = _project(tmp_path)
     processed = f"/data/processed {NASTY}"
     ops = plx.render_dag(
         FILES / "pipeline.yml",
@@ -594,6 +592,7 @@ def test_pipeline_runs_prep_then_train_then_tune_on_the_processed_folder(tmp_pat
     assert calls["train-model"]["parameters"]["data_path"] == processed
     assert calls["tune-model"]["parameters"]["train_params"]["data_path"] == processed
     assert calls["train-model"]["parameters"]["setup_mlflow"] is True
+    assert calls["tune-model"]["parameters"]["setup_mlflow"] is True
     assert calls["tune-model"]["parameters"]["study_name"] == "pipeline-study"
     assert calls["tune-model"]["parameters"]["n_trials"] == 3
     assert ops["process-data"].image.endswith("/data-prep:0.1.0")
