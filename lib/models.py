@@ -1,0 +1,278 @@
+"""The sentiment models: their hyperparameters, how they are built, and their export.
+
+Each model is a ``ModelBundle``: a vectorising layer (cleaning + tokenising, fitted on the
+training texts), a ``core`` Keras model trained with ``fit`` on the vectors (the texts are
+vectorised once, outside ``fit``, which is much faster), and ``export_model()``, which
+chains the two into one Keras model that takes raw review strings and returns P(positive).
+
+Models (``MODEL_NAMES``, the first is the default):
+
+- ``nbngram``: logistic regression on binary word 1-3-gram features scaled by their naive
+  Bayes log-count ratios (NBSVM, Wang & Manning 2012), plus separate 1-2-gram features of
+  the last 20 words (the verdict usually closes a review), trained with Adam and label
+  smoothing. ``bench/model_search.py`` documents how it and its defaults were chosen.
+- ``reference``: the benchmark baseline, TextVectorization(20000 tokens, 256 steps) ->
+  trainable Embedding(128) -> GlobalAveragePooling1D -> Dense(16, relu) -> Dense(1).
+
+Importing this module registers the custom objects that ``keras.models.load_model`` needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lib import features
+from lib.params import ParameterError, check_choice, check_float, check_int
+
+MODEL_NAMES: tuple[str, ...] = ("nbngram", "reference")
+
+
+# name -> (default, check); a check takes (name, value) and returns the clean value.
+def _int(minimum: int) -> Callable[[str, Any], int]:
+    return lambda name, value: check_int(name, value, minimum)
+
+
+def _float(
+    low: float | None, high: float | None = None, inclusive: bool = False
+) -> Callable[[str, Any], float]:
+    return lambda name, value: check_float(name, value, low, high, inclusive)
+
+
+def _fraction(high: float) -> Callable[[str, Any], float]:
+    """A check for a number in [0, high)."""
+
+    def check(name: str, value: Any) -> float:
+        number = check_float(name, value, 0.0, high, inclusive=True)
+        if number >= high:
+            raise ParameterError(name, value, f"a number in [0, {high})")
+        return number
+
+    return check
+
+
+_HPARAMS: dict[str, dict[str, tuple[Any, Callable[[str, Any], Any]]]] = {
+    "nbngram": {
+        "ngrams": (3, _int(1)),  # word 1..n-grams of the whole review
+        "tail": (20, _int(0)),  # last words that get their own n-gram features; 0: none
+        "tail_ngrams": (2, _int(1)),  # 1..n-grams of the tail
+        "min_count": (2, _int(1)),  # keep terms seen this often in the training texts
+        "max_tokens": (0, _int(0)),  # cap on the vocabulary (most frequent); 0: no cap
+        "alpha": (1.0, _float(0.0)),  # smoothing of the NB ratios
+        "nb_scale": (0.05, _float(0.0)),  # NB ratio multiplier: sets the weights' step size
+        "nb_prior": (0.0, _float(0.0, None, inclusive=True)),  # start from NB weights x this
+        "dropout": (0.0, _fraction(1.0)),  # of the input features, in training
+        "label_smoothing": (0.1, _fraction(0.5)),
+    },
+    "reference": {
+        "max_tokens": (20000, _int(3)),
+        "sequence_length": (256, _int(1)),
+        "embedding_dim": (128, _int(1)),
+        "hidden": (16, _int(1)),
+        "label_smoothing": (0.0, _fraction(0.5)),
+    },
+}
+
+# Training defaults for each model (the notebook's optimiser, learning_rate, epochs, bs).
+_TRAINING: dict[str, dict[str, Any]] = {
+    "nbngram": {"optimiser": "adam", "learning_rate": 0.02, "epochs": 5, "bs": 256},
+    "reference": {"optimiser": "adam", "learning_rate": 0.001, "epochs": 3, "bs": 32},
+}
+
+# Learning rate used when the notebook gives none, per model and optimiser; optimisers
+# not listed use Keras' default. The NB model's weights are scaled by its NB ratios, so
+# its rates are larger than usual (measured in bench/model_search.py).
+_LEARNING_RATES: dict[str, dict[str, float]] = {
+    "nbngram": {"adam": 0.02, "adamw": 0.02, "nadam": 0.02, "rmsprop": 0.3, "sgd": 1000.0},
+    "reference": {"adam": 0.001, "adamw": 0.001, "nadam": 0.001, "rmsprop": 0.001},
+}
+
+
+def _check_name(model_name: str) -> str:
+    return check_choice("model", model_name, MODEL_NAMES)
+
+
+def default_hparams(model_name: str) -> dict[str, Any]:
+    """The model's own hyperparameters with their defaults."""
+    return {key: default for key, (default, _) in _HPARAMS[_check_name(model_name)].items()}
+
+
+def default_train_params(model_name: str) -> dict[str, Any]:
+    """Default ``optimiser``, ``learning_rate``, ``epochs`` and ``bs`` for the model."""
+    return dict(_TRAINING[_check_name(model_name)])
+
+
+def default_learning_rate(model_name: str, optimiser: str) -> float | None:
+    """The learning rate to use with ``optimiser`` when none is given (None: Keras')."""
+    return _LEARNING_RATES[_check_name(model_name)].get(optimiser)
+
+
+def check_model_params(model_name: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """All hyperparameters of the model: defaults updated with checked ``hparams``.
+
+    Raises ``ParameterError`` naming the parameter for an unknown model, an unknown
+    hyperparameter or a value out of range.
+    """
+    spec = _HPARAMS[_check_name(model_name)]
+    checked = default_hparams(model_name)
+    for key, value in hparams.items():
+        if key not in spec:
+            allowed = f"not a hyperparameter of model {model_name!r}; it has " + ", ".join(spec)
+            raise ParameterError(key, value, allowed)
+        checked[key] = spec[key][1](key, value)
+    return checked
+
+
+@keras.saving.register_keras_serializable(package=features.PACKAGE)
+class NBLinear(keras.layers.Layer):
+    """Logistic regression on sparse features scaled by fixed naive Bayes ratios.
+
+    logit = sum_i x_i * r_i * scale * (w_i + prior) + b, with r the NB log-count ratios
+    (a non-trainable weight, set with ``set_ratios``) and w trained from zero. ``scale``
+    sets how far one optimiser step moves a coefficient, feature by feature in proportion
+    to |r_i|; ``prior`` > 0 starts from the (scaled) naive Bayes solution instead of 0.
+    ``dropout`` drops input features at random in training.
+    """
+
+    def __init__(
+        self,
+        scale: float = 0.05,
+        prior: float = 0.0,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.scale, self.prior, self.dropout, self.seed = scale, prior, dropout, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        width = int(input_shape[-1])
+        self.ratios = self.add_weight(
+            name="ratios", shape=(width, 1), initializer="zeros", trainable=False
+        )
+        self.kernel = self.add_weight(name="kernel", shape=(width, 1), initializer="zeros")
+        self.bias = self.add_weight(name="bias", shape=(1,), initializer="zeros")
+
+    def set_ratios(self, ratios: np.ndarray) -> None:
+        self.ratios.assign(np.asarray(ratios, dtype="float32").reshape(-1, 1))
+
+    def call(self, inputs: Any, training: bool = False) -> tf.Tensor:
+        coef = self.ratios * (self.scale * (self.kernel + self.prior))
+        # The bias is scaled too, so that plain SGD can use the large rate the weights need.
+        bias = self.scale * self.bias
+        if not isinstance(inputs, tf.SparseTensor):
+            return keras.ops.matmul(inputs, coef) + bias
+        if training and self.dropout > 0:
+            keep = keras.random.uniform(tf.shape(inputs.values), seed=self.seed_generator)
+            inputs = tf.sparse.retain(inputs, keep >= self.dropout)
+            inputs = inputs.with_values(inputs.values / (1.0 - self.dropout))
+        return tf.sparse.sparse_dense_matmul(inputs, coef) + bias
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, int]:
+        return (input_shape[0], 1)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(scale=self.scale, prior=self.prior, dropout=self.dropout, seed=self.seed)
+        return config
+
+
+@dataclass
+class ModelBundle:
+    """A model in two parts: ``vectorizer`` (text -> vectors) and ``core`` (vectors -> P)."""
+
+    name: str
+    hparams: dict[str, Any]
+    vectorizer: keras.layers.TextVectorization
+    core: keras.Model
+    loss: keras.losses.Loss
+    learning_rates: dict[str, float] = field(default_factory=dict)
+    # (texts, vectors) when build_model already vectorised the training texts.
+    train_cache: tuple[Any, Any] | None = field(default=None, repr=False)
+
+    def vectorize(self, texts: features.Texts) -> Any:
+        """Cleaned or raw texts -> what ``core`` takes (a ``tf.SparseTensor`` or ids).
+
+        The very texts object given to ``build_model`` comes back from a cache, once.
+        """
+        if self.train_cache is not None and texts is self.train_cache[0]:
+            vectors, self.train_cache = self.train_cache[1], None
+            return vectors
+        return features.vectorize(self.vectorizer, texts)
+
+    def export_model(self) -> keras.Model:
+        """Raw review strings in (shape (None,)), P(positive) out (shape (None, 1))."""
+        text = keras.Input(shape=(), dtype="string", name="text")
+        return keras.Model(text, self.core(self.vectorizer(text)), name=f"{self.name}_text")
+
+
+def _nbngram(texts: Any, labels: np.ndarray, seed: int, hp: dict[str, Any]) -> ModelBundle:
+    split = features.NgramSplit(hp["ngrams"], hp["tail"], hp["tail_ngrams"])
+    vocabulary = features.build_vocabulary(
+        texts, split, min_count=hp["min_count"], max_tokens=hp["max_tokens"] or None
+    )
+    vectorizer = keras.layers.TextVectorization(
+        standardize=features.standardize,
+        split=split,
+        output_mode="multi_hot",
+        sparse=True,
+        name="ngrams",
+    )
+    vectorizer.set_vocabulary(vocabulary)
+    width = vectorizer.vocabulary_size()
+    vectors = features.vectorize(vectorizer, texts)
+    nb = NBLinear(hp["nb_scale"], hp["nb_prior"], hp["dropout"], seed=seed, name="nb_linear")
+    inputs = keras.Input(shape=(width,), sparse=True, name="ngrams")
+    core = keras.Model(inputs, keras.layers.Activation("sigmoid")(nb(inputs)), name="nbngram")
+    nb.set_ratios(features.nb_log_ratios(vectors, labels, alpha=hp["alpha"]))
+    loss = keras.losses.BinaryCrossentropy(label_smoothing=hp["label_smoothing"])
+    rates = _LEARNING_RATES["nbngram"]
+    return ModelBundle("nbngram", hp, vectorizer, core, loss, rates, (texts, vectors))
+
+
+def _reference(texts: Any, labels: np.ndarray, seed: int, hp: dict[str, Any]) -> ModelBundle:
+    # Same vocabulary as TextVectorization.adapt (the most frequent tokens), much faster.
+    vocabulary = features.build_vocabulary(
+        texts, features.whitespace_split, min_count=1, max_tokens=hp["max_tokens"] - 2
+    )
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=hp["max_tokens"],
+        standardize=features.standardize,
+        output_mode="int",
+        output_sequence_length=hp["sequence_length"],
+        name="tokens",
+    )
+    vectorizer.set_vocabulary(vocabulary)
+    inputs = keras.Input(shape=(hp["sequence_length"],), dtype="int64", name="tokens")
+    x = keras.layers.Embedding(hp["max_tokens"], hp["embedding_dim"])(inputs)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    x = keras.layers.Dense(hp["hidden"], activation="relu")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+    core = keras.Model(inputs, outputs, name="reference")
+    loss = keras.losses.BinaryCrossentropy(label_smoothing=hp["label_smoothing"])
+    return ModelBundle("reference", hp, vectorizer, core, loss, _LEARNING_RATES["reference"])
+
+
+_BUILDERS = {"nbngram": _nbngram, "reference": _reference}
+
+
+def build_model(
+    model_name: str, train_texts: features.Texts, train_labels: Any, *, seed: int, **hparams: Any
+) -> ModelBundle:
+    """A new, untrained model whose vocabulary (and NB ratios) come from the training texts.
+
+    ``train_texts``: cleaned texts (Arrow string array, NumPy array of str or list of str);
+    ``train_labels``: 0/1 per text. ``hparams`` override ``default_hparams(model_name)``.
+    """
+    hp = check_model_params(model_name, hparams)
+    labels = np.asarray(train_labels).reshape(-1)
+    if len(labels) != len(train_texts):
+        raise ValueError(f"{len(train_texts)} texts but {len(labels)} labels")
+    keras.utils.set_random_seed(seed)  # the core's initial weights
+    return _BUILDERS[model_name](train_texts, labels, seed, hp)

@@ -1,0 +1,110 @@
+"""lib.training: optimisers by name, fit/evaluate/predict, determinism, on synthetic data."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from lib import models, training
+from lib.params import ParameterError
+from tests.test_models import split, synthetic_reviews
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple:
+    texts, labels = synthetic_reviews(500, seed=1)
+    return split(texts, labels, 400)
+
+
+def fit(data, model_name="nbngram", seed=7, **train_kw) -> tuple:
+    """build + vectorise + train; (bundle, history, val vectors, val labels)."""
+    texts, labels, val_texts, val_labels = data
+    training.set_seed(seed)
+    bundle = models.build_model(model_name, texts, labels, seed=seed)
+    x_train, x_val = bundle.vectorize(texts), bundle.vectorize(val_texts)
+    params = models.default_train_params(model_name) | {"learning_rate": None} | train_kw
+    history = training.train(bundle, x_train, labels, x_val, val_labels, **params)
+    return bundle, history, x_val, val_labels
+
+
+def test_make_optimizer_by_name() -> None:
+    for name in training.OPTIMISERS:
+        opt = training.make_optimizer(name, 0.05)
+        assert isinstance(opt, keras.optimizers.Optimizer)
+        assert float(opt.learning_rate) == pytest.approx(0.05)
+    assert {"adam", "rmsprop", "sgd"} <= set(training.OPTIMISERS)
+    assert isinstance(training.make_optimizer("rmsprop", None), keras.optimizers.RMSprop)
+
+
+def test_unknown_optimiser_or_bad_rate_raises() -> None:
+    with pytest.raises(ParameterError) as info:
+        training.make_optimizer("adamax_typo", 0.01)
+    assert info.value.name == "optimiser" and "adam" in str(info.value)
+    with pytest.raises(ParameterError) as info:
+        training.make_optimizer("adam", -1.0)
+    assert info.value.name == "learning_rate"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"optimiser": "nope"}, "optimiser"),
+        ({"epochs": 0}, "epochs"),
+        ({"bs": 0}, "bs"),
+        ({"metric": "f1"}, "metric"),
+    ],
+)
+def test_train_parameter_errors(data, kwargs, name) -> None:
+    texts, labels, _, _ = data
+    bundle = models.build_model("nbngram", texts, labels, seed=1)
+    x = bundle.vectorize(texts)
+    args = {"optimiser": "adam", "learning_rate": None, "epochs": 1, "bs": 32} | kwargs
+    with pytest.raises(ParameterError) as info:
+        training.train(bundle, x, labels, x, labels, **args)
+    assert info.value.name == name
+
+
+def test_default_model_learns_the_synthetic_task(data) -> None:
+    bundle, history, x_val, y_val = fit(data)
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(history.history["loss"]) == models.default_train_params("nbngram")["epochs"]
+    assert history.history["val_accuracy"][-1] > 0.9
+    texts, labels, val_texts, _ = data
+    scores = training.evaluate(bundle, val_texts, y_val, bs=64)
+    assert set(scores) == {"loss", "accuracy"}
+    assert scores["accuracy"] == pytest.approx(history.history["val_accuracy"][-1])
+    assert training.evaluate(bundle, x_val, y_val, bs=64) == scores
+    probs = training.predict_proba(bundle, val_texts)
+    assert probs.shape == (len(val_texts),)
+    assert ((probs > 0.5) == y_val).mean() == pytest.approx(scores["accuracy"])
+
+
+def test_same_seed_gives_identical_metrics(data) -> None:
+    first = fit(data, seed=11, epochs=2)
+    second = fit(data, seed=11, epochs=2)
+    assert first[1].history == second[1].history
+    np.testing.assert_array_equal(
+        training.predict_proba(first[0], first[2]), training.predict_proba(second[0], second[2])
+    )
+
+
+def test_other_metric_is_logged_with_accuracy(data) -> None:
+    _, history, _, _ = fit(data, epochs=1, metric="auc")
+    assert {"auc", "val_auc", "accuracy", "val_accuracy", "loss"} <= set(history.history)
+
+
+@pytest.mark.parametrize("optimiser", training.OPTIMISERS)
+def test_every_optimiser_trains(data, optimiser) -> None:
+    bundle, history, _, _ = fit(data, optimiser=optimiser, epochs=3, bs=32)
+    kernel = bundle.core.get_layer("nb_linear").kernel.numpy()
+    assert np.isfinite(history.history["loss"]).all()
+    assert np.abs(kernel).max() > 0
+    # Each optimiser's default learning rate for this model learns the easy task.
+    assert history.history["val_accuracy"][-1] > 0.8
+
+
+def test_reference_model_trains(data) -> None:
+    bundle, history, x_val, y_val = fit(data, "reference", epochs=3)
+    assert x_val.shape == (len(y_val), 256)
+    assert history.history["loss"][-1] < history.history["loss"][0]
