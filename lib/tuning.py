@@ -1322,12 +1322,16 @@ class NotebookTrials:
         trials_dir: Path,
         parent_run_id: str | None,
         hptuning_tag: str | None,
+        stage=None,
     ) -> None:
+        from runner.stages import get_stage
+
         self.config = config
         self.pool = pool
         self.trials_dir = Path(trials_dir)
         self.parent_run_id = parent_run_id
         self.hptuning_tag = hptuning_tag
+        self.stage = stage or get_stage("train")
 
     def trial_dir(self, number: int) -> Path:
         return self.trials_dir / f"trial-{number:03d}"
@@ -1335,7 +1339,6 @@ class NotebookTrials:
     def __call__(self, number: int, sampled: dict[str, Any]) -> TrialOutcome:
         from runner.execute import execute_stage
         from runner.hooks import default_hooks
-        from runner.stages import get_stage
 
         trial_dir = self.trial_dir(number)
         params = trial_params(
@@ -1350,7 +1353,7 @@ class NotebookTrials:
         ok = False
         try:
             execution = execute_stage(
-                get_stage("train"),
+                self.stage,
                 params,
                 run_dir=trial_dir,
                 render=self.config.trial_html,
@@ -1407,12 +1410,42 @@ class NotebookTrials:
 def default_trials_dir() -> Path:
     """``<run folder>/trials`` when the runner executes the tune notebook
     ($RUNNER_RUN_DIR), else a new ``runs/<UTC time>-tune/trials``."""
-    run_dir = os.environ.get("RUNNER_RUN_DIR")
+    from runner.execute import RUN_DIR_ENV, new_run_dir
+
+    run_dir = os.environ.get(RUN_DIR_ENV)
     if run_dir:
         return Path(run_dir) / "trials"
-    from runner.execute import new_run_dir
-
     return new_run_dir("tune") / "trials"
+
+
+def run_trials(
+    config: TuneConfig,
+    handle: StudyHandle,
+    pool,
+    trials_dir: Path,
+    parent_run_id: str | None,
+    *,
+    check: bool = True,
+    stage=None,
+) -> StudyRun:
+    """The tune notebook's main step: check the train parameters in a warm kernel
+    (``preflight``), then run the study with train-notebook trials; the pool is shut down
+    at the end, whatever happens."""
+    try:
+        trials_dir = Path(trials_dir)
+        trials_dir.mkdir(parents=True, exist_ok=True)
+        if check:
+            preflight(config, pool, trials_dir / "trial-check")
+        trials = NotebookTrials(
+            config, pool, trials_dir, parent_run_id, handle.hptuning_tag, stage=stage
+        )
+        if config.n_jobs > 1 and Path.cwd() != paths.project_root():
+            # papermill chdirs to the project root and back around each execution; with
+            # several at once, "back" must be the same folder.
+            os.chdir(paths.project_root())
+        return run_study(handle.study, config, trials, on_interrupt=pool.interrupt)
+    finally:
+        pool.shutdown()
 
 
 # ---------------------------------------------------------------------------------------

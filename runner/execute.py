@@ -8,9 +8,11 @@ notebook glued) run whether the notebook succeeded or failed.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +30,7 @@ from runner.stages import Stage
 log = logging.getLogger(__name__)
 
 KERNEL_NAME = "python3"
+RUN_DIR_ENV = "RUNNER_RUN_DIR"  # the executing kernel's run folder (see _run_dir_env)
 
 # Errors raised by lib for bad input: their one-line message says it all, so the runner
 # prints no traceback for them.
@@ -156,6 +159,25 @@ def _describe_failure(exc: BaseException) -> tuple[str, str]:
     return f"{name}: {exc}", ""
 
 
+@contextmanager
+def _run_dir_env(run_dir: Path, starts_kernel: bool):
+    """$RUNNER_RUN_DIR = the run folder, for a kernel papermill starts now (it inherits
+    this environment): the tune notebook puts its trials' folders there. Not set when a
+    kernel is given (``km=``): it is running already, and concurrent calls would race."""
+    if not starts_kernel:
+        yield
+        return
+    before = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = before
+
+
 def execute_stage(
     stage: Stage,
     parameters: dict[str, Any] | None = None,
@@ -180,17 +202,18 @@ def execute_stage(
     log.info("executing %s -> %s", stage.path, output_path, extra={"stage": stage.name})
     started = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(stage.path),
-            MASKED + str(output_path),
-            parameters=parameters,
-            kernel_name=kernel_name,
-            cwd=str(paths.project_root()),
-            log_output=log_output,
-            progress_bar=False,
-            execution_timeout=execution_timeout,
-            **engine_kwargs,
-        )
+        with _run_dir_env(run_dir, starts_kernel="km" not in engine_kwargs):
+            papermill.execute_notebook(
+                str(stage.path),
+                MASKED + str(output_path),
+                parameters=parameters,
+                kernel_name=kernel_name,
+                cwd=str(paths.project_root()),
+                log_output=log_output,
+                progress_bar=False,
+                execution_timeout=execution_timeout,
+                **engine_kwargs,
+            )
     except Exception as exc:  # any failure still yields the partial notebook
         error, detail = _describe_failure(exc)
         values = secret_values()

@@ -50,6 +50,7 @@ get_ipython().reset(new_session=True)
 __import__("gc").collect()
 """
 
+START_ATTEMPTS = 3  # kernel starts that may fail in a row before the pool gives up
 FREEZE_CODE = "import gc as _gc\n_gc.collect()\n_gc.freeze()\ndel _gc\n"
 
 # nbclient starts its own kernels with an in-memory IPython history; the pool does the same
@@ -206,6 +207,7 @@ class KernelPool:
         self._kernels: dict[int, PooledKernel] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._start_failures = 0  # in a row
         self._count = 0
         self._starters: list[threading.Thread] = []
         # At interpreter exit (weakref.finalize runs then too) no kernel is left behind.
@@ -252,9 +254,13 @@ class KernelPool:
                 f"no kernel became ready within {timeout or self.startup_timeout:.0f} s"
             ) from None
         if isinstance(item, BaseException):
-            if isinstance(item, KernelPoolError) and self._closed:
-                self._idle.put(item)  # for other waiters
-            raise KernelPoolError(f"a kernel failed to start: {item}") from item
+            self._idle.put(item)  # every later acquire fails at once too
+            if isinstance(item, KernelPoolError):
+                raise item
+            raise KernelPoolError(
+                f"kernels failed to start {START_ATTEMPTS} times in a row; the last: "
+                f"{type(item).__name__}: {item}"
+            ) from item
         item.uses += 1
         self.stats["lent"] += 1
         return item
@@ -282,9 +288,26 @@ class KernelPool:
             return
         log.info("kernel %d replaced: %s", kernel.number, reason)
         self.stats["recycled"] += 1
+        if not reuse:
+            # Settle what the failed notebook left (an active MLflow run is ended FAILED),
+            # or MLflow's exit handler would mark it FINISHED when the kernel stops.
+            try:
+                run_code(kernel, RESET_CODE, timeout=10)
+            except Exception as exc:
+                log.debug("kernel %d not reset before shutdown: %s", kernel.number, exc)
         self._stop(kernel)
         if not self._closed:
             self._start_one_in_background()
+
+    def interrupt(self) -> None:
+        """Interrupt every kernel (what is running in them fails, and they are replaced)."""
+        with self._lock:
+            kernels = list(self._kernels.values())
+        for kernel in kernels:
+            try:
+                _run(kernel.km.interrupt_kernel())
+            except Exception as exc:
+                log.warning("could not interrupt kernel %d: %s", kernel.number, exc)
 
     def warm(self, kernel: PooledKernel, code: str, timeout: float = 600.0) -> str:
         """Run ``code`` in an acquired kernel, then reset its namespace; returns the output."""
@@ -328,10 +351,19 @@ class KernelPool:
             # the garbage collector skips it, and each reset takes ms instead of ~0.8 s.
             run_code(kernel, FREEZE_CODE, timeout=120)
         except BaseException as exc:
-            log.error("kernel %d failed to start: %s", number, exc)
             self._stop(kernel)
-            self._idle.put(exc)
+            with self._lock:
+                self._start_failures += 1
+                give_up = self._start_failures >= START_ATTEMPTS or self._closed
+            if give_up:
+                log.error("kernel %d failed to start: %s", number, exc)
+                self._idle.put(exc)
+            else:
+                log.warning("kernel %d failed to start (%s); starting another", number, exc)
+                self._start_one_in_background()
             return
+        with self._lock:
+            self._start_failures = 0
         kernel.start_seconds = time.perf_counter() - started
         self.stats["started"] += 1
         self.stats["start_seconds"].append(round(kernel.start_seconds, 2))
