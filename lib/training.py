@@ -61,10 +61,11 @@ def _labels(labels: Any) -> np.ndarray:
     return np.asarray(labels, dtype="float32").reshape(-1, 1)
 
 
-def _is_vectorized(x: Any) -> bool:
-    if isinstance(x, tf.SparseTensor):
-        return True
-    return isinstance(x, np.ndarray) and x.dtype.kind in "iuf"
+def _vectors(bundle: Any, x: Any) -> Any:
+    """``x`` if it is already what ``bundle.core`` takes, else ``bundle.vectorize(x)``."""
+    if isinstance(x, tf.SparseTensor) or (isinstance(x, np.ndarray) and x.dtype.kind in "iuf"):
+        return x
+    return bundle.vectorize(x)
 
 
 def train(
@@ -81,10 +82,12 @@ def train(
     metric: str = "accuracy",
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> keras.callbacks.History:
-    """Fit ``bundle.core`` on vectorised inputs (``bundle.vectorize``) with validation.
+    """Fit ``bundle.core`` on the training data, validating on the validation data.
 
-    ``history.history`` has ``loss``, ``<metric>``, ``val_loss`` and ``val_<metric>``
-    per epoch (and ``accuracy``/``val_accuracy`` when the metric is another one).
+    ``x_train``/``x_val``: texts (cleaned or raw; vectorised here, once) or what
+    ``bundle.vectorize`` returned. ``learning_rate`` None: the model's default for the
+    optimiser. ``history.history`` has ``loss``, ``<metric>``, ``val_loss`` and
+    ``val_<metric>`` per epoch (and ``accuracy``/``val_accuracy`` for another metric).
     """
     epochs = check_int("epochs", epochs, 1)
     bs = check_int("bs", bs, 1)
@@ -94,9 +97,9 @@ def train(
         learning_rate = bundle.learning_rates.get(optimiser)
     _compile(bundle, make_optimizer(optimiser, learning_rate), metric)
     return bundle.core.fit(
-        x_train,
+        _vectors(bundle, x_train),
         _labels(y_train),
-        validation_data=(x_val, _labels(y_val)),
+        validation_data=(_vectors(bundle, x_val), _labels(y_val)),
         epochs=epochs,
         batch_size=bs,
         shuffle=True,
@@ -113,7 +116,7 @@ def evaluate(bundle: Any, texts: Any, labels: Any, *, bs: int) -> dict[str, floa
     bs = check_int("bs", bs, 1)
     if not getattr(bundle.core, "compiled", False):
         _compile(bundle, make_optimizer("adam", None), "accuracy")
-    x = texts if _is_vectorized(texts) else bundle.vectorize(texts)
+    x = _vectors(bundle, texts)
     result = bundle.core.evaluate(x, _labels(labels), batch_size=bs, verbose=0, return_dict=True)
     return {key: float(value) for key, value in result.items()}
 
@@ -127,6 +130,6 @@ def predict_proba(model_or_bundle: Any, texts: Any, bs: int = 1024) -> np.ndarra
             return np.zeros(0, dtype="float32")
         probs = model_or_bundle.predict(strings, batch_size=bs, verbose=0)
     else:
-        x = texts if _is_vectorized(texts) else model_or_bundle.vectorize(texts)
+        x = _vectors(model_or_bundle, texts)
         probs = model_or_bundle.core.predict(x, batch_size=bs, verbose=0)
     return np.asarray(probs, dtype="float32").reshape(-1)
