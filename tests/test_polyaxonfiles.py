@@ -10,7 +10,8 @@ What is checked (see tests/polyaxon_render.py for how Polyaxon's code is driven)
   was called, hands the runner exactly the parameters and environment intended, whatever the
   values hold (spaces, quotes, ``$``, JSON);
 * the process-data command, rendered with WORKING_DIR set to a temporary project folder,
-  executes the real prep notebook on a tiny generated aclImdb folder (slow).
+  executes the real prep notebook on a tiny generated aclImdb folder, and the train-model
+  command then trains on its output (slow). The tune notebook is not executed here yet.
 
 The temporary project folder stands for the image's /home/aisg/project: it holds symlinks to
 this checkout's lib/, runner/, notebooks/ and conf/, so the rendered ``cd WORKING_DIR`` is
@@ -661,6 +662,48 @@ def test_process_data_command_executes_the_prep_notebook(tmp_path):
     assert "aclImdb one" in notebook  # the injected raw_dirs parameter
     # PROJECT_ROOT is the working folder: the run's logs land there, not in the checkout.
     assert (project / "logs").is_dir()
+
+
+@pytest.mark.slow
+def test_prep_then_train_commands_execute_the_notebooks(tmp_path):
+    """The rendered process-data then train-model-cpu commands, chained as in the DAG (train
+    reads process-data's PROCESSED_DATA_DIR), on a tiny generated data set. MLflow points at
+    a store in the temporary folder; tracking itself is off (SETUP_MLFLOW false)."""
+    project = _project(tmp_path)
+    raw = make_aclimdb(tmp_path / "raw" / "aclImdb", per_label=12, seed=3)
+    base = _venv_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    prep = plx.render_job(
+        FILES / "process-data.yml",
+        {
+            "WORKING_DIR": str(project),
+            "RAW_DATA_DIRS": json.dumps([str(raw)]),
+            "PROCESSED_DATA_DIR": str(tmp_path / "data" / "processed"),
+            "NOTEBOOK_OUTPUT_DIR": str(tmp_path / "prep-run"),
+        },
+    )
+    result = subprocess.run(
+        prep.argv, env=prep.process_env(base), capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    model_dir = tmp_path / "model"
+    train = plx.render_job(
+        FILES / "train-model-cpu.yml",
+        {
+            "WORKING_DIR": str(project),
+            "INPUT_DATA_DIR": prep.inputs["PROCESSED_DATA_DIR"],
+            "SETUP_MLFLOW": False,
+            "NOTEBOOK_OUTPUT_DIR": str(tmp_path / "train-run"),
+            "NOTEBOOK_PARAMS": json.dumps({"epochs": 1, "bs": 8, "model_dir": str(model_dir)}),
+        },
+    )
+    result = subprocess.run(
+        train.argv, env=train.process_env(base), capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert "train succeeded" in result.stdout
+    assert (model_dir / "model.keras").is_file()
+    notebook = (tmp_path / "train-run" / "train.ipynb").read_text(encoding="utf-8")
+    assert str(tmp_path / "data" / "processed") in notebook  # the injected data_path
 
 
 # --------------------------------------------------------------------------- dependencies
