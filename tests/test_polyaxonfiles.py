@@ -10,8 +10,8 @@ What is checked (see tests/polyaxon_render.py for how Polyaxon's code is driven)
   was called, hands the runner exactly the parameters and environment intended, whatever the
   values hold (spaces, quotes, ``$``, JSON);
 * the process-data command, rendered with WORKING_DIR set to a temporary project folder,
-  executes the real prep notebook on a tiny generated aclImdb folder, and the train-model
-  command then trains on its output (slow). The tune notebook is not executed here yet.
+  executes the real prep notebook on a tiny generated aclImdb folder, the train-model
+  command then trains on its output, and the tuning command runs a 2-trial study (slow).
 
 The temporary project folder stands for the image's /home/aisg/project: it holds symlinks to
 this checkout's lib/, runner/, notebooks/ and conf/, so the rendered ``cd WORKING_DIR`` is
@@ -704,6 +704,43 @@ def test_prep_then_train_commands_execute_the_notebooks(tmp_path):
     assert (model_dir / "model.keras").is_file()
     notebook = (tmp_path / "train-run" / "train.ipynb").read_text(encoding="utf-8")
     assert str(tmp_path / "data" / "processed") in notebook  # the injected data_path
+
+
+@pytest.mark.slow
+def test_tune_command_executes_the_tune_notebook(tmp_path):
+    """The rendered train-model-cpu-hptuning command runs a 2-trial study on tiny processed
+    data, in a SQLite Optuna storage in the temporary folder, tracking off."""
+    from lib import prep
+
+    project = _project(tmp_path)
+    raw = make_aclimdb(tmp_path / "raw" / "aclImdb", per_label=12, seed=4)
+    processed = tmp_path / "data" / "processed"
+    prep.prepare([raw], processed)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    train_params = {"data_path": str(processed), "epochs": 1, "bs": 8}
+    job = plx.render_job(
+        FILES / "train-model-cpu-hptuning.yml",
+        {
+            "WORKING_DIR": str(project),
+            "SETUP_MLFLOW": False,
+            "STUDY_NAME": "render-test",
+            "TUNING_STORAGE": storage,
+            "NOTEBOOK_OUTPUT_DIR": str(tmp_path / "tune-run"),
+            "NOTEBOOK_PARAMS": json.dumps(
+                {"n_trials": 2, "n_jobs": 1, "train_params": train_params}
+            ),
+        },
+    )
+    base = _venv_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    result = subprocess.run(
+        job.argv, env=job.process_env(base), capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert "tune succeeded" in result.stdout
+    import optuna
+
+    study = optuna.load_study(study_name="render-test", storage=storage)
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 2
 
 
 # --------------------------------------------------------------------------- dependencies
