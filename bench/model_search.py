@@ -11,6 +11,7 @@ val/test accuracy, wall and CPU seconds per stage and peak RSS.
     .venv/bin/python bench/model_search.py run '{"model": "reference"}' \\
         '{"hparams": {"tail": 0}}' '{"train": {"optimiser": "rmsprop"}}'
     .venv/bin/python bench/model_search.py run --repeat 2 '{}'   # determinism check
+    .venv/bin/python bench/model_search.py notebook   # the notebook's calls, export checked
 
 A config is JSON: ``model`` (default "nbngram"), ``hparams`` (model hyperparameters),
 ``train`` (optimiser, learning_rate, epochs, bs), ``seed`` (default 4002). Data are read
@@ -183,6 +184,55 @@ def run(config: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def notebook_flow(data: dict[str, Any], model_dir: Path) -> dict[str, Any]:
+    """The training notebook's calls on the default model, timed, with the export checked.
+
+    build_model -> train(texts) -> predict_proba(val, test) -> export, save, load ->
+    predictions of the loaded model on raw-looking text equal to the bundle's.
+    """
+    import keras
+    import numpy as np
+
+    from lib import models, training
+
+    model = models.MODEL_NAMES[0]
+    params = models.default_train_params(model) | {"learning_rate": None}
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
+        data["train"],
+        data["val"],
+        data["test"],
+    )
+    clock = Clock()
+    training.set_seed(SEED)
+    with clock("build_model"):
+        bundle = models.build_model(model, x_train, y_train, seed=SEED)
+    with clock("train"):
+        training.train(bundle, x_train, y_train, x_val, y_val, **params)
+    with clock("predict_val_test"):
+        val = training.predict_proba(bundle, x_val, bs=params["bs"])
+        test = training.predict_proba(bundle, x_test, bs=params["bs"])
+    with clock("export_save"):
+        model_dir.mkdir(parents=True, exist_ok=True)
+        bundle.export_model().save(model_dir / "model.keras")
+    with clock("load"):
+        loaded = keras.models.load_model(model_dir / "model.keras")
+    # Tags, punctuation and ASCII capitals, which cleaning undoes exactly.
+    ascii_upper = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    raw = [f"<p>{t.translate(ascii_upper)}!!!</p><br />" for t in x_test.slice(0, 500).to_pylist()]
+    # Same texts in the same batches: SIMD and scalar paths of element-wise ops can
+    # differ in the last bit, so other batchings agree to ~1e-7 only.
+    on_raw = training.predict_proba(loaded, raw, bs=params["bs"])
+    on_clean = training.predict_proba(bundle, x_test.slice(0, 500), bs=params["bs"])
+    return {
+        "val_accuracy": round(float(((val > 0.5) == y_val).mean()), 5),
+        "test_accuracy": round(float(((test > 0.5) == y_test).mean()), 5),
+        "loaded_on_raw_equals_bundle": bool(np.array_equal(on_raw, on_clean)),
+        "max_diff_other_batching": float(np.abs(on_raw - test[:500]).max()),
+        "seconds_wall_cpu": clock.times,
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/tmp/h4data"))
@@ -192,11 +242,16 @@ def main(argv: list[str] | None = None) -> None:
     runs = sub.add_parser("run", help="run configs (JSON), one JSON line of results each")
     runs.add_argument("configs", nargs="*", default=["{}"])
     runs.add_argument("--repeat", type=int, default=1, help="run each config this often")
+    flow = sub.add_parser("notebook", help="the notebook's calls, timed; export checked")
+    flow.add_argument("--model-dir", type=Path, default=Path("/tmp/h4data/model"))
     args = parser.parse_args(argv)
     if args.command == "prepare":
         prepare(args.data, args.archive)
         return
     data = load(args.data)
+    if args.command == "notebook":
+        print(json.dumps(notebook_flow(data, args.model_dir)), flush=True)
+        return
     for text in args.configs:
         for _ in range(args.repeat):
             print(json.dumps(run(json.loads(text), data)), flush=True)
