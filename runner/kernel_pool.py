@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,7 @@ class PooledKernel:
     start_seconds: float = 0.0  # kernel start plus warm-up
     warmup_output: str = ""
     kc: BlockingKernelClient | None = None  # the pool's own client: warm-up, resets
+    stopping: bool = False  # set (under the pool's lock) by whoever shuts it down
 
     @property
     def pid(self) -> int | None:
@@ -117,19 +118,49 @@ class PooledKernel:
         except psutil.Error:
             return None
 
+    def process_alive(self) -> bool:
+        process = getattr(self.km.provisioner, "process", None) if self.km.provisioner else None
+        return process is not None and process.poll() is None
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _manager_loop() -> asyncio.AbstractEventLoop:
+    """One event loop, in its own thread, for every kernel manager's coroutines: their
+    control sockets belong to the loop that made them, and a message sent through a
+    socket whose loop has closed can arrive later, at another kernel on the same port."""
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="kernel-managers", daemon=True).start()
+        return _loop
+
+
+def _run(coro_or_value: Any, timeout: float | None = None) -> Any:
+    """Run a kernel-manager coroutine to completion on the managers' loop."""
+    if not asyncio.iscoroutine(coro_or_value):
+        return coro_or_value
+    future = asyncio.run_coroutine_threadsafe(coro_or_value, _manager_loop())
+    return future.result(timeout)
+
+
+class _PoolClient(BlockingKernelClient):
+    """A blocking client whose liveness is the kernel process's (the default, a missed
+    heartbeat, reports a kernel that is merely slow to start on a busy machine as dead)."""
+
+    def __init__(self, kernel: PooledKernel, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._kernel = kernel
+
     def is_alive(self) -> bool:
-        return bool(_run(self.km.is_alive()))
-
-
-def _run(coro_or_value: Any) -> Any:
-    """Run a kernel-manager coroutine to completion on a private event loop."""
-    if asyncio.iscoroutine(coro_or_value):
-        return asyncio.run(coro_or_value)
-    return coro_or_value
+        return self._kernel.process_alive()
 
 
 def _open_client(kernel: PooledKernel, timeout: float) -> BlockingKernelClient:
-    kc = BlockingKernelClient()
+    kc = _PoolClient(kernel)
     kc.load_connection_info(kernel.km.get_connection_info())
     kc.start_channels()
     try:
@@ -140,33 +171,54 @@ def _open_client(kernel: PooledKernel, timeout: float) -> BlockingKernelClient:
     return kc
 
 
-def run_code(kernel: PooledKernel, code: str, timeout: float = 600.0) -> str:
+def run_code(
+    kernel: PooledKernel,
+    code: str,
+    timeout: float = 600.0,
+    cancelled: Callable[[], bool] | None = None,
+) -> str:
     """Execute ``code`` in ``kernel`` (not stored in its history); return its printed output.
 
     Uses the kernel's own client, opened once (a new client costs 0.2 s to get ready).
-    Raises KernelCodeError if the code raises, TimeoutError if it takes too long.
+    Raises KernelCodeError if the code raises; KernelPoolError if the kernel dies or
+    ``cancelled()`` turns true; TimeoutError after ``timeout`` seconds.
     """
     if kernel.kc is None:
         kernel.kc = _open_client(kernel, timeout)
+    kc = kernel.kc
+    deadline = time.monotonic() + timeout
+    msg_id = kc.execute(code, silent=False, store_history=False, allow_stdin=False)
     chunks: list[str] = []
-    error: dict[str, Any] = {}
-
-    def on_output(msg: dict) -> None:
+    while True:
+        try:
+            msg = kc.get_iopub_msg(timeout=0.5)
+        except queue.Empty:
+            if not kernel.process_alive():
+                raise KernelPoolError(f"kernel {kernel.number} died") from None
+            if cancelled is not None and cancelled():
+                raise KernelPoolError("cancelled: the pool is shutting down") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"kernel {kernel.number}: no result in {timeout:.0f} s"
+                ) from None
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
         kind, content = msg["header"]["msg_type"], msg["content"]
         if kind == "stream":
             chunks.append(content["text"])
-        elif kind == "error":
-            error.update(content)
-
-    reply = kernel.kc.execute_interactive(
-        code, store_history=False, timeout=timeout, output_hook=on_output, allow_stdin=False
-    )
+        elif kind == "status" and content["execution_state"] == "idle":
+            break
+    while True:  # the reply follows the idle status
+        reply = kc.get_shell_msg(timeout=max(deadline - time.monotonic(), 5.0))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
     content = reply["content"]
     if content["status"] != "ok":
         raise KernelCodeError(
-            content.get("ename", error.get("ename", "Error")),
-            content.get("evalue", error.get("evalue", "")),
-            content.get("traceback", error.get("traceback", [])),
+            content.get("ename", "Error"),
+            content.get("evalue", ""),
+            content.get("traceback", []),
         )
     return "".join(chunks)
 
@@ -227,14 +279,18 @@ class KernelPool:
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
 
+    def _is_closed(self) -> bool:
+        return self._closed
+
     def shutdown(self) -> None:
-        """Shut every kernel down (waiting for the ones still starting)."""
+        """Shut every kernel down, those still warming up too."""
         with self._lock:
             self._closed = True
             starters = list(self._starters)
-        for thread in starters:
-            thread.join(timeout=self.startup_timeout)
         _shutdown_all(self._kernels, self._lock)
+        for thread in starters:  # a warming kernel's starter stops within a second
+            thread.join(timeout=30)
+        _shutdown_all(self._kernels, self._lock)  # any that finished starting meanwhile
         while True:  # wake any acquire() still waiting
             try:
                 self._idle.get_nowait()
@@ -345,7 +401,9 @@ class KernelPool:
             with self._lock:
                 self._kernels[id(kernel)] = kernel
             if self.warmup_code:
-                kernel.warmup_output = run_code(kernel, self.warmup_code, self.startup_timeout)
+                kernel.warmup_output = run_code(
+                    kernel, self.warmup_code, self.startup_timeout, cancelled=self._is_closed
+                )
             run_code(kernel, RESET_CODE, timeout=120)
             # What exists now (imported modules, mostly) lives as long as the kernel: frozen,
             # the garbage collector skips it, and each reset takes ms instead of ~0.8 s.
@@ -378,7 +436,9 @@ class KernelPool:
     def _stop(self, kernel: PooledKernel) -> None:
         with self._lock:
             self._kernels.pop(id(kernel), None)
-        _stop_kernel(kernel)
+            claimed = _claim(kernel)
+        if claimed:
+            _stop_kernel(kernel)
 
 
 def _stop_kernel(kernel: PooledKernel) -> None:
@@ -398,9 +458,17 @@ def _stop_kernel(kernel: PooledKernel) -> None:
             pass
 
 
+def _claim(kernel: PooledKernel) -> bool:
+    """Whether the caller (holding the pool's lock) is the one to stop ``kernel``."""
+    if kernel.stopping:
+        return False
+    kernel.stopping = True
+    return True
+
+
 def _shutdown_all(kernels: dict[int, PooledKernel], lock: threading.Lock) -> None:
     with lock:
-        todo = list(kernels.values())
+        todo = [k for k in kernels.values() if _claim(k)]
         kernels.clear()
     threads = [threading.Thread(target=_stop_kernel, args=(k,)) for k in todo]
     for thread in threads:
