@@ -50,7 +50,14 @@ def local_model_file(uri: str, workdir: Path) -> Path:
     if "://" in uri or uri.startswith(("runs:/", "models:/")):
         import mlflow
 
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir))
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir))
+        except mlflow.exceptions.MlflowException as exc:
+            raise FileNotFoundError(
+                f"model {uri} could not be fetched from MLflow at "
+                f"{mlflow.get_tracking_uri()}: {exc.message} (set MLFLOW_TRACKING_URI to the "
+                "store that holds the run)"
+            ) from None
         return _find_model_file(Path(local), uri)
     return _find_model_file(paths.resolve(uri), uri)
 

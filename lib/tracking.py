@@ -246,13 +246,17 @@ def log_params(params: Mapping[str, Any]) -> None:
 
 
 def log_history(history: Mapping[str, list[float]]) -> None:
-    """Per-epoch metrics (``loss``, ``val_loss``, ...) with the epoch as step, in one batch."""
+    """Per-epoch metrics as ``epoch_loss``, ``epoch_val_loss``, ... with the epoch as step.
+
+    The prefix keeps them apart from the final ``val_loss``/``test_loss`` of the evaluation
+    (which the notebook glues), so MLflow shows one series and one number, not a mix.
+    """
     import mlflow
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     metrics = [
-        Metric(key=name, value=float(value), timestamp=now, step=epoch)
+        Metric(key=f"epoch_{name}", value=float(value), timestamp=now, step=epoch)
         for name, values in history.items()
         for epoch, value in enumerate(values)
     ]
@@ -284,15 +288,23 @@ def log_keras_model(model, examples: list[str], name: str = "model") -> str:
     signature = infer_signature(inputs, np.asarray(model.predict(inputs, verbose=0)))
     # Explicit requirements: inferring them would load the model again in a subprocess.
     requirements = _pinned(["tensorflow", "keras", "numpy", "pyarrow"])
-    with server_errors("logging the model"):
-        info = mlflow.keras.log_model(
+    import tempfile
+
+    # mlflow.keras.log_model (3.17) writes the input example before it creates the model
+    # folder and fails; saving into an existing empty folder, then logging it, works.
+    with tempfile.TemporaryDirectory(prefix="mlflow-model-") as tmp:
+        local = Path(tmp) / name
+        local.mkdir()
+        mlflow.keras.save_model(
             model,
-            name=name,
+            str(local),
             signature=signature,
             input_example=inputs,
             pip_requirements=requirements,
         )
-    return info.model_uri
+        with server_errors("logging the model"):
+            mlflow.log_artifacts(str(local), artifact_path=name)
+    return f"runs:/{mlflow.active_run().info.run_id}/{name}"
 
 
 def _pinned(names: list[str]) -> list[str]:

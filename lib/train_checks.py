@@ -14,8 +14,6 @@ from lib.params import (
     check_int,
 )
 
-METRICS = ("accuracy", "auc", "precision", "recall")
-
 
 def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """The train parameters, normalised; ParameterError names the first bad one.
@@ -34,7 +32,7 @@ def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
     p["optimiser"] = check_choice("optimiser", p["optimiser"], training.OPTIMISERS)
     if p.get("learning_rate") is not None:
         p["learning_rate"] = check_float("learning_rate", p["learning_rate"], 0, None)
-    p["metric"] = check_choice("metric", p["metric"], METRICS)
+    p["metric"] = check_choice("metric", p["metric"], training.METRICS)
     p["model_name"] = check_choice("model_name", p["model_name"], models.MODEL_NAMES)
     model_params = p.get("model_params") or {}
     if not isinstance(model_params, Mapping):

@@ -77,7 +77,7 @@ def test_start_run_creates_the_experiment_with_its_artifact_location(local_store
     stored = client.get_run(run.info.run_id)
     assert stored.data.params == {"bs": "32", "model_params": "{'a': 1}"}
     assert stored.data.tags["hptuning_tag"] == "5"
-    losses = client.get_metric_history(run.info.run_id, "val_loss")
+    losses = client.get_metric_history(run.info.run_id, "epoch_val_loss")
     assert [(m.step, m.value) for m in losses] == [(0, 0.6), (1, 0.4)]
 
 
