@@ -29,7 +29,7 @@ _MULTILINE_PART_LENGTH = 16  # lines of a multi-line secret (a PEM key) masked o
 _TRIVIAL_VALUES = {"true", "false", "none", "null", "yes", "no", "on", "off"}
 # Variables named like this hold secrets (besides is_secret_name's rules for parameters).
 _SECRET_ENV_SUFFIXES = ("_PASSWORD", "_PASSWD", "_TOKEN", "_SECRET", "_KEY")
-_SECRET_ENV_NAMES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+_SECRET_ENV_NAMES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "PGPASSWORD")
 _CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 # Fields of a Google credentials file whose values are the same public constants for everyone.
 _PUBLIC_CREDENTIAL_FIELDS = {

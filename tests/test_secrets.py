@@ -223,3 +223,7 @@ def test_secret_filter_on_a_handler(caplog):
     with caplog.at_level(logging.INFO, logger=logger.name):
         logger.info("token is %s", "handler-secret-1")
     assert "handler-secret-1" not in caplog.text and MASK in caplog.text
+
+
+def test_postgres_password_variable_is_a_secret():
+    assert "pg-pass-12345" in secret_values({"PGPASSWORD": "pg-pass-12345"})
