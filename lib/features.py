@@ -146,7 +146,13 @@ def vectorize(layer: Callable[[tf.Tensor], Any], texts: Texts, *, chunk: int = 2
     """
     texts = as_string_tensor(texts)
     n = int(texts.shape[0])
-    bounds = _chunks(n, chunk) or [(0, 0)]  # no texts: one empty chunk gives the shape
+    if n == 0:  # TextVectorization fails on an empty batch; one empty text gives the shape
+        probe = layer(tf.constant([""]))
+        if isinstance(probe, tf.SparseTensor):
+            empty = np.zeros((0, 2), dtype="int64")
+            return tf.SparseTensor(empty, tf.zeros([0], probe.dtype), [0, probe.dense_shape[1]])
+        return np.zeros((0, *probe.shape[1:]), dtype=probe.dtype.as_numpy_dtype)
+    bounds = _chunks(n, chunk)
     with ThreadPoolExecutor(_threads()) as pool:
         parts = list(pool.map(lambda b: layer(texts[b[0] : b[1]]), bounds))
     if isinstance(parts[0], tf.SparseTensor):

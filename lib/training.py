@@ -131,5 +131,7 @@ def predict_proba(model_or_bundle: Any, texts: Any, bs: int = 1024) -> np.ndarra
         probs = model_or_bundle.predict(strings, batch_size=bs, verbose=0)
     else:
         x = _vectors(model_or_bundle, texts)
+        if int(x.shape[0]) == 0:
+            return np.zeros(0, dtype="float32")
         probs = model_or_bundle.core.predict(x, batch_size=bs, verbose=0)
     return np.asarray(probs, dtype="float32").reshape(-1)

@@ -115,3 +115,17 @@ def test_reference_model_trains(data) -> None:
     bundle, history, x_val, y_val = fit(data, "reference", epochs=3)
     assert x_val.shape == (len(y_val), 256)
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_inputs_of_every_kind_and_empty(data) -> None:
+    import pyarrow as pa
+
+    bundle, _, _, _ = fit(data, epochs=1)
+    texts = ["Great film!", "An awful, boring waste.", "<i>wonderful</i>"]
+    expected = training.predict_proba(bundle, texts)
+    chunked = pa.chunked_array([pa.array(texts[:1]), pa.array(texts[1:])])
+    for kind in (np.array(texts), np.array(texts, dtype=object), pa.array(texts), chunked):
+        np.testing.assert_array_equal(training.predict_proba(bundle, kind), expected)
+    assert expected[0] > 0.5 > expected[1]
+    assert training.predict_proba(bundle, []).shape == (0,)
+    assert training.predict_proba(bundle.export_model(), []).shape == (0,)
