@@ -277,9 +277,18 @@ def log_results(metrics: Mapping[str, float], files: list[tuple[str, Path]]) -> 
             mlflow.log_artifact(str(path), artifact_path=folder)
 
 
-def log_keras_model(model, examples: list[str], name: str = "model") -> str:
+def log_keras_model(
+    model, examples: list[str], name: str = "model", export_to: Path | None = None
+) -> str:
     """Log the exported model (raw strings in, P(positive) out) with a signature and an
-    input example; returns its model URI."""
+    input example; returns its model URI.
+
+    With ``export_to``, the ``.keras`` file MLflow saved is also copied there (atomically),
+    so a large model is serialised once, not twice.
+    """
+    import shutil
+    import tempfile
+
     import mlflow
     import numpy as np
     from mlflow.models import infer_signature
@@ -288,8 +297,6 @@ def log_keras_model(model, examples: list[str], name: str = "model") -> str:
     signature = infer_signature(inputs, np.asarray(model.predict(inputs, verbose=0)))
     # Explicit requirements: inferring them would load the model again in a subprocess.
     requirements = _pinned(["tensorflow", "keras", "numpy", "pyarrow"])
-    import tempfile
-
     # mlflow.keras.log_model (3.17) writes the input example before it creates the model
     # folder and fails; saving into an existing empty folder, then logging it, works.
     with tempfile.TemporaryDirectory(prefix="mlflow-model-") as tmp:
@@ -302,6 +309,13 @@ def log_keras_model(model, examples: list[str], name: str = "model") -> str:
             input_example=inputs,
             pip_requirements=requirements,
         )
+        if export_to is not None:
+            export_to = Path(export_to)
+            export_to.parent.mkdir(parents=True, exist_ok=True)
+            saved = next((local / "data").glob("*.keras"))
+            partial = export_to.with_name(f".{export_to.name}.tmp")
+            shutil.copyfile(saved, partial)
+            partial.replace(export_to)
         with server_errors("logging the model"):
             mlflow.log_artifacts(str(local), artifact_path=name)
     return f"runs:/{mlflow.active_run().info.run_id}/{name}"
