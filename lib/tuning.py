@@ -1466,7 +1466,13 @@ def start_parent_run(config: TuneConfig, handle: StudyHandle, wait_s: float = 30
     uri = tracking.resolve_tracking_uri(config.mlflow_tracking_uri)
     tracking.check_store(uri)
     mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient(uri)
+    try:
+        client = _open_store(uri)
+    except Exception as exc:
+        first = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
+        raise tracking.TrackingError(
+            f"cannot open the MLflow store {tracking.public_uri(uri)}: {first[:300]}"
+        ) from None
     study = handle.study
     run_id = study.user_attrs.get(_STUDY_ATTR_PARENT)
     if run_id is None and not handle.created:
@@ -1510,6 +1516,24 @@ def start_parent_run(config: TuneConfig, handle: StudyHandle, wait_s: float = 30
     )
     log.info("MLflow parent run %s", run_id)
     return run_id
+
+
+def _open_store(uri: str, attempts: int = 5):
+    """An MlflowClient for ``uri``, its store opened: a new local database that two tune
+    processes create at the same moment fails for one of them (MLflow's schema migrations
+    race), which retries once the tables exist."""
+    import mlflow
+
+    for attempt in range(attempts):
+        try:
+            client = mlflow.MlflowClient(uri)
+            client.search_experiments(max_results=1)
+            return client
+        except Exception as exc:
+            if not uri.startswith("sqlite:") or attempt == attempts - 1:
+                raise
+            log.info("MLflow store %s not ready (%s); retrying", uri, type(exc).__name__)
+            time.sleep(1.0 + attempt)
 
 
 def finish_parent_run(

@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import shutil
+import tempfile
 import threading
 import time
 import weakref
@@ -155,6 +157,9 @@ class _PoolClient(BlockingKernelClient):
         super().__init__(**kwargs)
         self._kernel = kernel
 
+    async def _async_is_alive(self) -> bool:  # what wait_for_ready consults
+        return self._kernel.process_alive()
+
     def is_alive(self) -> bool:
         return self._kernel.process_alive()
 
@@ -261,9 +266,12 @@ class KernelPool:
         self._closed = False
         self._start_failures = 0  # in a row
         self._count = 0
+        self._ipc_dir = Path(tempfile.mkdtemp(prefix="kpool-"))
         self._starters: list[threading.Thread] = []
         # At interpreter exit (weakref.finalize runs then too) no kernel is left behind.
-        self._finalizer = weakref.finalize(self, _shutdown_all, self._kernels, self._lock)
+        self._finalizer = weakref.finalize(
+            self, _shutdown_all, self._kernels, self._lock, self._ipc_dir
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -290,7 +298,8 @@ class KernelPool:
         _shutdown_all(self._kernels, self._lock)
         for thread in starters:  # a warming kernel's starter stops within a second
             thread.join(timeout=30)
-        _shutdown_all(self._kernels, self._lock)  # any that finished starting meanwhile
+        # Any that finished starting meanwhile; then the sockets' folder.
+        _shutdown_all(self._kernels, self._lock, self._ipc_dir)
         while True:  # wake any acquire() still waiting
             try:
                 self._idle.get_nowait()
@@ -389,7 +398,11 @@ class KernelPool:
 
     def _start_one(self, number: int) -> None:
         started = time.perf_counter()
-        km = PooledKernelManager(kernel_name=self.kernel_name)
+        # IPC (Unix sockets in the pool's own folder): no TCP port to pick, so no race with
+        # other processes for a port that was free a moment ago (kernels died of it).
+        km = PooledKernelManager(
+            kernel_name=self.kernel_name, transport="ipc", ip=str(self._ipc_dir / f"k{number}")
+        )
         kernel = PooledKernel(km=km, number=number)
         try:
             kwargs: dict[str, Any] = {"extra_arguments": list(_KERNEL_ARGS)}
@@ -413,7 +426,10 @@ class KernelPool:
             with self._lock:
                 self._start_failures += 1
                 give_up = self._start_failures >= START_ATTEMPTS or self._closed
-            if give_up:
+            if self._closed:
+                log.debug("kernel %d stopped while starting: the pool is shut down", number)
+                self._idle.put(exc)
+            elif give_up:
                 log.error("kernel %d failed to start: %s", number, exc)
                 self._idle.put(exc)
             else:
@@ -425,13 +441,13 @@ class KernelPool:
         kernel.start_seconds = time.perf_counter() - started
         self.stats["started"] += 1
         self.stats["start_seconds"].append(round(kernel.start_seconds, 2))
-        log.info("kernel %d ready in %.1f s (pid %s)", number, kernel.start_seconds, kernel.pid)
         with self._lock:
             closed = self._closed
         if closed:
             self._stop(kernel)
-        else:
-            self._idle.put(kernel)
+            return
+        log.info("kernel %d ready in %.1f s (pid %s)", number, kernel.start_seconds, kernel.pid)
+        self._idle.put(kernel)
 
     def _stop(self, kernel: PooledKernel) -> None:
         with self._lock:
@@ -466,7 +482,9 @@ def _claim(kernel: PooledKernel) -> bool:
     return True
 
 
-def _shutdown_all(kernels: dict[int, PooledKernel], lock: threading.Lock) -> None:
+def _shutdown_all(
+    kernels: dict[int, PooledKernel], lock: threading.Lock, ipc_dir: Path | None = None
+) -> None:
     with lock:
         todo = [k for k in kernels.values() if _claim(k)]
         kernels.clear()
@@ -475,3 +493,5 @@ def _shutdown_all(kernels: dict[int, PooledKernel], lock: threading.Lock) -> Non
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    if ipc_dir is not None:
+        shutil.rmtree(ipc_dir, ignore_errors=True)

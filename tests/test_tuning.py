@@ -404,6 +404,7 @@ def test_enqueued_trials_run_first_with_their_values():
     assert handle.study.trials[0].params == {"val_split": 0.35, "optimiser": "rmsprop"}
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 def test_a_trial_asked_in_a_race_is_surplus_pruned_and_never_run(tmp_path):
     """Between this process's check and its ask, another process took the last free place
     (a lower-numbered RUNNING trial): the new trial is told PRUNED, marked surplus, and not
