@@ -176,3 +176,13 @@ def test_plain_papermill_without_tracking(tmp_path, data):
     scraps = sb.read_notebook(str(tmp_path / "out.ipynb")).scraps
     assert "mlflow_run_id" not in scraps
     assert scraps["model_uri"].data == str(tmp_path / "model" / "model.keras")
+
+
+def test_mlflow_autolog_adds_keras_own_logging(tmp_path, data):
+    result, store = _train(tmp_path, data, "-p", "mlflow_autolog", "True")
+    assert result.returncode == 0, result.stderr
+    run_id = sb.read_notebook(str(tmp_path / "run" / "train.ipynb")).scraps["mlflow_run_id"].data
+    run = mlflow.MlflowClient(store).get_run(run_id)
+    assert run.data.params["mlflow_autolog"] == "True"
+    autologged = set(run.data.params) - {"epochs", "bs", "optimiser", "learning_rate"}
+    assert {"batch_size", "optimizer_name"} & autologged, sorted(run.data.params)
