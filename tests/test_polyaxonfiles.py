@@ -665,81 +665,69 @@ def test_process_data_command_executes_the_prep_notebook(tmp_path):
 
 
 @pytest.mark.slow
-def test_prep_then_train_commands_execute_the_notebooks(tmp_path):
-    """The rendered process-data then train-model-cpu commands, chained as in the DAG (train
-    reads process-data's PROCESSED_DATA_DIR), on a tiny generated data set. MLflow points at
-    a store in the temporary folder; tracking itself is off (SETUP_MLFLOW false)."""
+def test_the_pipeline_ops_execute_in_order_and_leave_their_mlflow_runs(tmp_path):
+    """The DAG's ops (process-data -> train-model -> tune-model), rendered as Polyaxon would
+    and executed here in their order on a tiny generated data set: train reads the folder
+    process-data wrote; every run lands in a local MLflow store with its Polyaxon run uuid."""
+    import mlflow
+    import optuna
+
     project = _project(tmp_path)
     raw = make_aclimdb(tmp_path / "raw" / "aclImdb", per_label=12, seed=3)
-    base = _venv_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    prep = plx.render_job(
-        FILES / "process-data.yml",
+    processed = tmp_path / "data" / "processed"
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    model_dir = tmp_path / "model"
+    small = {"epochs": 1, "bs": 8}
+    ops = plx.render_dag(
+        FILES / "pipeline.yml",
         {
             "WORKING_DIR": str(project),
             "RAW_DATA_DIRS": json.dumps([str(raw)]),
-            "PROCESSED_DATA_DIR": str(tmp_path / "data" / "processed"),
-            "NOTEBOOK_OUTPUT_DIR": str(tmp_path / "prep-run"),
-        },
-    )
-    result = subprocess.run(
-        prep.argv, env=prep.process_env(base), capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-5000:]
-    model_dir = tmp_path / "model"
-    train = plx.render_job(
-        FILES / "train-model-cpu.yml",
-        {
-            "WORKING_DIR": str(project),
-            "INPUT_DATA_DIR": prep.inputs["PROCESSED_DATA_DIR"],
-            "SETUP_MLFLOW": False,
-            "NOTEBOOK_OUTPUT_DIR": str(tmp_path / "train-run"),
-            "NOTEBOOK_PARAMS": json.dumps({"epochs": 1, "bs": 8, "model_dir": str(model_dir)}),
-        },
-    )
-    result = subprocess.run(
-        train.argv, env=train.process_env(base), capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    assert "train succeeded" in result.stdout
-    assert (model_dir / "model.keras").is_file()
-    notebook = (tmp_path / "train-run" / "train.ipynb").read_text(encoding="utf-8")
-    assert str(tmp_path / "data" / "processed") in notebook  # the injected data_path
-
-
-@pytest.mark.slow
-def test_tune_command_executes_the_tune_notebook(tmp_path):
-    """The rendered train-model-cpu-hptuning command runs a 2-trial study on tiny processed
-    data, in a SQLite Optuna storage in the temporary folder, tracking off."""
-    from lib import prep
-
-    project = _project(tmp_path)
-    raw = make_aclimdb(tmp_path / "raw" / "aclImdb", per_label=12, seed=4)
-    processed = tmp_path / "data" / "processed"
-    prep.prepare([raw], processed)
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    train_params = {"data_path": str(processed), "epochs": 1, "bs": 8}
-    job = plx.render_job(
-        FILES / "train-model-cpu-hptuning.yml",
-        {
-            "WORKING_DIR": str(project),
-            "SETUP_MLFLOW": False,
-            "STUDY_NAME": "render-test",
+            "PROCESSED_DATA_DIR": str(processed),
+            "SETUP_MLFLOW": True,
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "MLFLOW_EXP_NAME": "polyaxon-pipeline",
+            "STUDY_NAME": "pipeline-study",
             "TUNING_STORAGE": storage,
-            "NOTEBOOK_OUTPUT_DIR": str(tmp_path / "tune-run"),
-            "NOTEBOOK_PARAMS": json.dumps(
-                {"n_trials": 2, "n_jobs": 1, "train_params": train_params}
+            "TRAIN_NOTEBOOK_PARAMS": json.dumps({**small, "model_dir": str(model_dir)}),
+            # A train_params mapping replaces the pipeline's, so it names data_path again.
+            "TUNE_NOTEBOOK_PARAMS": json.dumps(
+                {"n_trials": 2, "n_jobs": 1, "train_params": {**small, "data_path": str(processed)}}
             ),
         },
     )
-    base = _venv_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    result = subprocess.run(
-        job.argv, env=job.process_env(base), capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    assert "tune succeeded" in result.stdout
-    import optuna
+    base = _venv_env()
+    # The ops write their executed notebooks to the run's outputs under Polyaxon's artifacts
+    # mount; a temporary folder stands for that volume here, as for WORKING_DIR.
+    mount = "/plx-context/artifacts"
+    artifacts = tmp_path / "plx-artifacts"
+    for name, job in ops.items():
+        argv = [arg.replace(mount, str(artifacts)) for arg in job.argv]
+        result = subprocess.run(
+            argv, env=job.process_env(base), capture_output=True, text=True, timeout=900
+        )
+        assert result.returncode == 0, (name, result.stdout[-3000:] + result.stderr[-5000:])
+    assert (processed / "manifest.json").is_file() and (model_dir / "model.keras").is_file()
+    train_outputs = artifacts / ops["train-model"].run_uuid / "outputs" / "notebook"
+    assert (train_outputs / "train.ipynb").is_file()
 
-    study = optuna.load_study(study_name="render-test", storage=storage)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("polyaxon-pipeline")
+    runs = client.search_runs([experiment.experiment_id])
+    by_uuid = {}
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        by_uuid.setdefault(run.data.tags.get("polyaxon_run_uuid"), []).append(run)
+    train_runs = by_uuid[ops["train-model"].run_uuid]
+    assert len(train_runs) == 1
+    assert train_runs[0].data.params["data_path"] == str(processed)
+    notebook = [a.path for a in client.list_artifacts(train_runs[0].info.run_id, "notebook")]
+    assert "notebook/train.ipynb" in notebook
+    tune_runs = by_uuid[ops["tune-model"].run_uuid]  # the study's parent run and its trials
+    children = [r for r in tune_runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 2 and len(tune_runs) == 3
+    study = optuna.load_study(study_name="pipeline-study", storage=storage)
     assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 2
 
 
