@@ -105,6 +105,7 @@ class PooledKernel:
     warmup_output: str = ""
     kc: BlockingKernelClient | None = None  # the pool's own client: warm-up, resets
     stopping: bool = False  # set (under the pool's lock) by whoever shuts it down
+    ready: bool = False  # warmed up (and idle or lent)
 
     @property
     def pid(self) -> int | None:
@@ -281,6 +282,12 @@ class KernelPool:
             self._start_one_in_background()
         return self
 
+    def grow(self, more: int) -> None:
+        """Start ``more`` kernels besides the pool's (in the background)."""
+        self.size += more
+        for _ in range(more):
+            self._start_one_in_background()
+
     def __enter__(self) -> KernelPool:
         return self.start()
 
@@ -447,6 +454,7 @@ class KernelPool:
             self._stop(kernel)
             return
         log.info("kernel %d ready in %.1f s (pid %s)", number, kernel.start_seconds, kernel.pid)
+        kernel.ready = True
         self._idle.put(kernel)
 
     def _stop(self, kernel: PooledKernel) -> None:
@@ -461,11 +469,18 @@ def _stop_kernel(kernel: PooledKernel) -> None:
     km = kernel.km
     km.close_clients()
     if kernel.kc is not None:
+        if kernel.ready and kernel.process_alive():
+            try:  # the kernel's exit then skips a last full collection: ~1.5 s faster
+                run_code(kernel, "__import__('gc').freeze()", timeout=5)
+            except Exception:
+                pass
         kernel.kc.stop_channels()
         kernel.kc = None
     try:
         if km.has_kernel:
-            _run(km.shutdown_kernel(now=False))
+            # A kernel still warming up is busy: asked to shut down, it would fail to send
+            # its reply (and print a traceback); it has nothing to save, so it is killed.
+            _run(km.shutdown_kernel(now=not kernel.ready))
     except Exception as exc:
         log.warning("kernel %d did not shut down cleanly: %s", kernel.number, exc)
         try:
