@@ -1262,13 +1262,38 @@ def prepare(params: Mapping[str, Any], config_file: str | Path | None = DEFAULT_
     pool = start_kernel_pool(n_jobs, tracking_uri)
     try:
         config = load_config(params, config_file)
-        pool.max_uses, pool.max_rss_mib = config.kernel_max_trials, config.kernel_max_rss_mib
+        pool.max_uses = config.kernel_max_trials
+        pool.max_rss_mib = config.kernel_max_rss_mib or default_kernel_rss_mib(config.n_jobs)
         if config.n_jobs > pool.size:
             pool.grow(config.n_jobs - pool.size)
     except BaseException:
         pool.shutdown()
         raise
     return config, pool
+
+
+def memory_limit_mib() -> float:
+    """The memory this process may use: the machine's, or its container's limit (cgroup v2
+    or v1) when lower."""
+    import psutil
+
+    limit = psutil.virtual_memory().total / 2**20
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limit = min(limit, int(text) / 2**20)
+    return limit
+
+
+def default_kernel_rss_mib(n_jobs: int) -> float:
+    """A trial kernel is replaced once it holds more than this after a trial: 40 % of the
+    memory limit, shared by the ``n_jobs`` kernels. A kernel's memory grows with the trials
+    it ran (about 100 MiB a trial for the nbngram model on the full data, in a notebook or
+    not), and the next trial needs room above it."""
+    return round(0.4 * memory_limit_mib() / n_jobs)
 
 
 def _file_value(config_file: str | Path | None, key: str) -> Any:

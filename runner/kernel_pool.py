@@ -50,10 +50,14 @@ if "matplotlib.pyplot" in _sys.modules:
     _sys.modules["matplotlib.pyplot"].close("all")
 get_ipython().reset(new_session=True)
 __import__("gc").collect()
+try:  # hand freed heap back to the system, so that the RSS limit sees what is in use
+    __import__("ctypes").CDLL("libc.so.6").malloc_trim(0)
+except (OSError, AttributeError):
+    pass
 """
 
 START_ATTEMPTS = 3  # kernel starts that may fail in a row before the pool gives up
-FREEZE_CODE = "import gc as _gc\n_gc.collect()\n_gc.freeze()\ndel _gc\n"
+FREEZE_CODE = "__import__('gc').freeze()\n"
 
 # nbclient starts its own kernels with an in-memory IPython history; the pool does the same
 # (concurrent kernels would otherwise contend for one history.sqlite).
@@ -424,10 +428,10 @@ class KernelPool:
                 kernel.warmup_output = run_code(
                     kernel, self.warmup_code, self.startup_timeout, cancelled=self._is_closed
                 )
-            run_code(kernel, RESET_CODE, timeout=120)
             # What exists now (imported modules, mostly) lives as long as the kernel: frozen,
             # the garbage collector skips it, and each reset takes ms instead of ~0.8 s.
             run_code(kernel, FREEZE_CODE, timeout=120)
+            run_code(kernel, RESET_CODE, timeout=120)
         except BaseException as exc:
             self._stop(kernel)
             with self._lock:
@@ -471,7 +475,7 @@ def _stop_kernel(kernel: PooledKernel) -> None:
     if kernel.kc is not None:
         if kernel.ready and kernel.process_alive():
             try:  # the kernel's exit then skips a last full collection: ~1.5 s faster
-                run_code(kernel, "__import__('gc').freeze()", timeout=5)
+                run_code(kernel, FREEZE_CODE, timeout=5)
             except Exception:
                 pass
         kernel.kc.stop_channels()

@@ -165,8 +165,12 @@ def test_a_kernel_pool_replaces_kernels_past_their_limits_and_leaves_none(tmp_pa
         pool.release(again)  # its second use: replaced
         fresh = pool.acquire(timeout=120)
         assert fresh.pid != pid and fresh.number == 2
+        pool.max_rss_mib = 1  # any kernel holds more: replaced after its next notebook
         pool.release(fresh)
-    assert _gone({pid, fresh.pid})
+        third = pool.acquire(timeout=120)
+        assert third.number == 3 and pool.stats["recycled"] == 2
+        pool.release(third)
+    assert _gone({pid, fresh.pid, third.pid})
 
 
 # --- the tune notebook with the real train notebook -------------------------------------

@@ -531,3 +531,8 @@ def test_a_killed_study_resumes_and_retries_its_running_trial(tmp_path, kind):
     assert 0 not in run.ran  # the completed trial was not run again
     table = tuning.trials_table(handle.study, cfg.objectives)
     assert table.loc[retry.number, "retry_of"] == 1
+
+
+def test_the_default_kernel_memory_limit_shares_the_memory_between_kernels():
+    limit = tuning.memory_limit_mib()
+    assert 0 < tuning.default_kernel_rss_mib(2) < tuning.default_kernel_rss_mib(1) < limit
