@@ -155,6 +155,24 @@ def test_trials_reuse_warm_kernels_and_a_failing_trial_is_recorded(isolated_env)
     assert "ValueError" in children["1"].data.tags["notebook_error"]
 
 
+def test_n_jobs_trials_run_at_once_each_in_its_own_kernel(isolated_env):
+    tmp_path = isolated_env
+    stage = Stage("train", str(_fake_train_notebook(tmp_path / "fake_train.ipynb")), "fake")
+    cfg = tuning.load_config({"n_trials": 5, "n_jobs": 2, "setup_mlflow": False})
+    pool = tuning.start_kernel_pool(2, None)
+    handle = tuning.open_study(cfg)
+    run = tuning.run_trials(cfg, handle, pool, tmp_path / "trials", None, check=False, stage=stage)
+    trials = handle.study.trials
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 5 and run.stopped is None
+    pids = {sb.read_notebook(t.user_attrs["notebook"]).scraps["pid"].data for t in trials}
+    assert len(pids) == 2  # two kernels, each reused
+    workers = {t.user_attrs["worker"].rsplit(":", 1)[1] for t in trials}
+    assert workers == {"0", "1"}
+    starts = sorted((t.datetime_start, t.datetime_complete) for t in trials)
+    assert any(b[0] < a[1] for a, b in zip(starts, starts[1:], strict=False))  # overlapped
+    assert _gone(pids)
+
+
 def test_a_kernel_pool_replaces_kernels_past_their_limits_and_leaves_none(tmp_path):
     with KernelPool(1, max_uses=2) as pool:
         first = pool.acquire()
@@ -342,7 +360,7 @@ def test_a_killed_study_resumes_with_exactly_n_trials(tmp_path, data):
 
 def test_two_tune_processes_on_one_storage_end_with_exactly_n_trials(tmp_path, data):
     storage = str(tmp_path / "journal.log")
-    extra = ["-r", "storage", storage, "-p", "n_trials", "4", "-r", "study_name", "shared"]
+    extra = ["-r", "storage", storage, "-p", "n_trials", "3", "-r", "study_name", "shared"]
     procs = [
         subprocess.Popen(
             _tune_args(tmp_path, data, *extra, out=f"run{i}"),
@@ -358,7 +376,7 @@ def test_two_tune_processes_on_one_storage_end_with_exactly_n_trials(tmp_path, d
     assert [p.returncode for p in procs] == [0, 0], [o[1][-3000:] for o in outs]
     study = optuna.load_study(study_name="shared", storage=tuning.open_storage(storage, 30, 120))
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 4
+    assert len(complete) == 3
     per_process = [
         {int(p.name.split("-")[1]) for p in (tmp_path / f"run{i}" / "trials").glob("trial-*")}
         for i in range(2)
@@ -371,7 +389,7 @@ def test_two_tune_processes_on_one_storage_end_with_exactly_n_trials(tmp_path, d
     )
     parents = {r.data.tags.get("mlflow.parentRunId") for r in runs} - {None}
     assert len(parents) == 1  # one parent run for the study
-    assert sum(1 for r in runs if r.data.tags.get("mlflow.parentRunId")) == 4
+    assert sum(1 for r in runs if r.data.tags.get("mlflow.parentRunId")) == 3
 
 
 def test_bad_configuration_fails_before_any_trial_with_the_key_named(tmp_path, data):

@@ -536,3 +536,26 @@ def test_a_killed_study_resumes_and_retries_its_running_trial(tmp_path, kind):
 def test_the_default_kernel_memory_limit_shares_the_memory_between_kernels():
     limit = tuning.memory_limit_mib()
     assert 0 < tuning.default_kernel_rss_mib(2) < tuning.default_kernel_rss_mib(1) < limit
+
+
+def test_summaries_for_one_and_two_objectives(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    one = config(directions=["maximize"], objectives=["val_accuracy"], n_trials=4)
+    two = config(n_trials=4)
+    for cfg, title in ((one, "Optimisation history"), (two, "Pareto front")):
+        handle = tuning.open_study(cfg)
+        tuning.run_study(handle.study, cfg, fake_trial, poll_interval=0.05)
+        figure = tuning.plot_study(handle.study, cfg.objectives)
+        assert figure.axes[0].get_title() == title
+        figure.savefig(tmp_path / "plot.png")
+        importances = tuning.param_importances(handle.study, cfg.objectives)
+        assert list(importances.columns) == cfg.objectives
+        assert set(importances.index) == {"val_split", "optimiser"}
+        assert tuning.plot_importances(importances) is not None
+        best = tuning.best_trials(handle.study, cfg.objectives)
+        assert best and set(best[0]["values"]) == set(cfg.objectives)
+    assert len(best) >= 1 and all(b["number"] in range(4) for b in best)
+    single = tuning.best_trials(tuning.open_study(one).study, one.objectives)
+    assert single == []  # no completed trial yet: nothing is best
