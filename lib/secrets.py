@@ -17,9 +17,10 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
+if TYPE_CHECKING:  # nbformat's import costs ~1 s (jsonschema): not for a parameter check
+    import nbformat
 
 MASK = "********"
 MIN_SECRET_LENGTH = 4  # shorter values would mask half of every text
@@ -214,6 +215,8 @@ def mask_notebook(
     ``secret_values()``; the values of secret-looking papermill parameters are masked too.
     The input is not changed.
     """
+    import nbformat
+
     values = list(secret_values() if values is None else values)
     values += _secret_parameter_values(nb)
     pattern = _pattern(tuple(values))

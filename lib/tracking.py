@@ -50,6 +50,31 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
+# A database store's first use imports SQLAlchemy and Alembic (~1.5 s): worth importing
+# ahead, while waiting for something else.
+DB_STORE_MODULES = (
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.store.db.utils",
+    "alembic.migration",
+    "alembic.script",
+    "alembic.runtime.environment",
+    "alembic.command",
+    "alembic.config",
+)
+DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def store_modules(uri: str | None) -> list[str]:
+    """The modules that opening the tracking store at ``uri`` imports (MLflow's included)."""
+    if not uri:
+        return []
+    modules = ["mlflow"]
+    if uri.partition(":")[0].partition("+")[0] in DB_SCHEMES:
+        modules += DB_STORE_MODULES
+    return modules
+
+
 def public_uri(uri: str) -> str:
     """``uri`` without any user:password part, safe to show, glue or log."""
     parts = urlsplit(uri)

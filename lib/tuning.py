@@ -31,6 +31,7 @@ import yaml
 
 from lib import paths
 from lib.params import as_bool, as_list
+from lib.prefetch import import_in_background
 
 if TYPE_CHECKING:
     import optuna
@@ -1183,7 +1184,7 @@ try:
     _tf.constant(1.0) + 1.0
 except Exception as _exc:
     _failed.append(f"tensorflow runtime: {{_exc}}")
-if {tracking_uri!r}:
+if {check_store!r}:
     try:
         import mlflow as _mlflow
         _mlflow.MlflowClient({tracking_uri!r}).search_experiments(max_results=1)
@@ -1211,16 +1212,26 @@ WARMUP_MODULES = (
 )
 
 
-def warmup_code(tracking_uri: str | None) -> str:
-    """The code a trial kernel runs once, before its first trial (``tracking_uri``: the
-    MLflow store to open, or None)."""
-    return _WARMUP.format(modules=list(WARMUP_MODULES), tracking_uri=tracking_uri)
+def warmup_code(tracking_uri: str | None, check_store: bool = True) -> str:
+    """The code a trial kernel runs once, before its first trial: imports, and the MLflow
+    store at ``tracking_uri`` (None: no tracking) opened when ``check_store`` (without it,
+    the store's modules are imported but the store is not touched: it may not exist yet)."""
+    from lib.tracking import store_modules
+
+    modules = list(WARMUP_MODULES) + store_modules(tracking_uri)
+    return _WARMUP.format(
+        modules=modules,
+        tracking_uri=tracking_uri,
+        check_store=bool(tracking_uri and check_store),
+    )
 
 
 def kernel_env(n_jobs: int) -> dict[str, str]:
     """The trial kernels' environment: this one, and with several kernels on one machine,
     GPU memory taken as needed (TensorFlow takes all of it by default) unless set."""
-    env = dict(os.environ)
+    from runner.kernel_pool import HANDOFF_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != HANDOFF_ENV}
     if n_jobs > 1:
         env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     return env
@@ -1232,8 +1243,10 @@ def start_kernel_pool(
     max_uses: int | None = None,
     max_rss_mib: float | None = None,
 ):
-    """A KernelPool of ``n_jobs`` trial kernels, starting and warming up in the background."""
-    from runner.kernel_pool import KernelPool
+    """A KernelPool of ``n_jobs`` trial kernels, starting and warming up in the background;
+    kernels the runner started ahead for this process ($RUNNER_KERNEL_HANDOFF, see
+    :func:`prestart_trial_kernels`) are adopted first."""
+    from runner.kernel_pool import KernelPool, take_handoffs
 
     return KernelPool(
         n_jobs,
@@ -1243,6 +1256,45 @@ def start_kernel_pool(
         env=kernel_env(n_jobs),
         max_uses=max_uses,
         max_rss_mib=max_rss_mib,
+        adopt=take_handoffs(),
+    ).start()
+
+
+def _tracking_uri(params: Mapping[str, Any]) -> str | None:
+    """The MLflow store the trials will use (None when tracking is off)."""
+    if params.get("setup_mlflow") in (False, "false", "False"):
+        return None
+    from lib.tracking import resolve_tracking_uri
+
+    return resolve_tracking_uri(params.get("mlflow_tracking_uri"))
+
+
+def requested_n_jobs(params: Mapping[str, Any], config_file: str | Path | None) -> int:
+    """``n_jobs`` from the parameters, else the config file, else 1 (bad values are
+    :func:`load_config`'s to report)."""
+    try:
+        return _as_int("n_jobs", params.get("n_jobs") or _file_value(config_file, "n_jobs"), 1)
+    except (TuningConfigError, ValueError):
+        return 1
+
+
+def prestart_trial_kernels(params: Mapping[str, Any]):
+    """For the runner, before it starts the tune notebook: a hand-off-only KernelPool of the
+    trial kernels that the notebook's :func:`prepare` will adopt, already importing
+    TensorFlow while papermill and the tune kernel start. Shut it down after the notebook
+    (whatever the notebook did not adopt or end then ends)."""
+    from runner.kernel_pool import KernelPool
+
+    n_jobs = requested_n_jobs(params, params.get("config_file", DEFAULT_CONFIG_FILE))
+    return KernelPool(
+        n_jobs,
+        # Imports only: the tune notebook creates the store if it is new; its own warm-up
+        # (the same imports, then instant) opens the store.
+        warmup_code=warmup_code(_tracking_uri(params), check_store=False),
+        kernel_name=KERNEL_NAME,
+        cwd=paths.project_root(),
+        env=kernel_env(n_jobs),
+        handoff_only=True,
     ).start()
 
 
@@ -1250,16 +1302,8 @@ def prepare(params: Mapping[str, Any], config_file: str | Path | None = DEFAULT_
     """``(config, pool)``: the trial kernels start first, in the background (importing
     TensorFlow takes a while), then the configuration is read and checked
     (:func:`load_config`); a bad configuration shuts the kernels down and raises."""
-    try:
-        n_jobs = _as_int("n_jobs", params.get("n_jobs") or _file_value(config_file, "n_jobs"), 1)
-    except (TuningConfigError, ValueError):
-        n_jobs = 1  # load_config says what is wrong
-    tracking_uri = None
-    if params.get("setup_mlflow") not in (False, "false", "False"):
-        from lib.tracking import resolve_tracking_uri
-
-        tracking_uri = resolve_tracking_uri(params.get("mlflow_tracking_uri"))
-    pool = start_kernel_pool(n_jobs, tracking_uri)
+    n_jobs = requested_n_jobs(params, config_file)
+    pool = start_kernel_pool(n_jobs, _tracking_uri(params))
     try:
         config = load_config(params, config_file)
         pool.max_uses = config.kernel_max_trials
@@ -1480,16 +1524,6 @@ def default_trials_dir() -> Path:
 SUMMARY_MODULES = ("pandas", "optuna.importance", "matplotlib.pyplot")
 
 
-def _import_quietly(modules: Sequence[str]) -> None:
-    import importlib
-
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # the summary will say what is wrong
-            log.debug("prefetching %s: %s", name, exc)
-
-
 def run_trials(
     config: TuneConfig,
     handle: StudyHandle,
@@ -1505,7 +1539,7 @@ def run_trials(
     at the end, whatever happens."""
     # The summary's heavy imports (optuna.importance alone takes seconds) load while the
     # trials run, not after them.
-    threading.Thread(target=_import_quietly, args=(SUMMARY_MODULES,), daemon=True).start()
+    import_in_background(SUMMARY_MODULES, "summary-imports")
     try:
         trials_dir = Path(trials_dir)
         trials_dir.mkdir(parents=True, exist_ok=True)

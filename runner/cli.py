@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -29,10 +30,17 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def resolve_type(value: str) -> Any:
-    """papermill's ``-p`` typing rules."""
-    from papermill.cli import _resolve_type
-
-    return _resolve_type(value)
+    """papermill's ``-p`` typing rules (``papermill.cli._resolve_type``, which a test holds
+    this to): True/False/None, then int, then float, else the string. Not imported from
+    papermill: its import takes ~1.6 s, and the tune stage starts its trial kernels first."""
+    if value in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[value]
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 class _ParamAction(argparse.Action):
@@ -156,8 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_stage(args: argparse.Namespace) -> int:
     from lib.secrets import check_parameter_names
-    from runner.execute import KERNEL_NAME, execute_stage
-    from runner.hooks import default_hooks
 
     stage = get_stage(args.command)
     parameters = collect_parameters(args.params)
@@ -167,17 +173,36 @@ def _run_stage(args: argparse.Namespace) -> int:
     upload_to = args.output_dir if storage.is_gcs_uri(args.output_dir) else None
     if upload_to:
         storage.check_bucket(upload_to)  # before the work, not after it
-    execution = execute_stage(
-        stage,
-        parameters,
-        # Written locally, uploaded once at the end: saving to gs:// after every cell hits
-        # Cloud Storage's rate limits (papermill #312).
-        run_dir=None if upload_to or not args.output_dir else Path(args.output_dir),
-        kernel_name=args.kernel or KERNEL_NAME,
-        log_output=args.log_output,
-        render=not args.no_html,
-        hooks=default_hooks(),
-    )
+    prestarted = None
+    if stage.name == "tune":
+        # The trial kernels start first (TensorFlow imports while papermill and the tune
+        # kernel start); the tune notebook adopts them through the environment.
+        from lib.tuning import prestart_trial_kernels
+
+        prestarted = prestart_trial_kernels(parameters)
+    try:
+        from runner.execute import KERNEL_NAME, execute_stage
+        from runner.hooks import default_hooks
+
+        if prestarted is not None:
+            from runner.kernel_pool import HANDOFF_ENV, handoff_env_value
+
+            os.environ[HANDOFF_ENV] = handoff_env_value(prestarted.handoffs())
+        execution = execute_stage(
+            stage,
+            parameters,
+            # Written locally, uploaded once at the end: saving to gs:// after every cell
+            # hits Cloud Storage's rate limits (papermill #312).
+            run_dir=None if upload_to or not args.output_dir else Path(args.output_dir),
+            kernel_name=args.kernel or KERNEL_NAME,
+            log_output=args.log_output,
+            render=not args.no_html,
+            hooks=default_hooks(),
+        )
+    finally:
+        if prestarted is not None:
+            os.environ.pop(HANDOFF_ENV, None)
+            prestarted.shutdown()
     if upload_to:
         storage.upload(execution.run_dir, upload_to)
         print(f"run folder {execution.run_dir} uploaded to {upload_to}")

@@ -14,14 +14,24 @@ execution, after ``max_uses`` executions, or when its memory after the reset exc
 Kernels are children of this process: ipykernel's parent poller ends them if this process
 dies, and :meth:`KernelPool.shutdown` (also on ``with`` exit and at interpreter exit) ends
 them otherwise.
+
+Kernels can also be started by one process and used by another ("handed off"): the runner
+starts the tune notebook's trial kernels (``handoff_only``) before it even starts the tune
+notebook's own kernel, and passes their connection files and pids in ``$RUNNER_KERNEL_HANDOFF``;
+the tune notebook's pool adopts them (``adopt=``) instead of starting its own, so TensorFlow
+is being imported while papermill and the tune kernel start. An adopted kernel stays a child
+of the process that started it, which ends whatever is left of it when it is done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import queue
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -33,6 +43,7 @@ from typing import Any
 
 from jupyter_client import AsyncKernelManager
 from jupyter_client.blocking import BlockingKernelClient
+from jupyter_client.provisioning import LocalProvisioner
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +73,99 @@ FREEZE_CODE = "__import__('gc').freeze()\n"
 # nbclient starts its own kernels with an in-memory IPython history; the pool does the same
 # (concurrent kernels would otherwise contend for one history.sqlite).
 _KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
+
+
+HANDOFF_ENV = "RUNNER_KERNEL_HANDOFF"
+
+
+@dataclass(frozen=True)
+class KernelHandoff:
+    """A running kernel that another process may adopt: its connection file and pid."""
+
+    connection_file: str
+    pid: int
+
+
+def handoff_env_value(handoffs: list[KernelHandoff]) -> str:
+    return json.dumps([{"connection_file": h.connection_file, "pid": h.pid} for h in handoffs])
+
+
+def take_handoffs(environ: dict[str, str] | None = None) -> list[KernelHandoff]:
+    """The kernels handed to this process in ``$RUNNER_KERNEL_HANDOFF``, removed from the
+    environment (they are adopted once, and the kernels this process starts must not see
+    them). Malformed values are ignored with a warning: the pool then starts its own."""
+    environ = os.environ if environ is None else environ
+    value = environ.pop(HANDOFF_ENV, None)
+    if not value:
+        return []
+    try:
+        return [KernelHandoff(str(h["connection_file"]), int(h["pid"])) for h in json.loads(value)]
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("ignoring $%s (%s); the pool starts its own kernels", HANDOFF_ENV, exc)
+        return []
+
+
+class _ProcessHandle:
+    """A ``Popen``-like handle on a kernel process that another process started (and will
+    reap): a process that has exited, or is a zombie waiting for its parent, has ended."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.pid = pid
+        self.returncode: int | None = None
+        self._process = psutil.Process(pid)  # NoSuchProcess if it is gone already
+
+    def poll(self) -> int | None:
+        import psutil
+
+        if self.returncode is None:
+            try:
+                # is_running() also tells a reused pid from the kernel's.
+                ended = (
+                    not self._process.is_running() or self._process.status() == psutil.STATUS_ZOMBIE
+                )
+            except psutil.Error:
+                ended = True
+            if ended:
+                self.returncode = -1  # the exit status belongs to the parent
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"kernel process {self.pid} still running")
+            time.sleep(0.05)
+        return self.returncode  # type: ignore[return-value]
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+class AdoptedProvisioner(LocalProvisioner):
+    """jupyter_client's local provisioner for a kernel that is already running: signals,
+    polling and waiting go to its pid; nothing is launched."""
+
+    def adopt(self, pid: int) -> None:
+        self.process = _ProcessHandle(pid)
+        self.pid = pid
+        try:
+            pgid = os.getpgid(pid)
+        except OSError:
+            pgid = None
+        # Its own process group (jupyter_client starts kernels in a new session), or only
+        # the process is signalled: never a group it shares with others.
+        self.pgid = pgid if pgid == pid else None
 
 
 class KernelPoolError(RuntimeError):
@@ -110,6 +214,7 @@ class PooledKernel:
     kc: BlockingKernelClient | None = None  # the pool's own client: warm-up, resets
     stopping: bool = False  # set (under the pool's lock) by whoever shuts it down
     ready: bool = False  # warmed up (and idle or lent)
+    handed_off: bool = False  # warmed up for another process, which shuts it down
 
     @property
     def pid(self) -> int | None:
@@ -253,7 +358,12 @@ class KernelPool:
         max_uses: int | None = None,
         max_rss_mib: float | None = None,
         startup_timeout: float = 300.0,
+        adopt: list[KernelHandoff] | tuple[KernelHandoff, ...] = (),
+        handoff_only: bool = False,
     ) -> None:
+        """``adopt``: running kernels (handed off by another process) to use before
+        starting new ones. ``handoff_only``: this pool only starts and warms its kernels up
+        for another process to adopt (:meth:`handoffs`); it never lends or resets them."""
         if size < 1:
             raise ValueError(f"a kernel pool needs at least one kernel, not {size}")
         self.size = size
@@ -273,6 +383,9 @@ class KernelPool:
         self._count = 0
         self._ipc_dir = Path(tempfile.mkdtemp(prefix="kpool-"))
         self._starters: list[threading.Thread] = []
+        self._adoptable = list(adopt)
+        self.handoff_only = handoff_only
+        self._launched = threading.Condition(self._lock)
         # At interpreter exit (weakref.finalize runs then too) no kernel is left behind.
         self._finalizer = weakref.finalize(
             self, _shutdown_all, self._kernels, self._lock, self._ipc_dir
@@ -301,12 +414,27 @@ class KernelPool:
     def _is_closed(self) -> bool:
         return self._closed
 
+    def handoffs(self, timeout: float = 30.0) -> list[KernelHandoff]:
+        """The pool's kernels, for another process to adopt, once each has been launched
+        (``timeout`` seconds at most; a kernel that failed to launch is left out)."""
+        deadline = time.monotonic() + timeout
+        with self._launched:
+            while len(self._kernels) < self.size and any(t.is_alive() for t in self._starters):
+                if not self._launched.wait(timeout=max(deadline - time.monotonic(), 0)):
+                    break
+            kernels = sorted(self._kernels.values(), key=lambda k: k.number)
+        return [KernelHandoff(k.km.connection_file, k.pid) for k in kernels if k.pid is not None]
+
     def shutdown(self) -> None:
         """Shut every kernel down, those still warming up too."""
         with self._lock:
             self._closed = True
             starters = list(self._starters)
         _shutdown_all(self._kernels, self._lock)
+        with self._lock:
+            unused, self._adoptable = self._adoptable, []
+        for handoff in unused:  # handed to this pool, but more than it needed
+            _kill_handoff(handoff)
         for thread in starters:  # a warming kernel's starter stops within a second
             thread.join(timeout=30)
         # Any that finished starting meanwhile; then the sockets' folder.
@@ -400,46 +528,93 @@ class KernelPool:
                 return
             self._count += 1
             number = self._count
+            handoff = self._adoptable.pop(0) if self._adoptable else None
             thread = threading.Thread(
-                target=self._start_one, args=(number,), name=f"kernel-pool-start-{number}"
+                target=self._start_one,
+                args=(number, handoff),
+                name=f"kernel-pool-start-{number}",
             )
             self._starters = [t for t in self._starters if t.is_alive()] + [thread]
         thread.daemon = True
         thread.start()
 
-    def _start_one(self, number: int) -> None:
-        started = time.perf_counter()
+    def _launch(self, number: int) -> PooledKernelManager:
         # IPC (Unix sockets in the pool's own folder): no TCP port to pick, so no race with
         # other processes for a port that was free a moment ago (kernels died of it).
         km = PooledKernelManager(
             kernel_name=self.kernel_name, transport="ipc", ip=str(self._ipc_dir / f"k{number}")
         )
-        kernel = PooledKernel(km=km, number=number)
+        kwargs: dict[str, Any] = {"extra_arguments": list(_KERNEL_ARGS)}
+        if self.cwd:
+            kwargs["cwd"] = self.cwd
+        if self.env is not None:
+            kwargs["env"] = self.env
         try:
-            kwargs: dict[str, Any] = {"extra_arguments": list(_KERNEL_ARGS)}
-            if self.cwd:
-                kwargs["cwd"] = self.cwd
-            if self.env is not None:
-                kwargs["env"] = self.env
             _run(km.start_kernel(**kwargs))
-            with self._lock:
+        except BaseException:
+            if km.has_kernel:
+                _run(km.shutdown_kernel(now=True))
+            raise
+        return km
+
+    def _adopt(self, handoff: KernelHandoff) -> PooledKernelManager:
+        """A manager for a kernel another process started (see :class:`KernelHandoff`)."""
+        km = PooledKernelManager(kernel_name=self.kernel_name)
+        km.load_connection_file(handoff.connection_file)
+        provisioner = AdoptedProvisioner(
+            kernel_id=km.kernel_id or "",
+            kernel_spec=km.kernel_spec,
+            connection_info=km.get_connection_info(),
+            parent=km,
+        )
+        provisioner.adopt(handoff.pid)
+        km.provisioner = provisioner
+        if provisioner.process.poll() is not None:
+            raise KernelPoolError(f"handed-off kernel (pid {handoff.pid}) has exited")
+        return km
+
+    def _start_one(self, number: int, handoff: KernelHandoff | None = None) -> None:
+        started = time.perf_counter()
+        kernel = None
+        try:
+            km = None
+            if handoff is not None:
+                try:
+                    km = self._adopt(handoff)
+                    log.debug("kernel %d adopted (pid %d)", number, handoff.pid)
+                except Exception as exc:  # gone, or unreadable: start one instead
+                    log.warning(
+                        "could not adopt kernel pid %d (%s); starting one", handoff.pid, exc
+                    )
+                    _kill_handoff(handoff)
+            if km is None:
+                km = self._launch(number)
+            kernel = PooledKernel(km=km, number=number)
+            with self._launched:
                 self._kernels[id(kernel)] = kernel
+                self._launched.notify_all()
             if self.warmup_code:
                 kernel.warmup_output = run_code(
                     kernel, self.warmup_code, self.startup_timeout, cancelled=self._is_closed
                 )
-            # What exists now (imported modules, mostly) lives as long as the kernel: frozen,
-            # the garbage collector skips it, and each reset takes ms instead of ~0.8 s.
-            run_code(kernel, FREEZE_CODE, timeout=120)
-            run_code(kernel, RESET_CODE, timeout=120)
+            if not self.handoff_only:
+                # What exists now (imported modules, mostly) lives as long as the kernel:
+                # frozen, the garbage collector skips it; each reset takes ms, not ~0.8 s.
+                run_code(kernel, FREEZE_CODE, timeout=120)
+                run_code(kernel, RESET_CODE, timeout=120)
         except BaseException as exc:
-            self._stop(kernel)
+            if kernel is not None:
+                self._stop(kernel)
+            with self._launched:
+                self._launched.notify_all()
             with self._lock:
                 self._start_failures += 1
                 give_up = self._start_failures >= START_ATTEMPTS or self._closed
             if self._closed:
                 log.debug("kernel %d stopped while starting: the pool is shut down", number)
                 self._idle.put(exc)
+            elif self.handoff_only:  # the adopting process starts its own instead
+                log.info("kernel %d for hand-off failed to start: %s", number, exc)
             elif give_up:
                 log.error("kernel %d failed to start: %s", number, exc)
                 self._idle.put(exc)
@@ -457,9 +632,18 @@ class KernelPool:
         if closed:
             self._stop(kernel)
             return
-        log.info("kernel %d ready in %.1f s (pid %s)", number, kernel.start_seconds, kernel.pid)
-        kernel.ready = True
-        self._idle.put(kernel)
+        log.info(
+            "kernel %d %s in %.1f s (pid %s)",
+            number,
+            "warmed up for hand-off" if self.handoff_only else "ready",
+            kernel.start_seconds,
+            kernel.pid,
+        )
+        if self.handoff_only:  # the adopting pool's to lend, reset and shut down
+            kernel.handed_off = True
+        else:
+            kernel.ready = True
+            self._idle.put(kernel)
 
     def _stop(self, kernel: PooledKernel) -> None:
         with self._lock:
@@ -484,6 +668,7 @@ def _stop_kernel(kernel: PooledKernel) -> None:
         if km.has_kernel:
             # A kernel still warming up is busy: asked to shut down, it would fail to send
             # its reply (and print a traceback); it has nothing to save, so it is killed.
+            # So is a handed-off one: its adopter has shut it down, or has failed.
             _run(km.shutdown_kernel(now=not kernel.ready))
     except Exception as exc:
         log.warning("kernel %d did not shut down cleanly: %s", kernel.number, exc)
@@ -491,6 +676,14 @@ def _stop_kernel(kernel: PooledKernel) -> None:
             _run(km.shutdown_kernel(now=True))
         except Exception:
             pass
+
+
+def _kill_handoff(handoff: KernelHandoff) -> None:
+    """End a handed-off kernel this process will not use (its parent reaps it)."""
+    try:
+        _ProcessHandle(handoff.pid).kill()
+    except Exception as exc:  # already gone
+        log.debug("handed-off kernel pid %d not killed: %s", handoff.pid, exc)
 
 
 def _claim(kernel: PooledKernel) -> bool:

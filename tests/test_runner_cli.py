@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import build_parser, collect_parameters
+from runner.cli import build_parser, collect_parameters, resolve_type
 from runner.stages import STAGES, get_stage
 
 
@@ -39,6 +39,43 @@ def test_parameters_follow_papermill_typing_and_order(tmp_path: Path):
         "setup_mlflow": False,
         "optimiser": "rmsprop",
     }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "True",
+        "False",
+        "None",
+        "true",
+        "none",
+        "7",
+        "-3",
+        " 8 ",
+        "1_000",
+        "0x10",
+        "07",
+        "0.25",
+        "1e-3",
+        ".5",
+        "nan",
+        "-inf",
+        "Infinity",
+        "1.5.2",
+        "",
+        " ",
+        "adam",
+        "[1, 2]",
+        "True ",
+    ],
+)
+def test_parameter_typing_is_papermills(value: str):
+    from papermill.cli import _resolve_type
+
+    expected = _resolve_type(value)
+    got = resolve_type(value)
+    assert type(got) is type(expected)
+    assert got == expected or (got != got and expected != expected)  # nan
 
 
 def test_a_params_file_that_is_not_a_mapping_is_refused(tmp_path: Path):

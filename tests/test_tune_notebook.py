@@ -11,6 +11,7 @@ the Optuna storage, the run folders and the logs.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +27,15 @@ import scrapbook as sb
 from optuna.trial import TrialState
 
 from lib import prep, tuning
-from runner.kernel_pool import KernelPool
+from runner.kernel_pool import (
+    HANDOFF_ENV,
+    KernelCodeError,
+    KernelPool,
+    KernelPoolError,
+    handoff_env_value,
+    run_code,
+    take_handoffs,
+)
 from runner.stages import Stage
 from tests.datagen import make_raw_dir
 
@@ -191,6 +200,49 @@ def test_a_kernel_pool_replaces_kernels_past_their_limits_and_leaves_none(tmp_pa
     assert _gone({pid, fresh.pid, third.pid})
 
 
+def test_a_pool_adopts_kernels_handed_off_by_another_pool_and_leaves_none(tmp_path):
+    """The runner's hand-off: one pool starts and warms kernels, another (the tune
+    notebook's) adopts them, lends them, and shuts them down; a dead hand-off is replaced."""
+    starter = KernelPool(2, warmup_code="import json\nwarm = 1", handoff_only=True).start()
+    try:
+        handoffs = starter.handoffs()
+        assert len(handoffs) == 2 and all(Path(h.connection_file).is_file() for h in handoffs)
+        os.kill(handoffs[1].pid, signal.SIGKILL)  # dies before it is adopted
+        with pytest.raises(KernelPoolError):
+            starter.acquire(timeout=1)  # a hand-off pool lends nothing
+        env = {HANDOFF_ENV: handoff_env_value(handoffs)}
+        adopted = take_handoffs(env)
+        assert adopted == handoffs and HANDOFF_ENV not in env
+        with KernelPool(2, adopt=adopted, warmup_code="import json") as pool:
+            first, second = pool.acquire(timeout=120), pool.acquire(timeout=120)
+            by_pid = {k.pid: k for k in (first, second)}
+            assert handoffs[0].pid in by_pid and handoffs[1].pid not in by_pid
+            kernel = by_pid[handoffs[0].pid]
+            # warmed by the starter, reset by the adopter before it was lent
+            assert "NameError" in _error_of(kernel, "warm")
+            assert run_code(kernel, "import json\nprint(json.dumps(1 + 1))").strip() == "2"
+            pool.release(first)
+            pool.release(second)
+        assert _gone({handoffs[0].pid, *by_pid})
+    finally:
+        starter.shutdown()
+    assert _gone([h.pid for h in handoffs])
+
+
+def _error_of(kernel, code: str) -> str:
+    try:
+        run_code(kernel, code)
+    except KernelCodeError as exc:
+        return exc.ename
+    return ""
+
+
+def test_malformed_hand_offs_are_ignored():
+    env = {HANDOFF_ENV: "not json"}
+    assert take_handoffs(env) == [] and HANDOFF_ENV not in env
+    assert take_handoffs({}) == []
+
+
 # --- the tune notebook with the real train notebook -------------------------------------
 
 
@@ -285,6 +337,12 @@ def test_reference_config_runs_three_trials_as_child_runs_with_their_notebooks(t
     assert {"study/trials.csv", "study/pareto_front.png", "study/importances.png"} <= parent_arts
     assert {a.path for a in client.list_artifacts(parent, "notebook")} >= {"notebook/tune.ipynb"}
     assert client.get_run(parent).info.status == "FINISHED"
+    # The runner started the trial kernel before the tune kernel; the tune notebook adopted it.
+    handed = re.search(r"kernel 1 warmed up for hand-off in [\d.]+ s \(pid (\d+)\)", result.stderr)
+    tune_nb = (run_dir / "tune.ipynb").read_text()
+    adopted = re.search(r"kernel 1 ready in [\d.]+ s \(pid (\d+)\)", tune_nb)
+    assert handed and adopted and handed.group(1) == adopted.group(1)
+    assert _kernels_gone(tmp_path)
     assert not (ROOT / "runs").exists() or not any(
         "tune" in p.name for p in (ROOT / "runs").iterdir() if p.stat().st_mtime > time.time() - 600
     )
