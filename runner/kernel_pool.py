@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_client import AsyncKernelManager
+from jupyter_client import AsyncKernelClient, AsyncKernelManager
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.provisioning import LocalProvisioner
 
@@ -180,12 +180,55 @@ class KernelCodeError(RuntimeError):
         super().__init__(f"{ename}: {evalue}")
 
 
+class _ReadyClient(AsyncKernelClient):
+    """The client nbclient makes for a pooled kernel. jupyter_client's ``wait_for_ready``
+    ends by waiting until IOPub has been silent for 0.2 s; this one ends when the
+    kernel_info request's own idle status arrives on IOPub, which also proves that the
+    subscription is live (otherwise it asks again): 0.2 s less for every notebook."""
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (60.0 if timeout is None else timeout)
+        while True:
+            msg_id = self.kernel_info()
+            if await self._answered(msg_id, deadline):
+                return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+
+    async def _answered(self, msg_id: str, deadline: float) -> bool:
+        """Whether the reply to ``msg_id`` came on shell and its idle status on IOPub."""
+        while True:  # the reply: up to 1 s
+            try:
+                msg = await self.shell_channel.get_msg(
+                    timeout=max(min(1.0, deadline - time.monotonic()), 0.01)
+                )
+            except queue.Empty:
+                return False
+            if msg["parent_header"].get("msg_id") == msg_id:
+                self._handle_kernel_info_reply(msg)
+                break
+        while True:  # the idle status follows the reply at once if IOPub is subscribed
+            try:
+                msg = await self.iopub_channel.get_msg(timeout=0.1)
+            except queue.Empty:
+                return False
+            if (
+                msg["parent_header"].get("msg_id") == msg_id
+                and msg["msg_type"] == "status"
+                and msg["content"].get("execution_state") == "idle"
+            ):
+                return True
+
+
 class PooledKernelManager(AsyncKernelManager):
     """An AsyncKernelManager that remembers the clients made from it, so that the pool can
     close the one nbclient opened (nbclient leaves it open for a kernel it does not own)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.client_factory = _ReadyClient
         self.pool_clients: list[Any] = []
 
     def client(self, **kwargs: Any):
