@@ -161,9 +161,10 @@ def prepare(
 
     texts = raw.to_arrow(contents)
     del contents  # the Arrow buffer holds a copy; keep peak memory down
-    empty_mask = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(texts)), 0)
+    # Empty, or Unicode whitespace only (utf8_is_space is false for "").
+    empty_mask = pc.or_(pc.equal(pc.binary_length(texts), 0), pc.utf8_is_space(texts))
     cleaned = cleaning.clean_parallel(texts, threads)
-    empty_after = pc.and_(pc.equal(pc.utf8_length(cleaned), 0), pc.invert(empty_mask))
+    empty_after = pc.and_(pc.equal(pc.binary_length(cleaned), 0), pc.invert(empty_mask))
     empty_idx = np.flatnonzero(empty_mask.to_numpy(zero_copy_only=False))
     empty_after_idx = np.flatnonzero(empty_after.to_numpy(zero_copy_only=False))
     keep = pc.invert(pc.or_(empty_mask, empty_after))
