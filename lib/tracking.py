@@ -110,12 +110,42 @@ def check_store(uri: str, deadline_s: float = CHECK_DEADLINE_S) -> None:
                 raise TrackingError(f"cannot create the MLflow store {uri}: {exc}") from None
             if not os.access(db.parent, os.W_OK):
                 raise TrackingError(f"the MLflow store folder {db.parent} is not writable")
+            _open_sqlite_store(uri, db)
     elif scheme in ("", "file"):
         folder = Path(urlsplit(uri).path if scheme == "file" else uri)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TrackingError(f"cannot create the MLflow store {uri}: {exc}") from None
+
+
+_OPENED_SQLITE: set[str] = set()
+
+
+def _open_sqlite_store(uri: str, db: Path) -> None:
+    """Open the SQLite store (creating its tables if it is new) once per process, holding a
+    lock on its folder: processes that create one database at the same moment (a tune
+    notebook and its trials, tune processes sharing a study) race MLflow's schema
+    migrations, and the loser can leave the database unusable."""
+    if uri in _OPENED_SQLITE:
+        return
+    import fcntl
+
+    import mlflow
+
+    fd = os.open(db.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            mlflow.MlflowClient(uri).search_experiments(max_results=1)
+        except Exception as exc:
+            first = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).strip()
+            raise TrackingError(
+                f"cannot open the MLflow store {uri}: {first.splitlines()[0][:300]}"
+            ) from None
+    finally:
+        os.close(fd)  # releases the lock
+    _OPENED_SQLITE.add(uri)
 
 
 def _check_server(uri: str, deadline_s: float) -> None:

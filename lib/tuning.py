@@ -1168,8 +1168,10 @@ def _run_one(study, config, trial, run_trial, result, stop, worker_index) -> Non
 # ---------------------------------------------------------------------------------------
 
 # Run in each trial kernel before its first trial: the train notebook's imports (TensorFlow
-# above all), TensorFlow's runtime, and the MLflow store's connection. A failed import is
-# left for the trial itself to report.
+# above all, and the MLflow store's modules) and TensorFlow's runtime. A failed import is
+# left for the trial itself to report. The store itself is not opened: a new local database
+# is created by the tune notebook (the parent run); a kernel opening it at the same moment
+# would race its schema migrations, and one killed mid-way leaves the database unusable.
 _WARMUP = """\
 import importlib, time
 _started = time.perf_counter()
@@ -1184,12 +1186,6 @@ try:
     _tf.constant(1.0) + 1.0
 except Exception as _exc:
     _failed.append(f"tensorflow runtime: {{_exc}}")
-if {check_store!r}:
-    try:
-        import mlflow as _mlflow
-        _mlflow.MlflowClient({tracking_uri!r}).search_experiments(max_results=1)
-    except Exception as _exc:
-        _failed.append(f"mlflow store: {{_exc}}")
 print(f"warm in {{time.perf_counter() - _started:.1f}} s", *_failed, sep="\\n")
 """
 WARMUP_MODULES = (
@@ -1212,18 +1208,12 @@ WARMUP_MODULES = (
 )
 
 
-def warmup_code(tracking_uri: str | None, check_store: bool = True) -> str:
-    """The code a trial kernel runs once, before its first trial: imports, and the MLflow
-    store at ``tracking_uri`` (None: no tracking) opened when ``check_store`` (without it,
-    the store's modules are imported but the store is not touched: it may not exist yet)."""
+def warmup_code(tracking_uri: str | None) -> str:
+    """The code a trial kernel runs once, before its first trial: the imports, with those
+    of the MLflow store at ``tracking_uri`` (None: no tracking)."""
     from lib.tracking import store_modules
 
-    modules = list(WARMUP_MODULES) + store_modules(tracking_uri)
-    return _WARMUP.format(
-        modules=modules,
-        tracking_uri=tracking_uri,
-        check_store=bool(tracking_uri and check_store),
-    )
+    return _WARMUP.format(modules=list(WARMUP_MODULES) + store_modules(tracking_uri))
 
 
 def kernel_env(n_jobs: int) -> dict[str, str]:
@@ -1288,9 +1278,8 @@ def prestart_trial_kernels(params: Mapping[str, Any]):
     n_jobs = requested_n_jobs(params, params.get("config_file", DEFAULT_CONFIG_FILE))
     return KernelPool(
         n_jobs,
-        # Imports only: the tune notebook creates the store if it is new; its own warm-up
-        # (the same imports, then instant) opens the store.
-        warmup_code=warmup_code(_tracking_uri(params), check_store=False),
+        # The notebook's pool runs the same warm-up again when it adopts them: instant then.
+        warmup_code=warmup_code(_tracking_uri(params)),
         kernel_name=KERNEL_NAME,
         cwd=paths.project_root(),
         env=kernel_env(n_jobs),

@@ -1,11 +1,16 @@
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import mlflow
 import pytest
 
 from lib import tracking
 from lib.tracking import TrackingError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _closed_port() -> int:
@@ -102,3 +107,32 @@ def test_log_notebook_attaches_files_and_marks_failure(local_store, tmp_path):
     assert names == ["notebook/train.html", "notebook/train.ipynb"]
     stored = client.get_run(run_id)
     assert stored.info.status == "FAILED" and stored.data.tags["notebook_error"] == "cell 5: boom"
+
+
+@pytest.mark.slow
+def test_processes_creating_one_sqlite_store_at_once_all_succeed(tmp_path):
+    """MLflow's schema migrations race when several processes create one new database (a
+    tune notebook and its trials, or tune processes sharing a study); check_store creates
+    it under a lock, so every process gets a usable store."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = (
+        "import sys, time; from lib import tracking\n"
+        "import mlflow, mlflow.store.tracking.sqlalchemy_store, alembic.command\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "tracking.check_store(sys.argv[1]); print('ok')\n"
+    )
+    start = str(time.time() + 8)  # after every process has imported MLflow
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, uri, start],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-2000:] for o in outs]
+    client = mlflow.MlflowClient(uri)
+    assert client.search_experiments()[0].name == "Default"
