@@ -1562,15 +1562,11 @@ def start_parent_run(config: TuneConfig, handle: StudyHandle, wait_s: float = 30
     from lib import tracking
 
     uri = tracking.resolve_tracking_uri(config.mlflow_tracking_uri)
+    # Also opens a local store, under a lock: tune processes that create one new database
+    # at the same moment would race MLflow's schema migrations.
     tracking.check_store(uri)
     mlflow.set_tracking_uri(uri)
-    try:
-        client = _open_store(uri)
-    except Exception as exc:
-        first = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
-        raise tracking.TrackingError(
-            f"cannot open the MLflow store {tracking.public_uri(uri)}: {first[:300]}"
-        ) from None
+    client = mlflow.MlflowClient(uri)
     study = handle.study
     run_id = study.user_attrs.get(_STUDY_ATTR_PARENT)
     if run_id is None and not handle.created:
@@ -1614,24 +1610,6 @@ def start_parent_run(config: TuneConfig, handle: StudyHandle, wait_s: float = 30
     )
     log.info("MLflow parent run %s", run_id)
     return run_id
-
-
-def _open_store(uri: str, attempts: int = 5):
-    """An MlflowClient for ``uri``, its store opened: a new local database that two tune
-    processes create at the same moment fails for one of them (MLflow's schema migrations
-    race), which retries once the tables exist."""
-    import mlflow
-
-    for attempt in range(attempts):
-        try:
-            client = mlflow.MlflowClient(uri)
-            client.search_experiments(max_results=1)
-            return client
-        except Exception as exc:
-            if not uri.startswith("sqlite:") or attempt == attempts - 1:
-                raise
-            log.info("MLflow store %s not ready (%s); retrying", uri, type(exc).__name__)
-            time.sleep(1.0 + attempt)
 
 
 def exit_quickly() -> None:

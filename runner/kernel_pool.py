@@ -256,8 +256,7 @@ class PooledKernel:
     warmup_output: str = ""
     kc: BlockingKernelClient | None = None  # the pool's own client: warm-up, resets
     stopping: bool = False  # set (under the pool's lock) by whoever shuts it down
-    ready: bool = False  # warmed up (and idle or lent)
-    handed_off: bool = False  # warmed up for another process, which shuts it down
+    ready: bool = False  # warmed up (and idle or lent); never, when warmed for a hand-off
 
     @property
     def pid(self) -> int | None:
@@ -682,9 +681,7 @@ class KernelPool:
             kernel.start_seconds,
             kernel.pid,
         )
-        if self.handoff_only:  # the adopting pool's to lend, reset and shut down
-            kernel.handed_off = True
-        else:
+        if not self.handoff_only:  # a handed-off kernel is the adopting pool's to lend
             kernel.ready = True
             self._idle.put(kernel)
 

@@ -2,8 +2,6 @@
 basic auth and a GCS (emulator) artifact store, its failures, and secrets that never leak."""
 
 import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -20,6 +18,7 @@ from runner.execute import execute_stage
 from runner.hooks import default_hooks
 from runner.stages import Stage
 from tests.datagen import make_raw_dir
+from tests.runner_process import run_runner
 from tests.services import BUCKET, tracking_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -46,14 +45,7 @@ def _env(server, tmp_path, **overrides):
 
 
 def _runner(args, env):
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_runner(args, env)
 
 
 def _train_args(data, tmp_path, *extra):
@@ -110,7 +102,9 @@ def test_remote_run_with_gcs_artifacts_and_no_password_anywhere(
     )
     assert execution.ok, execution.error
 
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(
+        os.environ["MLFLOW_TRACKING_URI"]
+    )  # not an earlier test's set_tracking_uri
     assert client.get_experiment_by_name(name).artifact_location == location
     run_id = execution.scraps["mlflow_run_id"]
     assert client.get_run(run_id).info.status == "FINISHED"

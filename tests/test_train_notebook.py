@@ -13,6 +13,7 @@ import scrapbook as sb
 
 from lib import prep
 from tests.datagen import make_raw_dir
+from tests.runner_process import run_runner
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,14 +31,7 @@ def _runner(args, tmp_path, env=None):
     base = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     full_env = {**base, "LOG_DIR": str(tmp_path / "logs"), "TF_CPP_MIN_LOG_LEVEL": "2"}
     full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_runner(args, full_env)
 
 
 def _train(tmp_path, data, *extra, env=None):

@@ -169,6 +169,10 @@ def test_n_jobs_trials_run_at_once_each_in_its_own_kernel(isolated_env):
     stage = Stage("train", str(_fake_train_notebook(tmp_path / "fake_train.ipynb")), "fake")
     cfg = tuning.load_config({"n_trials": 5, "n_jobs": 2, "setup_mlflow": False})
     pool = tuning.start_kernel_pool(2, None)
+    # Both kernels warm before the first trial: fake trials are so short that one kernel
+    # could otherwise run them all while the other is still importing.
+    for kernel in [pool.acquire(timeout=120) for _ in range(2)]:
+        pool.release(kernel)
     handle = tuning.open_study(cfg)
     run = tuning.run_trials(cfg, handle, pool, tmp_path / "trials", None, check=False, stage=stage)
     trials = handle.study.trials
@@ -281,6 +285,18 @@ def _tune_args(tmp_path, data, *extra, out="run"):
     ]
 
 
+def _tune(tmp_path, data, *extra, out="run", timeout=600, **env):
+    """``python -m runner tune`` on ``data``, to completion; ``env``: extra variables."""
+    return subprocess.run(
+        _tune_args(tmp_path, data, *extra, out=out),
+        cwd=ROOT,
+        env=_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def _kernels_gone(tmp_path, timeout=30.0):
     """No process is left with this test's LOG_DIR (runner, tune kernel, trial kernels)."""
     marker = f"LOG_DIR={tmp_path / 'logs'}"
@@ -301,14 +317,7 @@ def _kernels_gone(tmp_path, timeout=30.0):
 
 
 def test_reference_config_runs_three_trials_as_child_runs_with_their_notebooks(tmp_path, data):
-    result = subprocess.run(
-        _tune_args(tmp_path, data, "-f", "conf/hptuning.yml"),
-        cwd=ROOT,
-        env=_env(tmp_path, MLFLOW_HPTUNING_TAG="1641159546"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = _tune(tmp_path, data, "-f", "conf/hptuning.yml", MLFLOW_HPTUNING_TAG="1641159546")
     assert result.returncode == 0, result.stderr[-5000:]
     run_dir = tmp_path / "run"
     scraps = {k: v.data for k, v in sb.read_notebook(str(run_dir / "tune.ipynb")).scraps.items()}
@@ -394,14 +403,7 @@ def test_a_killed_study_resumes_with_exactly_n_trials(tmp_path, data):
     before = opened.get_trials(deepcopy=False)
     assert [t.state for t in before].count(TrialState.COMPLETE) == 1
 
-    result = subprocess.run(
-        _tune_args(tmp_path, data, *extra, out="run2"),
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = _tune(tmp_path, data, *extra, out="run2")
     assert result.returncode == 0, result.stderr[-5000:]
     trials = optuna.load_study(study_name="killed", storage=storage).trials
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -453,29 +455,14 @@ def test_two_tune_processes_on_one_storage_end_with_exactly_n_trials(tmp_path, d
 def test_bad_configuration_fails_before_any_trial_with_the_key_named(tmp_path, data):
     """A bad search-space entry stops at once; a choice the train notebook refuses stops in
     the preflight, in a warm trial kernel; neither runs a trial."""
-    result = subprocess.run(
-        _tune_args(
-            tmp_path, data, "-y", "{search_space: {val_split: {type: floaty, low: 0, high: 1}}}"
-        ),
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad_type = "{search_space: {val_split: {type: floaty, low: 0, high: 1}}}"
+    result = _tune(tmp_path, data, "-y", bad_type, timeout=300)
     assert result.returncode == 1
     assert "TuningConfigError: search_space.val_split.type: unknown type 'floaty'" in result.stderr
     assert "Traceback" not in result.stderr  # a user error: one line, no traceback wall
 
     space = "{search_space: {optimiser: {type: categorical, choices: [adam, adamx]}}}"
-    result = subprocess.run(
-        _tune_args(tmp_path, data, "-y", space, out="run2"),
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _tune(tmp_path, data, "-y", space, out="run2", timeout=300)
     assert result.returncode == 1
     assert "TuningConfigError: search_space.optimiser: the train notebook refuses 'adamx'" in (
         result.stderr
