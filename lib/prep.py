@@ -17,6 +17,8 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lib import cleaning, paths, raw
+from lib import arrow_buffers, cleaning, paths, raw
+from lib.arrow_buffers import from_numpy, strings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +41,9 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 COLUMNS = ("id", "rating", "label", "text", "source")
 EXAMPLES = 5  # skipped files shown per reason
+# Files read per cleaning task: enough that the regexes' compile time (4 ms a call, for the
+# Unicode classes) stays small, few enough that cleaning starts soon after reading does.
+READ_CHUNK = 4096
 
 
 class PrepError(ValueError):
@@ -85,8 +91,13 @@ def _write_atomically(processed_dir: Path, tables: dict[str, pa.Table], manifest
     processed_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{processed_dir.name}.tmp-", dir=processed_dir.parent))
     try:
-        for split, table in tables.items():
-            pq.write_table(table, tmp / f"{split}.parquet", compression="zstd")
+        with ThreadPoolExecutor(len(tables)) as pool:  # the writer lets go of the GIL
+            written = [
+                pool.submit(pq.write_table, table, tmp / f"{split}.parquet", compression="zstd")
+                for split, table in tables.items()
+            ]
+            for future in written:
+                future.result()
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         old = None
         if processed_dir.exists():
@@ -98,6 +109,63 @@ def _write_atomically(processed_dir: Path, tables: dict[str, pa.Table], manifest
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@dataclass
+class _Cleaned:
+    texts: pa.LargeStringArray
+    invalid: list[int]  # indices within the chunk
+    empty: list[int]
+    empty_after: list[int]
+
+
+def _clean_chunk(contents: list[bytes]) -> _Cleaned:
+    contents, invalid = raw.decode_utf8(contents)
+    texts = cleaning.clean(arrow_buffers.large_strings(contents))
+    blank = np.flatnonzero(arrow_buffers.byte_lengths(texts) == 0).tolist()
+    empty, empty_after = [], []
+    if blank:
+        # Empty, or Unicode whitespace only (utf8_is_space is false for "").
+        blank_texts = arrow_buffers.large_strings([contents[i] for i in blank])
+        spaces = pc.utf8_is_space(blank_texts).to_pylist()
+        for i, space in zip(blank, spaces, strict=True):
+            (empty if space or not contents[i] else empty_after).append(i)
+    return _Cleaned(texts, invalid, empty, empty_after)
+
+
+def _read_and_clean(
+    files: list[raw.ReviewFile], threads: int | None
+) -> tuple[pa.ChunkedArray, str, list[int], list[int], list[int]]:
+    """Cleaned texts, fingerprint, and the indices of non-UTF-8, empty and emptied files.
+
+    This thread reads the files in chunks and hashes them; ``threads`` others clean each
+    chunk as soon as it is read (Arrow and hashlib let go of the GIL), so the reading, the
+    hashing and the cleaning overlap.
+    """
+    fingerprint = hashlib.sha256()
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        futures = []
+        for start in range(0, len(files), READ_CHUNK):
+            chunk = files[start : start + READ_CHUNK]
+            contents = raw.read_files([f.path for f in chunk])
+            futures.append(pool.submit(_clean_chunk, contents))
+            # One update over the chunk hashes the same bytes as one update per file did.
+            stream = []
+            for f, data in zip(chunk, contents, strict=True):
+                stream.append(
+                    f"{f.source}/{f.split}/{f.label}/{f.id}_{f.rating}:{len(data)}\0".encode()
+                )
+                stream.append(data)
+            fingerprint.update(b"".join(stream))
+        results = [future.result() for future in futures]
+    starts = range(0, len(files), READ_CHUNK)
+    invalid, empty, empty_after = [], [], []
+    for start, r in zip(starts, results, strict=True):
+        invalid += [start + i for i in r.invalid]
+        empty += [start + i for i in r.empty]
+        empty_after += [start + i for i in r.empty_after]
+    texts = pa.chunked_array([r.texts for r in results], type=pa.large_string())
+    return texts, "sha256:" + fingerprint.hexdigest(), invalid, empty, empty_after
 
 
 def prepare(
@@ -122,20 +190,27 @@ def prepare(
     duplicates: list[str] = []
     seen: set[tuple[str, int, int]] = set()
     per_dir_files = []
+    # Each raw dir's kept files are listed split by split: (start, stop) rows per split.
+    split_ranges: dict[str, list[tuple[int, int]]] = {split: [] for split in raw.SPLITS}
     for index, raw_dir in enumerate(resolved):
         listing = raw.list_reviews(raw_dir, index)
         bad_names += listing.bad_names
         bad_ratings += listing.bad_ratings
         missing += listing.missing_folders
-        kept = 0
+        first = len(files)
         for f in listing.files:
             if f.key in seen:
                 duplicates.append(f.path)
                 continue
             seen.add(f.key)
             files.append(f)
-            kept += 1
-        per_dir_files.append(kept)
+        per_dir_files.append(len(files) - first)
+        dir_splits = [f.split for f in files[first:]]
+        for split in raw.SPLITS:
+            count = dir_splits.count(split)
+            if count:
+                split_ranges[split].append((first, first + count))
+            first += count
     for what, items in (
         ("file names that do not parse", bad_names),
         ("ratings outside 1-10", bad_ratings),
@@ -144,14 +219,7 @@ def prepare(
         if items:
             log.warning("skipping %d files with %s, e.g. %s", len(items), what, items[:3])
 
-    contents = raw.read_files([f.path for f in files])
-    fingerprint = hashlib.sha256()
-    for f, data in zip(files, contents, strict=True):
-        fingerprint.update(
-            f"{f.source}/{f.split}/{f.label}/{f.id}_{f.rating}:{len(data)}\0".encode()
-        )
-        fingerprint.update(data)
-    contents, invalid = raw.decode_utf8(contents)
+    cleaned, fingerprint, invalid, empty_idx, empty_after_idx = _read_and_clean(files, threads)
     if invalid:
         log.warning(
             "%d files are not valid UTF-8; decoded with replacement characters, e.g. %s",
@@ -159,50 +227,40 @@ def prepare(
             [files[i].path for i in invalid[:3]],
         )
 
-    texts = raw.to_arrow(contents)
-    del contents  # the Arrow buffer holds a copy; keep peak memory down
-    # Empty, or Unicode whitespace only (utf8_is_space is false for "").
-    empty_mask = pc.or_(pc.equal(pc.binary_length(texts), 0), pc.utf8_is_space(texts))
-    cleaned = cleaning.clean_parallel(texts, threads)
-    empty_after = pc.and_(pc.equal(pc.binary_length(cleaned), 0), pc.invert(empty_mask))
-    empty_idx = np.flatnonzero(empty_mask.to_numpy(zero_copy_only=False))
-    empty_after_idx = np.flatnonzero(empty_after.to_numpy(zero_copy_only=False))
-    keep = pc.invert(pc.or_(empty_mask, empty_after))
-
     sources = [str(d) for d in resolved]
-    columns = {
-        "id": pa.array([f.id for f in files], pa.int64()),
-        "rating": pa.array([f.rating for f in files], pa.int8()),
-        "label": pa.array([f.label for f in files], pa.int8()),
-        "text": cleaned,
-        "source": pa.DictionaryArray.from_arrays(
-            pa.array([f.source for f in files], pa.int32()), pa.array(sources)
-        ),
-        "split": pa.array([f.split for f in files]),
-    }
-    table = pa.table(columns).filter(keep)
-    tables = {}
+    source = np.fromiter((f.source for f in files), np.int32, len(files))
+    label = np.fromiter((f.label for f in files), np.int8, len(files))
+    table = pa.table(
+        {
+            "id": from_numpy(np.fromiter((f.id for f in files), np.int64, len(files))),
+            "rating": from_numpy(np.fromiter((f.rating for f in files), np.int8, len(files))),
+            "label": from_numpy(label),
+            "text": cleaned,
+            "source": pa.DictionaryArray.from_arrays(from_numpy(source), strings(sources)),
+        }
+    )
+    keep = np.ones(len(files), dtype=bool)
+    keep[empty_idx + empty_after_idx] = False
+    tables, rows = {}, {}
     for split in raw.SPLITS:
-        part = table.filter(pc.equal(table["split"], split)).select(list(COLUMNS))
+        ranges = split_ranges[split]
+        part = pa.concat_tables([table.slice(a, b - a) for a, b in ranges] or [table.slice(0, 0)])
+        part_keep = np.concatenate([keep[a:b] for a, b in ranges] or [keep[:0]])
+        if not part_keep.all():
+            part = part.filter(arrow_buffers.mask(part_keep))
         if part.num_rows == 0:
             raise PrepError(
                 f"nothing left to write for the {split} split of {sources}: no usable "
                 f"{split} reviews (missing folders: {missing or 'none'}); no data set was written"
             )
         tables[split] = part
-
-    rows: dict[str, dict[str, int]] = {}
-    for split, part in tables.items():
-        labels = part["label"].to_numpy()
+        labels = np.concatenate([label[a:b] for a, b in ranges])[part_keep]
         rows[split] = {
             "total": part.num_rows,
             "pos": int((labels == 1).sum()),
             "neg": int((labels == 0).sum()),
         }
-    source_rows = np.bincount(
-        pc.cast(table["source"].combine_chunks().indices, pa.int64()).to_numpy(),
-        minlength=len(sources),
-    )
+    source_rows = np.bincount(source[keep], minlength=len(sources))
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -213,7 +271,7 @@ def prepare(
             for s, n, r in zip(sources, per_dir_files, source_rows, strict=True)
         ],
         "rows": rows,
-        "fingerprint": "sha256:" + fingerprint.hexdigest(),
+        "fingerprint": fingerprint,
         "skipped": {
             "bad_name": _skip_record(bad_names),
             "rating_out_of_range": _skip_record(bad_ratings),

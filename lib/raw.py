@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import pyarrow as pa
+from typing import NamedTuple
 
 SPLITS: tuple[str, ...] = ("train", "test")
 LABELS: dict[str, int] = {"pos": 1, "neg": 0}
@@ -26,8 +23,7 @@ class RawDataError(ValueError):
     """A raw data folder cannot be used; the message names the path and the fix."""
 
 
-@dataclass(frozen=True)
-class ReviewFile:
+class ReviewFile(NamedTuple):  # a tuple: 50,000 of these are made in 10 ms, not 30
     path: str
     source: int  # index into the list of raw dirs
     split: str
@@ -110,41 +106,37 @@ def list_reviews(raw_dir: Path, source: int) -> Listing:
     return listing
 
 
-def _read_chunk(chunk: list[str]) -> list[bytes]:
+def read_files(paths: list[str]) -> list[bytes]:
+    """Contents of many small files, in order.
+
+    One thread: on a warm page cache the kernel's work dominates and a second reading thread
+    gains nothing. ``prepare`` reads in one thread while others clean what was read.
+    """
     out = []
-    for path in chunk:
-        # os.read skips the buffered-file machinery: half the CPU of open().read() here.
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            parts = []
-            while block := os.read(fd, 1 << 16):
-                parts.append(block)
-        finally:
-            os.close(fd)
-        out.append(parts[0] if len(parts) == 1 else b"".join(parts))
+    folder, folder_fd = None, -1
+    try:
+        for path in paths:
+            parent, _, name = path.rpartition("/")
+            if parent != folder:
+                if folder_fd >= 0:
+                    os.close(folder_fd)
+                    folder_fd = -1
+                folder = parent
+                folder_fd = os.open(parent or "/", os.O_RDONLY | os.O_DIRECTORY)
+            # Opening by name relative to the open folder skips the path walk (15% of the
+            # time); os.read skips the buffered-file machinery (half the CPU of open().read()).
+            fd = os.open(name, os.O_RDONLY, dir_fd=folder_fd)
+            try:
+                parts = []
+                while block := os.read(fd, 1 << 16):
+                    parts.append(block)
+            finally:
+                os.close(fd)
+            out.append(parts[0] if len(parts) == 1 else b"".join(parts))
+    finally:
+        if folder_fd >= 0:
+            os.close(folder_fd)
     return out
-
-
-def read_files(paths: list[str], threads: int = 2) -> list[bytes]:
-    """Contents of many small files, in order, read in a few threads."""
-    if not paths:
-        return []
-    # One task per chunk of files: a task per file costs more in executor overhead than
-    # reading the file itself. More threads only add GIL contention on a warm page cache.
-    size = max(64, len(paths) // (threads * 8))
-    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
-    with ThreadPoolExecutor(threads) as pool:
-        return [data for part in pool.map(_read_chunk, chunks) for data in part]
-
-
-def to_arrow(contents: list[bytes]) -> pa.LargeStringArray:
-    """One Arrow string array over valid UTF-8 contents, without a Python object per row."""
-    data = b"".join(contents)
-    offsets = np.zeros(len(contents) + 1, dtype=np.int64)
-    np.cumsum([len(c) for c in contents], out=offsets[1:])
-    return pa.LargeStringArray.from_buffers(
-        len(contents), pa.py_buffer(offsets), pa.py_buffer(data)
-    )
 
 
 def decode_utf8(contents: list[bytes]) -> tuple[list[bytes], list[int]]:

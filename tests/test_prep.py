@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -167,3 +168,47 @@ def test_before_and_after(tmp_path):
     table = prep.before_and_after(tmp_path / "out", n=1)
     assert list(table["label"]) == [1, 0]
     assert "<br />" in table["raw"][0] and "<br" not in table["cleaned"][0]
+
+
+def test_the_data_set_does_not_depend_on_how_files_are_chunked(tmp_path, monkeypatch):
+    one = make_raw_dir(tmp_path / "set1", per_label=5, seed=1)
+    two = make_raw_dir(tmp_path / "set2", per_label=4, seed=2, first_id=3)  # ids 3, 4 twice
+    shutil.rmtree(two / "train")  # the second raw dir adds test reviews only
+    write_review(one, "train", 0, 50, 2, "")
+    write_review(one, "train", 1, 51, 9, b"caf\xe9 ok")
+    write_review(one, "test", 1, 52, 8, "!!! ?")
+    write_review(two, "test", 0, 53, 3, " \u2003 ")
+    write_review(two, "test", 0, 54, 3, b"bad \xff byte")
+    whole = prep.prepare([one, two], tmp_path / "whole")
+    monkeypatch.setattr(prep, "READ_CHUNK", 3)  # chunk bounds fall inside folders and dirs
+    chunked = prep.prepare([one, two], tmp_path / "chunked", threads=3)
+    for manifest in (whole, chunked):
+        del manifest["created"], manifest["seconds"]
+    assert chunked == whole  # the fingerprint and every skip, with the right file names
+    assert chunked["skipped"]["empty"]["count"] == 2
+    assert chunked["skipped"]["empty_after_cleaning"]["examples"][0].endswith("52_8.txt")
+    assert [Path(p).name for p in chunked["non_utf8_decoded_with_replacement"]["examples"]] == [
+        "51_9.txt",
+        "54_3.txt",
+    ]
+    for split in ("train", "test"):
+        assert _read(tmp_path / "chunked", split) == _read(tmp_path / "whole", split)
+    assert chunked["rows"]["train"]["total"] == 11  # set1's 10, and 51; 50 is empty
+    assert chunked["rows"]["test"]["total"] == 15  # set1's 10, set2's ids 5 and 6, and 54
+    assert [d["rows"] for d in chunked["raw_dirs"]] == [11 + 10, 5]
+
+
+def test_read_files_returns_each_file_whole_and_in_order(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    files = {
+        tmp_path / "a" / "1.txt": b"one",
+        tmp_path / "b" / "2.txt": b"",
+        tmp_path / "a" / "3.txt": bytes(range(256)) * 1000,  # longer than one read
+        tmp_path / "a" / "4.txt": "\u00e9t\u00e9".encode(),
+    }
+    for path, data in files.items():
+        path.write_bytes(data)
+    assert raw.read_files([str(p) for p in files]) == list(files.values())
+    with pytest.raises(FileNotFoundError):
+        raw.read_files([str(tmp_path / "a" / "gone.txt")])
