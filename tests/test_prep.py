@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -212,3 +213,31 @@ def test_read_files_returns_each_file_whole_and_in_order(tmp_path):
     assert raw.read_files([str(p) for p in files]) == list(files.values())
     with pytest.raises(FileNotFoundError):
         raw.read_files([str(tmp_path / "a" / "gone.txt")])
+
+
+def test_read_files_leaves_access_times_alone(tmp_path):
+    path = tmp_path / "1_9.txt"
+    path.write_bytes(b"a review")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_mtime_ns - 10**9, stat.st_mtime_ns))  # relatime would stamp it
+    assert raw.read_files([str(path)]) == [b"a review"]
+    assert path.stat().st_atime_ns == stat.st_mtime_ns - 10**9
+
+
+def test_read_files_without_o_noatime_rights(tmp_path, monkeypatch):
+    files = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    for i, path in enumerate(files):
+        path.write_bytes(b"x" * i)
+    real_open, noatime_tries = os.open, []
+
+    def open_as_another_user(path, flags, *args, **kwargs):
+        if flags & os.O_NOATIME:  # what Linux answers when the caller does not own the file
+            noatime_tries.append(path)
+            raise PermissionError(1, "Operation not permitted", path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_as_another_user)
+    assert raw.read_files([str(p) for p in files]) == [b"", b"x"]
+    assert noatime_tries == ["a.txt"]  # tried once, then plain opens
+    monkeypatch.chdir(tmp_path)
+    assert raw.read_files(["b.txt"]) == [b"x"]  # a bare name is read from the working folder
