@@ -9,7 +9,6 @@ and renamed into place, so a failure leaves an earlier processed data set untouc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,7 +17,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lib import arrow_buffers, cleaning, paths, raw
+from lib import arrow_buffers, cleaning, paths, raw, scan
 from lib.arrow_buffers import from_numpy, strings
 
 if TYPE_CHECKING:
@@ -41,9 +39,6 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 COLUMNS = ("id", "rating", "label", "text", "source")
 EXAMPLES = 5  # skipped files shown per reason
-# Files read per cleaning task: enough that the regexes' compile time (4 ms a call, for the
-# Unicode classes) stays small, few enough that cleaning starts soon after reading does.
-READ_CHUNK = 4096
 
 
 class PrepError(ValueError):
@@ -111,63 +106,6 @@ def _write_atomically(processed_dir: Path, tables: dict[str, pa.Table], manifest
         raise
 
 
-@dataclass
-class _Cleaned:
-    texts: pa.LargeStringArray
-    invalid: list[int]  # indices within the chunk
-    empty: list[int]
-    empty_after: list[int]
-
-
-def _clean_chunk(contents: list[bytes]) -> _Cleaned:
-    contents, invalid = raw.decode_utf8(contents)
-    texts = cleaning.clean(arrow_buffers.large_strings(contents))
-    blank = np.flatnonzero(arrow_buffers.byte_lengths(texts) == 0).tolist()
-    empty, empty_after = [], []
-    if blank:
-        # Empty, or Unicode whitespace only (utf8_is_space is false for "").
-        blank_texts = arrow_buffers.large_strings([contents[i] for i in blank])
-        spaces = pc.utf8_is_space(blank_texts).to_pylist()
-        for i, space in zip(blank, spaces, strict=True):
-            (empty if space or not contents[i] else empty_after).append(i)
-    return _Cleaned(texts, invalid, empty, empty_after)
-
-
-def _read_and_clean(
-    files: list[raw.ReviewFile], threads: int | None
-) -> tuple[pa.ChunkedArray, str, list[int], list[int], list[int]]:
-    """Cleaned texts, fingerprint, and the indices of non-UTF-8, empty and emptied files.
-
-    This thread reads the files in chunks and hashes them; ``threads`` others clean each
-    chunk as soon as it is read (Arrow and hashlib let go of the GIL), so the reading, the
-    hashing and the cleaning overlap.
-    """
-    fingerprint = hashlib.sha256()
-    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
-        futures = []
-        for start in range(0, len(files), READ_CHUNK):
-            chunk = files[start : start + READ_CHUNK]
-            contents = raw.read_files([f.path for f in chunk])
-            futures.append(pool.submit(_clean_chunk, contents))
-            # One update over the chunk hashes the same bytes as one update per file did.
-            stream = []
-            for f, data in zip(chunk, contents, strict=True):
-                stream.append(
-                    f"{f.source}/{f.split}/{f.label}/{f.id}_{f.rating}:{len(data)}\0".encode()
-                )
-                stream.append(data)
-            fingerprint.update(b"".join(stream))
-        results = [future.result() for future in futures]
-    starts = range(0, len(files), READ_CHUNK)
-    invalid, empty, empty_after = [], [], []
-    for start, r in zip(starts, results, strict=True):
-        invalid += [start + i for i in r.invalid]
-        empty += [start + i for i in r.empty]
-        empty_after += [start + i for i in r.empty_after]
-    texts = pa.chunked_array([r.texts for r in results], type=pa.large_string())
-    return texts, "sha256:" + fingerprint.hexdigest(), invalid, empty, empty_after
-
-
 def prepare(
     raw_dirs: Sequence[str | os.PathLike[str]],
     processed_dir: str | os.PathLike[str],
@@ -183,49 +121,22 @@ def prepare(
     processed = paths.resolve(processed_dir)
     _check_output(processed, resolved)
 
-    files: list[raw.ReviewFile] = []
-    bad_names: list[str] = []
-    bad_ratings: list[str] = []
-    missing: list[str] = []
-    duplicates: list[str] = []
-    seen: set[tuple[str, int, int]] = set()
-    per_dir_files = []
-    # Each raw dir's kept files are listed split by split: (start, stop) rows per split.
-    split_ranges: dict[str, list[tuple[int, int]]] = {split: [] for split in raw.SPLITS}
-    for index, raw_dir in enumerate(resolved):
-        listing = raw.list_reviews(raw_dir, index)
-        bad_names += listing.bad_names
-        bad_ratings += listing.bad_ratings
-        missing += listing.missing_folders
-        first = len(files)
-        for f in listing.files:
-            if f.key in seen:
-                duplicates.append(f.path)
-                continue
-            seen.add(f.key)
-            files.append(f)
-        per_dir_files.append(len(files) - first)
-        dir_splits = [f.split for f in files[first:]]
-        for split in raw.SPLITS:
-            count = dir_splits.count(split)
-            if count:
-                split_ranges[split].append((first, first + count))
-            first += count
+    found = scan.scan(resolved, threads)
+    files = found.files
     for what, items in (
-        ("file names that do not parse", bad_names),
-        ("ratings outside 1-10", bad_ratings),
-        ("duplicate review ids", duplicates),
+        ("file names that do not parse", found.bad_names),
+        ("ratings outside 1-10", found.bad_ratings),
+        ("duplicate review ids", found.duplicates),
     ):
         if items:
             log.warning("skipping %d files with %s, e.g. %s", len(items), what, items[:3])
-
-    cleaned, fingerprint, invalid, empty_idx, empty_after_idx = _read_and_clean(files, threads)
-    if invalid:
+    if found.invalid:
         log.warning(
             "%d files are not valid UTF-8; decoded with replacement characters, e.g. %s",
-            len(invalid),
-            [files[i].path for i in invalid[:3]],
+            len(found.invalid),
+            [files[i].path for i in found.invalid[:3]],
         )
+    missing = found.missing_folders
 
     sources = [str(d) for d in resolved]
     source = np.fromiter((f.source for f in files), np.int32, len(files))
@@ -235,15 +146,15 @@ def prepare(
             "id": from_numpy(np.fromiter((f.id for f in files), np.int64, len(files))),
             "rating": from_numpy(np.fromiter((f.rating for f in files), np.int8, len(files))),
             "label": from_numpy(label),
-            "text": cleaned,
+            "text": found.texts,
             "source": pa.DictionaryArray.from_arrays(from_numpy(source), strings(sources)),
         }
     )
     keep = np.ones(len(files), dtype=bool)
-    keep[empty_idx + empty_after_idx] = False
+    keep[found.empty + found.empty_after] = False
     tables, rows = {}, {}
     for split in raw.SPLITS:
-        ranges = split_ranges[split]
+        ranges = found.split_ranges[split]
         part = pa.concat_tables([table.slice(a, b - a) for a, b in ranges] or [table.slice(0, 0)])
         part_keep = np.concatenate([keep[a:b] for a, b in ranges] or [keep[:0]])
         if not part_keep.all():
@@ -268,18 +179,18 @@ def prepare(
         "cleaning_version": cleaning.CLEANING_VERSION,
         "raw_dirs": [
             {"path": s, "files": int(n), "rows": int(r)}
-            for s, n, r in zip(sources, per_dir_files, source_rows, strict=True)
+            for s, n, r in zip(sources, found.per_dir_files, source_rows, strict=True)
         ],
         "rows": rows,
-        "fingerprint": fingerprint,
+        "fingerprint": found.fingerprint,
         "skipped": {
-            "bad_name": _skip_record(bad_names),
-            "rating_out_of_range": _skip_record(bad_ratings),
-            "duplicate_id": _skip_record(duplicates),
-            "empty": _skip_record([files[i].path for i in empty_idx]),
-            "empty_after_cleaning": _skip_record([files[i].path for i in empty_after_idx]),
+            "bad_name": _skip_record(found.bad_names),
+            "rating_out_of_range": _skip_record(found.bad_ratings),
+            "duplicate_id": _skip_record(found.duplicates),
+            "empty": _skip_record([files[i].path for i in found.empty]),
+            "empty_after_cleaning": _skip_record([files[i].path for i in found.empty_after]),
         },
-        "non_utf8_decoded_with_replacement": _skip_record([files[i].path for i in invalid]),
+        "non_utf8_decoded_with_replacement": _skip_record([files[i].path for i in found.invalid]),
         "missing_folders": missing,
         "seconds": None,
     }

@@ -71,7 +71,7 @@ def check_raw_dir(path: Path) -> Path:
 
 @dataclass
 class Listing:
-    """The review files found in one raw dir, and what was left out and why."""
+    """The review files found in one folder, and what was left out and why."""
 
     files: list[ReviewFile]
     bad_names: list[str]
@@ -79,30 +79,27 @@ class Listing:
     missing_folders: list[str]
 
 
-def list_reviews(raw_dir: Path, source: int) -> Listing:
-    """Every ``*.txt`` review file under ``raw_dir``, sorted by split, label and id."""
+def list_folder(raw_dir: Path, split: str, label_name: str, source: int) -> Listing:
+    """The ``*.txt`` review files of ``raw_dir/split/label_name``, sorted by id."""
     listing = Listing([], [], [], [])
-    for split in SPLITS:
-        for label_name, label in LABELS.items():
-            folder = raw_dir / split / label_name
-            if not folder.is_dir():
-                listing.missing_folders.append(str(folder))
-                continue
-            found = []
-            for entry in os.scandir(folder):
-                if not entry.is_file() or not entry.name.endswith(".txt"):
-                    continue  # urls_*.txt live one level up; other files are not reviews
-                parsed = parse_review_name(entry.name)
-                if parsed is None:
-                    listing.bad_names.append(entry.path)
-                    continue
-                review_id, rating = parsed
-                if not MIN_RATING <= rating <= MAX_RATING:
-                    listing.bad_ratings.append(entry.path)
-                    continue
-                found.append(ReviewFile(entry.path, source, split, label, review_id, rating))
-            found.sort(key=lambda f: f.id)
-            listing.files.extend(found)
+    folder = raw_dir / split / label_name
+    if not folder.is_dir():
+        listing.missing_folders.append(str(folder))
+        return listing
+    label = LABELS[label_name]
+    for entry in os.scandir(folder):
+        if not entry.is_file() or not entry.name.endswith(".txt"):
+            continue  # urls_*.txt live one level up; other files are not reviews
+        parsed = parse_review_name(entry.name)
+        if parsed is None:
+            listing.bad_names.append(entry.path)
+            continue
+        review_id, rating = parsed
+        if not MIN_RATING <= rating <= MAX_RATING:
+            listing.bad_ratings.append(entry.path)
+            continue
+        listing.files.append(ReviewFile(entry.path, source, split, label, review_id, rating))
+    listing.files.sort(key=lambda f: f.id)
     return listing
 
 

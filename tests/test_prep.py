@@ -6,7 +6,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from lib import prep, raw
+from lib import prep, raw, scan
 from lib.prep import PrepError
 from lib.raw import RawDataError
 from tests.datagen import make_raw_dir, write_review
@@ -181,7 +181,7 @@ def test_the_data_set_does_not_depend_on_how_files_are_chunked(tmp_path, monkeyp
     write_review(two, "test", 0, 53, 3, " \u2003 ")
     write_review(two, "test", 0, 54, 3, b"bad \xff byte")
     whole = prep.prepare([one, two], tmp_path / "whole")
-    monkeypatch.setattr(prep, "READ_CHUNK", 3)  # chunk bounds fall inside folders and dirs
+    monkeypatch.setattr(scan, "READ_CHUNK", 3)  # chunk bounds fall inside folders and dirs
     chunked = prep.prepare([one, two], tmp_path / "chunked", threads=3)
     for manifest in (whole, chunked):
         del manifest["created"], manifest["seconds"]
