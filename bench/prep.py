@@ -1,7 +1,7 @@
 """Benchmark: this project's prep of all 50,000 reviews against the reference algorithm.
 
 Usage: python bench/prep.py ../shared/data/aclImdb_v1.tar.gz [--skip-reference]
-                             [--reference-out DIR]
+                             [--reference-out DIR] [--repeat N]
 
 Extracts the archive's 50,000 labelled reviews (train/test, pos/neg) once into a temporary
 folder, then times, in the same run and each in its own child process (so that peak memory
@@ -18,6 +18,7 @@ reference's ``rglob`` would otherwise also clean its 50,000 unlabelled reviews.
 The reference's time depends on how fast the disk takes 50,000 new small files (10 to 30 s
 on the 2-core machine); ``--reference-out /dev/shm`` writes its mirrored folder to memory
 instead, which leaves its CPU work alone.
+Each is run ``--repeat`` times (3), all of (a) first, and the medians are compared.
 Last line: ``prep_s=... reference_s=... speedup=... peak_rss_mib=...``.
 """
 
@@ -29,6 +30,8 @@ import logging
 import os
 import re
 import resource
+import shutil
+import statistics
 import string
 import subprocess
 import sys
@@ -117,38 +120,48 @@ def main() -> None:
         type=Path,
         help="folder in which the reference writes its mirrored folder (default: the temp one)",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each, in fresh processes (median shown)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-prep-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
         with tarfile.open(args.archive) as tar:
             tar.extractall(tmp, members=_labelled_reviews(tar), filter="data")
-        os.sync()  # the kernel's write-back of the extracted files would otherwise overlap (a)
         raw_dir = tmp / "aclImdb"
         print(f"extracted in {time.perf_counter() - t0:.1f} s", flush=True)
-        a = _child("ours", raw_dir, tmp / "processed")
-        print(
-            f"(a) lib.prep.prepare: {a['seconds']:.2f} s, rows {a['rows']}, "
-            f"peak RSS {a['peak_rss_mib']:.0f} MiB",
-            flush=True,
-        )
-        if args.skip_reference:
-            b = {"seconds": float("nan")}
-        else:
-            if args.reference_out is None:
-                b = _child("reference", raw_dir, tmp / "reference")
-            else:
-                with tempfile.TemporaryDirectory(dir=args.reference_out) as out:
-                    b = _child("reference", raw_dir, Path(out) / "reference")
+        ours_runs = []
+        for i in range(args.repeat):
+            os.sync()  # the kernel's write-back of earlier files would otherwise overlap the run
+            a = _child("ours", raw_dir, tmp / f"processed-{i}")
+            ours_runs.append(a)
             print(
-                f"(b) reference (tf.strings, one file at a time): {b['seconds']:.2f} s for "
-                f"{b['files']} files",
+                f"(a) lib.prep.prepare: {a['seconds']:.2f} s, rows {a['rows']}, "
+                f"peak RSS {a['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
-    speedup = b["seconds"] / a["seconds"]
+        reference_s = float("nan")
+        if not args.skip_reference:
+            reference_runs = []
+            out_root = Path(tempfile.mkdtemp(dir=args.reference_out or tmp))
+            try:
+                for i in range(args.repeat):
+                    b = _child("reference", raw_dir, out_root / f"reference-{i}")
+                    reference_runs.append(b["seconds"])
+                    print(
+                        f"(b) reference (tf.strings, one file at a time): {b['seconds']:.2f} s "
+                        f"for {b['files']} files",
+                        flush=True,
+                    )
+            finally:
+                shutil.rmtree(out_root, ignore_errors=True)
+            reference_s = statistics.median(reference_runs)
+    prep_s = statistics.median(a["seconds"] for a in ours_runs)
+    peak = max(a["peak_rss_mib"] for a in ours_runs)
     print(
-        f"prep_s={a['seconds']:.2f} reference_s={b['seconds']:.2f} speedup={speedup:.1f} "
-        f"peak_rss_mib={a['peak_rss_mib']:.0f}"
+        f"prep_s={prep_s:.2f} reference_s={reference_s:.2f} speedup={reference_s / prep_s:.1f} "
+        f"peak_rss_mib={peak:.0f}"
     )
 
 
