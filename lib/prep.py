@@ -141,15 +141,14 @@ def prepare(
     sources = [str(d) for d in resolved]
     source = np.fromiter((f.source for f in files), np.int32, len(files))
     label = np.fromiter((f.label for f in files), np.int8, len(files))
-    table = pa.table(
-        {
-            "id": from_numpy(np.fromiter((f.id for f in files), np.int64, len(files))),
-            "rating": from_numpy(np.fromiter((f.rating for f in files), np.int8, len(files))),
-            "label": from_numpy(label),
-            "text": found.texts,
-            "source": pa.DictionaryArray.from_arrays(from_numpy(source), strings(sources)),
-        }
-    )
+    columns = {
+        "id": from_numpy(np.fromiter((f.id for f in files), np.int64, len(files))),
+        "rating": from_numpy(np.fromiter((f.rating for f in files), np.int8, len(files))),
+        "label": from_numpy(label),
+        "text": found.texts,
+        "source": pa.DictionaryArray.from_arrays(from_numpy(source), strings(sources)),
+    }
+    table = pa.table({name: columns[name] for name in COLUMNS})
     keep = np.ones(len(files), dtype=bool)
     keep[found.empty + found.empty_after] = False
     tables, rows = {}, {}
