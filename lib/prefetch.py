@@ -1,4 +1,5 @@
-"""Importing modules ahead of need, in a background thread that yields the CPU.
+"""Importing modules ahead of need, in a background thread that yields the CPU; and not
+importing at all the slow optional modules that nothing here uses.
 
 Slow imports (MLflow, nbconvert, optuna.importance) that a process needs only later are
 loaded while it waits for something else. The thread runs at a low CPU priority (Linux sets
@@ -45,3 +46,25 @@ def import_in_background(modules: Sequence[str], name: str = "prefetch") -> thre
     thread = threading.Thread(target=_load, args=(todo,), name=name, daemon=True)
     thread.start()
     return thread
+
+
+# Optional modules that a dependency imports eagerly, slowly, for a feature this project
+# never uses. rfc3987_syntax builds an Earley parser as it is imported (0.75 s of CPU) so
+# that jsonschema can check the "iri" string format. Every process that imports nbformat
+# (through papermill or scrapbook: the runner and every notebook kernel) imports jsonschema,
+# and nothing here asks jsonschema to check formats.
+UNUSED_SLOW_MODULES = ("rfc3987_syntax",)
+
+
+def skip_unused_slow_imports() -> None:
+    """Make ``UNUSED_SLOW_MODULES`` unimportable in this process: importing one raises
+    ImportError, which their importers expect of an optional module. Call it before the
+    first import of jsonschema; a module already imported stays."""
+    for name in UNUSED_SLOW_MODULES:
+        sys.modules.setdefault(name, None)
+
+
+# The same for a kernel, run as it starts (an IPython exec line that leaves no name behind).
+KERNEL_ARGUMENT = (
+    '--IPKernelApp.exec_lines=__import__("lib.prefetch").prefetch.skip_unused_slow_imports()'
+)

@@ -1,7 +1,11 @@
 import gc
 import sys
 
-from runner.cli import main
+from lib.prefetch import skip_unused_slow_imports
+
+skip_unused_slow_imports()  # before runner.cli's imports reach jsonschema
+
+from runner.cli import main  # noqa: E402
 
 code = main()
 # Everything alive now dies with the process: frozen, the interpreter's last full garbage

@@ -24,7 +24,7 @@ from papermill.exceptions import PapermillExecutionError
 from papermill.iorw import papermill_io
 
 from lib import paths
-from lib.prefetch import import_in_background
+from lib.prefetch import KERNEL_ARGUMENT, import_in_background
 from lib.secrets import mask_text, secret_values
 from lib.tracking import resolve_tracking_uri, store_modules
 from runner.stages import Stage
@@ -208,6 +208,8 @@ def execute_stage(
     import_in_background(
         (["nbconvert"] if render else []) + (store if hooks else []), "runner-imports"
     )
+    if "km" not in engine_kwargs:  # nbclient starts the kernel
+        engine_kwargs.setdefault("extra_arguments", [KERNEL_ARGUMENT])
     started = time.perf_counter()
     try:
         with _run_dir_env(run_dir, starts_kernel="km" not in engine_kwargs):

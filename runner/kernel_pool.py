@@ -45,6 +45,8 @@ from jupyter_client import AsyncKernelClient, AsyncKernelManager
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.provisioning import LocalProvisioner
 
+from lib.prefetch import KERNEL_ARGUMENT
+
 log = logging.getLogger(__name__)
 
 # The kernel resets after each notebook: a run that a failed notebook left active is ended
@@ -71,8 +73,9 @@ START_ATTEMPTS = 3  # kernel starts that may fail in a row before the pool gives
 FREEZE_CODE = "__import__('gc').freeze()\n"
 
 # nbclient starts its own kernels with an in-memory IPython history; the pool does the same
-# (concurrent kernels would otherwise contend for one history.sqlite).
-_KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
+# (concurrent kernels would otherwise contend for one history.sqlite). Its kernels skip the
+# slow imports that nothing uses, as the runner's own do.
+_KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:", KERNEL_ARGUMENT]
 
 
 HANDOFF_ENV = "RUNNER_KERNEL_HANDOFF"

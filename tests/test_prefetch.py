@@ -1,0 +1,74 @@
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lib.prefetch import UNUSED_SLOW_MODULES
+from runner.execute import execute_stage
+from runner.kernel_pool import KernelPool
+from runner.stages import Stage
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIPPED = f"all(__import__('sys').modules.get(m, 0) is None for m in {UNUSED_SLOW_MODULES!r})"
+
+
+def _python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_import_in_background_loads_what_is_missing():
+    out = _python(
+        """
+        import sys
+        from lib.prefetch import import_in_background
+        assert import_in_background(["sys"]) is None  # nothing to do
+        import_in_background(["colorsys", "sys"]).join()
+        print("colorsys" in sys.modules)
+        """
+    )
+    assert out == "True"
+
+
+def test_nbformat_works_without_the_unused_slow_modules():
+    check = """
+        import sys
+        {skip}
+        import nbformat
+        nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
+        print(sorted(m for m in ("lark", *{modules!r}) if sys.modules.get(m) is not None))
+        """
+    skip = "from lib.prefetch import skip_unused_slow_imports; skip_unused_slow_imports()"
+    # Without the skip they are imported: the day they are not, the skip can go.
+    assert _python(check.format(skip="", modules=UNUSED_SLOW_MODULES)) != "[]"
+    assert _python(check.format(skip=skip, modules=UNUSED_SLOW_MODULES)) == "[]"
+
+
+@pytest.mark.slow
+def test_kernels_started_by_the_runner_skip_them(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import scrapbook as sb\n"
+            f"sb.glue('skipped', {SKIPPED})\n"
+            "sb.glue('names', sorted(n for n in dir() if not n.startswith('_')))"
+        )
+    )
+    nbformat.write(nb, tmp_path / "check.ipynb")
+    execution = execute_stage(
+        Stage("check", str(tmp_path / "check.ipynb"), ""), {}, run_dir=tmp_path, render=False
+    )
+    assert execution.ok, execution.error
+    assert execution.scraps["skipped"] is True
+    assert "prefetch" not in execution.scraps["names"] and "lib" not in execution.scraps["names"]
+    with KernelPool(1, warmup_code=f"import scrapbook\nprint({SKIPPED})", cwd=ROOT) as pool:
+        assert pool.acquire(timeout=120).warmup_output.strip() == "True"
