@@ -73,6 +73,39 @@ class NgramSplit:
         return cls(**config)
 
 
+class _StringLookup(keras.layers.StringLookup):
+    """``StringLookup`` that writes its vocabulary file (Keras's format) from numpy."""
+
+    def save_assets(self, dir_path: str) -> None:
+        if self.input_vocabulary is not None:  # Keras keeps it in the config instead
+            return super().save_assets(dir_path)
+        terms = np.full(self.vocabulary_size(), self.oov_token.encode(), dtype=object)
+        if self.lookup_table.size() > 0:
+            keys, values = self.lookup_table.export()
+            terms[values.numpy()] = keys.numpy()
+        if self.mask_token is not None and self.output_mode == "int":
+            terms[0] = self.mask_token.encode()
+        # Decoded and written in text mode, as Keras writes it and will read it.
+        text = b"\n".join(terms.tolist()).decode("utf-8")
+        with open(tf.io.gfile.join(dir_path, "vocabulary.txt"), "w") as f:
+            f.write(text)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TextVectorization(keras.layers.TextVectorization):
+    """``keras.layers.TextVectorization`` that saves its vocabulary quickly.
+
+    Keras saves the vocabulary twice, for this layer and for the ``StringLookup`` inside
+    it, each time with a Python loop over every term: 5.6 s of the 6 s it took to export
+    the default model, whose vocabulary holds about 800,000 n-grams. The lookup here writes
+    the same file (Keras's format, which Keras reads back) from numpy arrays.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lookup_layer = _StringLookup.from_config(self._lookup_layer.get_config())
+
+
 def whitespace_split(texts: tf.Tensor) -> tf.RaggedTensor:
     """The ``"whitespace"`` split of ``TextVectorization``, as a callable."""
     return tf.strings.split(texts)

@@ -217,7 +217,7 @@ def _nbngram(texts: Any, labels: np.ndarray, seed: int, hp: dict[str, Any]) -> M
     vocabulary = features.build_vocabulary(
         texts, split, min_count=hp["min_count"], max_tokens=hp["max_tokens"] or None
     )
-    vectorizer = keras.layers.TextVectorization(
+    vectorizer = features.TextVectorization(
         standardize=features.standardize,
         split=split,
         output_mode="multi_hot",
@@ -241,7 +241,7 @@ def _reference(texts: Any, labels: np.ndarray, seed: int, hp: dict[str, Any]) ->
     vocabulary = features.build_vocabulary(
         texts, features.whitespace_split, min_count=1, max_tokens=hp["max_tokens"] - 2
     )
-    vectorizer = keras.layers.TextVectorization(
+    vectorizer = features.TextVectorization(
         max_tokens=hp["max_tokens"],
         standardize=features.standardize,
         output_mode="int",

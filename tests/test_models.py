@@ -203,3 +203,25 @@ def test_export_save_load_predicts_identically_on_raw_text(data, tmp_path, model
     np.testing.assert_allclose(on_raw, training.predict_proba(loaded, cleaned), rtol=0, atol=1e-6)
     np.testing.assert_allclose(on_raw, training.predict_proba(bundle, raw), rtol=0, atol=1e-6)
     assert ((on_raw[: len(raw_rest)] > 0.5) == rest_labels).mean() > 0.85
+
+
+@pytest.mark.parametrize("model_name", models.MODEL_NAMES)
+def test_the_vocabulary_file_is_the_one_keras_writes(data, tmp_path, model_name) -> None:
+    import keras
+
+    texts, labels, _, _ = data
+    bundle = models.build_model(model_name, texts, labels, seed=5)
+    layer = bundle.vectorizer
+    assert isinstance(layer, features.TextVectorization)
+    (tmp_path / "keras").mkdir()
+    (tmp_path / "ours").mkdir()
+    keras.layers.StringLookup.save_assets(layer._lookup_layer, str(tmp_path / "keras"))
+    layer.save_assets(str(tmp_path / "ours"))  # through the lookup inside it
+    ours = (tmp_path / "ours" / "vocabulary.txt").read_bytes()
+    assert ours == (tmp_path / "keras" / "vocabulary.txt").read_bytes()
+    assert ours.count(b"\n") + 1 == layer.vocabulary_size()
+    # Keras reads it back into the same vocabulary.
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(clone) is features.TextVectorization
+    clone.load_assets(str(tmp_path / "ours"))
+    assert clone.get_vocabulary() == layer.get_vocabulary()
