@@ -4,6 +4,7 @@ Everything here runs as TensorFlow ops so that the same code vectorises the trai
 (once, outside ``fit``) and runs inside the exported model on raw review strings.
 
 - ``standardize`` is ``lib.cleaning.tf_clean`` registered for Keras serialisation;
+- ``TextVectorization`` is Keras's, saving its vocabulary file from numpy (seconds faster);
 - ``NgramSplit`` turns texts into word 1..n-grams plus 1..m-grams of the last ``tail``
   words, marked so that they are separate features (reviews end with their verdict);
 - ``build_vocabulary`` counts terms by fingerprint with ``tf.unique_with_counts`` (seconds,
