@@ -94,17 +94,24 @@ class _StringLookup(keras.layers.StringLookup):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class TextVectorization(keras.layers.TextVectorization):
-    """``keras.layers.TextVectorization`` that saves its vocabulary quickly.
+    """``keras.layers.TextVectorization`` that saves and loads its vocabulary quickly.
 
     Keras saves the vocabulary twice, for this layer and for the ``StringLookup`` inside
     it, each time with a Python loop over every term: 5.6 s of the 6 s it took to export
-    the default model, whose vocabulary holds about 800,000 n-grams. The lookup here writes
-    the same file (Keras's format, which Keras reads back) from numpy arrays.
+    the default model, whose vocabulary holds about 800,000 n-grams; and it loads both
+    copies (1.9 s). Here only the lookup saves and loads it, and writes the file (Keras's
+    format, which Keras reads back) from numpy arrays.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lookup_layer = _StringLookup.from_config(self._lookup_layer.get_config())
+
+    def save_assets(self, dir_path: str) -> None:
+        """Nothing: Keras saves the lookup inside this layer, vocabulary and all."""
+
+    def load_assets(self, dir_path: str) -> None:
+        """Nothing: Keras loads the lookup inside this layer, vocabulary and all."""
 
 
 def whitespace_split(texts: tf.Tensor) -> tf.RaggedTensor:

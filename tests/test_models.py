@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -216,12 +218,20 @@ def test_the_vocabulary_file_is_the_one_keras_writes(data, tmp_path, model_name)
     (tmp_path / "keras").mkdir()
     (tmp_path / "ours").mkdir()
     keras.layers.StringLookup.save_assets(layer._lookup_layer, str(tmp_path / "keras"))
-    layer.save_assets(str(tmp_path / "ours"))  # through the lookup inside it
+    layer._lookup_layer.save_assets(str(tmp_path / "ours"))
     ours = (tmp_path / "ours" / "vocabulary.txt").read_bytes()
     assert ours == (tmp_path / "keras" / "vocabulary.txt").read_bytes()
     assert ours.count(b"\n") + 1 == layer.vocabulary_size()
     # Keras reads it back into the same vocabulary.
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(clone) is features.TextVectorization
-    clone.load_assets(str(tmp_path / "ours"))
+    clone._lookup_layer.load_assets(str(tmp_path / "ours"))
     assert clone.get_vocabulary() == layer.get_vocabulary()
+    # The whole model keeps one copy, the lookup's, and loads it back.
+    path = tmp_path / "model.keras"
+    bundle.export_model().save(path)
+    with zipfile.ZipFile(path) as archive:
+        copies = [n for n in archive.namelist() if n.endswith("vocabulary.txt")]
+    assert len(copies) == 1
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_layer(layer.name).get_vocabulary() == layer.get_vocabulary()
