@@ -27,7 +27,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib import arrow_buffers, cleaning, paths, raw, scan
-from lib.arrow_buffers import from_numpy, strings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,14 +138,19 @@ def prepare(
     missing = found.missing_folders
 
     sources = [str(d) for d in resolved]
-    source = np.fromiter((f.source for f in files), np.int32, len(files))
-    label = np.fromiter((f.label for f in files), np.int8, len(files))
+
+    def numbers(name: str, dtype: type) -> np.ndarray:
+        return np.fromiter((getattr(f, name) for f in files), dtype, len(files))
+
+    source, label = numbers("source", np.int32), numbers("label", np.int8)
     columns = {
-        "id": from_numpy(np.fromiter((f.id for f in files), np.int64, len(files))),
-        "rating": from_numpy(np.fromiter((f.rating for f in files), np.int8, len(files))),
-        "label": from_numpy(label),
+        "id": arrow_buffers.from_numpy(numbers("id", np.int64)),
+        "rating": arrow_buffers.from_numpy(numbers("rating", np.int8)),
+        "label": arrow_buffers.from_numpy(label),
         "text": found.texts,
-        "source": pa.DictionaryArray.from_arrays(from_numpy(source), strings(sources)),
+        "source": pa.DictionaryArray.from_arrays(
+            arrow_buffers.from_numpy(source), arrow_buffers.strings(sources)
+        ),
     }
     table = pa.table({name: columns[name] for name in COLUMNS})
     keep = np.ones(len(files), dtype=bool)

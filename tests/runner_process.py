@@ -1,9 +1,11 @@
-"""Running ``python -m runner`` as a user would, from the project root, for the tests."""
+"""Running ``python -m runner`` as a user would (and other code in a fresh interpreter),
+from the project root, for the tests."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -22,3 +24,15 @@ def run_runner(
         text=True,
         timeout=timeout,
     )
+
+
+def run_python(code: str) -> str:
+    """``python -c CODE`` (dedented) in a fresh interpreter; its stdout, stripped."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()

@@ -1,15 +1,9 @@
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 
 from lib import arrow_buffers
 from tests.datagen import make_raw_dir
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.runner_process import run_python
 
 
 def test_from_numpy_matches_pa_array_for_each_width():
@@ -42,7 +36,7 @@ def test_byte_lengths_of_a_slice():
 
 def test_prepare_never_imports_pandas(tmp_path):
     src = make_raw_dir(tmp_path / "raw", per_label=3)
-    code = textwrap.dedent(
+    out = run_python(
         f"""
         import sys
         from lib import prep
@@ -51,7 +45,4 @@ def test_prepare_never_imports_pandas(tmp_path):
         print("pandas imported:", "pandas" in sys.modules)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "pandas imported: False"
+    assert out == "pandas imported: False"

@@ -1,6 +1,3 @@
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import nbformat
@@ -10,24 +7,14 @@ from lib.prefetch import UNUSED_SLOW_MODULES
 from runner.execute import execute_stage
 from runner.kernel_pool import KernelPool
 from runner.stages import Stage
+from tests.runner_process import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIPPED = f"all(__import__('sys').modules.get(m, 0) is None for m in {UNUSED_SLOW_MODULES!r})"
 
 
-def _python(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout.strip()
-
-
 def test_import_in_background_loads_what_is_missing():
-    out = _python(
+    out = run_python(
         """
         import sys
         from lib.prefetch import import_in_background
@@ -49,8 +36,8 @@ def test_nbformat_works_without_the_unused_slow_modules():
         """
     skip = "from lib.prefetch import skip_unused_slow_imports; skip_unused_slow_imports()"
     # Without the skip they are imported: the day they are not, the skip can go.
-    assert _python(check.format(skip="", modules=UNUSED_SLOW_MODULES)) != "[]"
-    assert _python(check.format(skip=skip, modules=UNUSED_SLOW_MODULES)) == "[]"
+    assert run_python(check.format(skip="", modules=UNUSED_SLOW_MODULES)) != "[]"
+    assert run_python(check.format(skip=skip, modules=UNUSED_SLOW_MODULES)) == "[]"
 
 
 @pytest.mark.slow
