@@ -47,3 +47,23 @@ def runs_dir() -> Path:
 
 def log_dir() -> Path:
     return Path(os.environ["LOG_DIR"]) if os.environ.get("LOG_DIR") else project_root() / "logs"
+
+
+# The run folder of the stage a kernel executes, set by the runner for the kernel it starts
+# (the tune notebook puts its trials' folders there).
+RUN_DIR_ENV = "RUNNER_RUN_DIR"
+
+
+def new_run_dir(stage: str, base: Path | None = None) -> Path:
+    """A fresh ``runs/<UTC time>-<stage>/`` folder (suffixed if that name is taken)."""
+    from datetime import UTC, datetime
+
+    base = base or runs_dir()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    candidate = base / f"{stamp}-{stage}"
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = base / f"{stamp}-{stage}-{n}"
+    candidate.mkdir(parents=True)
+    return candidate

@@ -31,7 +31,7 @@ import yaml
 
 from lib import paths
 from lib.params import as_bool, as_list
-from lib.prefetch import import_in_background
+from lib.speedups import import_in_background
 
 if TYPE_CHECKING:
     import optuna
@@ -1502,12 +1502,10 @@ class NotebookTrials:
 def default_trials_dir() -> Path:
     """``<run folder>/trials`` when the runner executes the tune notebook
     ($RUNNER_RUN_DIR), else a new ``runs/<UTC time>-tune/trials``."""
-    from runner.execute import RUN_DIR_ENV, new_run_dir
-
-    run_dir = os.environ.get(RUN_DIR_ENV)
+    run_dir = os.environ.get(paths.RUN_DIR_ENV)
     if run_dir:
         return Path(run_dir) / "trials"
-    return new_run_dir("tune") / "trials"
+    return paths.new_run_dir("tune") / "trials"
 
 
 SUMMARY_MODULES = ("pandas", "optuna.importance", "matplotlib.pyplot")

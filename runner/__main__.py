@@ -1,7 +1,6 @@
-import gc
 import sys
 
-from lib.prefetch import skip_unused_slow_imports
+from lib.speedups import freeze_long_lived, skip_unused_slow_imports
 
 skip_unused_slow_imports()  # before runner.cli's imports reach jsonschema
 
@@ -10,5 +9,5 @@ from runner.cli import main  # noqa: E402
 code = main()
 # Everything alive now dies with the process: frozen, the interpreter's last full garbage
 # collections skip it (~1 s after a stage, with MLflow and nbconvert loaded).
-gc.freeze()
+freeze_long_lived()
 sys.exit(code)

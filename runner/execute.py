@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,15 @@ from papermill.exceptions import PapermillExecutionError
 from papermill.iorw import papermill_io
 
 from lib import paths
-from lib.prefetch import KERNEL_ARGUMENT, import_in_background
+from lib.paths import RUN_DIR_ENV, new_run_dir
 from lib.secrets import mask_text, secret_values
+from lib.speedups import import_in_background, kernel_arguments
 from lib.tracking import resolve_tracking_uri, store_modules
 from runner.stages import Stage
 
 log = logging.getLogger(__name__)
 
 KERNEL_NAME = "python3"
-RUN_DIR_ENV = "RUNNER_RUN_DIR"  # the executing kernel's run folder (see _run_dir_env)
 
 # Errors raised by lib for bad input: their one-line message says it all, so the runner
 # prints no traceback for them.
@@ -102,19 +101,6 @@ class Execution:
 
 # Called with the Execution once the notebook and its HTML are written, success or not.
 PostHook = Callable[[Execution], None]
-
-
-def new_run_dir(stage: str, base: Path | None = None) -> Path:
-    """A fresh ``runs/<UTC time>-<stage>/`` folder (suffixed if that name is taken)."""
-    base = base or paths.runs_dir()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    candidate = base / f"{stamp}-{stage}"
-    n = 1
-    while candidate.exists():
-        n += 1
-        candidate = base / f"{stamp}-{stage}-{n}"
-    candidate.mkdir(parents=True)
-    return candidate
 
 
 def render_html(notebook_path: Path) -> Path:
@@ -209,7 +195,7 @@ def execute_stage(
         (["nbconvert"] if render else []) + (store if hooks else []), "runner-imports"
     )
     if "km" not in engine_kwargs:  # nbclient starts the kernel
-        engine_kwargs.setdefault("extra_arguments", [KERNEL_ARGUMENT])
+        engine_kwargs.setdefault("extra_arguments", kernel_arguments())
     started = time.perf_counter()
     try:
         with _run_dir_env(run_dir, starts_kernel="km" not in engine_kwargs):

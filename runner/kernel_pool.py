@@ -45,7 +45,7 @@ from jupyter_client import AsyncKernelClient, AsyncKernelManager
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.provisioning import LocalProvisioner
 
-from lib.prefetch import KERNEL_ARGUMENT
+from lib.speedups import kernel_arguments
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ FREEZE_CODE = "__import__('gc').freeze()\n"
 # nbclient starts its own kernels with an in-memory IPython history; the pool does the same
 # (concurrent kernels would otherwise contend for one history.sqlite). Its kernels skip the
 # slow imports that nothing uses, as the runner's own do.
-_KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:", KERNEL_ARGUMENT]
+_KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:", *kernel_arguments()]
 
 
 HANDOFF_ENV = "RUNNER_KERNEL_HANDOFF"

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import scrapbook as sb
 
-from runner.execute import new_run_dir
+from lib.paths import new_run_dir
 from tests.datagen import make_raw_dir, write_review
 
 pytestmark = pytest.mark.slow

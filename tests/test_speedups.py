@@ -3,7 +3,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lib.prefetch import UNUSED_SLOW_MODULES
+from lib.speedups import UNUSED_SLOW_MODULES
 from runner.execute import execute_stage
 from runner.kernel_pool import KernelPool
 from runner.stages import Stage
@@ -17,7 +17,7 @@ def test_import_in_background_loads_what_is_missing():
     out = run_python(
         """
         import sys
-        from lib.prefetch import import_in_background
+        from lib.speedups import import_in_background
         assert import_in_background(["sys"]) is None  # nothing to do
         import_in_background(["colorsys", "sys"]).join()
         print("colorsys" in sys.modules)
@@ -34,7 +34,7 @@ def test_nbformat_works_without_the_unused_slow_modules():
         nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
         print(sorted(m for m in ("lark", *{modules!r}) if sys.modules.get(m) is not None))
         """
-    skip = "from lib.prefetch import skip_unused_slow_imports; skip_unused_slow_imports()"
+    skip = "from lib.speedups import skip_unused_slow_imports; skip_unused_slow_imports()"
     # Without the skip they are imported: the day they are not, the skip can go.
     assert run_python(check.format(skip="", modules=UNUSED_SLOW_MODULES)) != "[]"
     assert run_python(check.format(skip=skip, modules=UNUSED_SLOW_MODULES)) == "[]"
@@ -56,6 +56,6 @@ def test_kernels_started_by_the_runner_skip_them(tmp_path):
     )
     assert execution.ok, execution.error
     assert execution.scraps["skipped"] is True
-    assert "prefetch" not in execution.scraps["names"] and "lib" not in execution.scraps["names"]
+    assert "speedups" not in execution.scraps["names"] and "lib" not in execution.scraps["names"]
     with KernelPool(1, warmup_code=f"import scrapbook\nprint({SKIPPED})", cwd=ROOT) as pool:
         assert pool.acquire(timeout=120).warmup_output.strip() == "True"
