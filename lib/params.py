@@ -7,7 +7,11 @@ accept both and fail with a message that names the parameter, the value and what
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import ast
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -102,3 +106,72 @@ def check_float(
         hi = "inf" if high is None else high
         raise ParameterError(name, value, f"a number in {brackets[0]}{lo}, {hi}{brackets[1]}")
     return number
+
+
+PARAMETERS_TAG = "parameters"  # papermill's tag for the cell that holds the defaults
+
+
+def _notebook_path(notebook: str | os.PathLike[str]) -> Path:
+    if isinstance(notebook, os.PathLike) or str(notebook).endswith(".ipynb"):
+        return Path(notebook)
+    from lib import paths
+
+    return paths.notebooks_dir() / f"{notebook}.ipynb"
+
+
+def parameter_names(notebook: str | os.PathLike[str]) -> list[str]:
+    """The names that the top-level assignments of the notebook's ``parameters`` cell bind, in
+    order. ``notebook`` is a name (``"train"``: ``notebooks/train.ipynb``) or a file's path."""
+    path = _notebook_path(notebook)
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"notebook {path} not found: name a notebook of {path.parent} or give its path"
+        ) from None
+    tagged = [c for c in cells if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise ValueError(
+            f"{path} has {len(tagged)} cells tagged {PARAMETERS_TAG!r}: tag exactly one, "
+            "the cell that holds the parameters' defaults"
+        )
+    source = tagged[0]["source"]
+    tree = ast.parse(source if isinstance(source, str) else "".join(source), str(path))
+    names: dict[str, None] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
+        for target in targets:
+            _bound_names(target, names)
+    return list(names)
+
+
+def _bound_names(target: ast.expr, names: dict[str, None]) -> None:
+    # ``a, *b = ...`` binds a and b; ``a.x = ...`` and ``a[0] = ...`` bind nothing new.
+    if isinstance(target, ast.Name):
+        names.setdefault(target.id)
+    elif isinstance(target, ast.Starred):
+        _bound_names(target.value, names)
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            _bound_names(element, names)
+
+
+def notebook_parameters(
+    namespace: Mapping[str, Any], notebook: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """``{name: namespace[name]}`` for each parameter of the notebook (see
+    :func:`parameter_names`), so a notebook gathers its parameters with one call:
+    ``notebook_parameters(globals(), "train")``. Any mapping works as the namespace."""
+    names = parameter_names(notebook)
+    missing = [name for name in names if name not in namespace]
+    if missing:
+        raise NameError(
+            f"parameters {', '.join(missing)} of {_notebook_path(notebook)} are not defined: "
+            "run the notebook's parameters cell first"
+        )
+    return {name: namespace[name] for name in names}

@@ -1,6 +1,17 @@
+import json
+
 import pytest
 
-from lib.params import ParameterError, as_bool, as_list, check_choice, check_float, check_int
+from lib.params import (
+    ParameterError,
+    as_bool,
+    as_list,
+    check_choice,
+    check_float,
+    check_int,
+    notebook_parameters,
+    parameter_names,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,3 +56,63 @@ def test_checks_name_parameter_value_and_allowed():
         check_float("val_split", 1.0, 0, 1)
     assert check_int("epochs", 3.0, minimum=1) == 3
     assert check_float("val_split", "0.25", 0, 1) == 0.25
+
+
+def _notebook(path, parameters_source, tags=("parameters",)):
+    cells = [
+        {"cell_type": "markdown", "metadata": {}, "source": ["# a notebook\n"]},
+        {"cell_type": "code", "metadata": {"tags": list(tags)}, "source": parameters_source},
+        {"cell_type": "code", "metadata": {}, "source": "later = 1\n"},
+    ]
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4}))
+    return path
+
+
+def test_notebook_parameters_are_the_parameter_cells_names_in_order(tmp_path):
+    source = [
+        "# defaults\n",
+        "b = 2  # first\n",
+        "a: int = 1\n",
+        "c, (d, *e) = 3, (4, 5, 6)\n",
+        "b = 7\n",
+        "settings = {}\n",
+        "settings['x'] = 1  # binds no new name\n",
+        "import os\n",
+        "def helper(): pass\n",
+    ]
+    path = _notebook(tmp_path / "nb.ipynb", source)
+    namespace = {"a": 1, "b": 7, "c": 3, "d": 4, "e": [5, 6], "settings": {}, "later": 1, "os": 0}
+    params = notebook_parameters(namespace, path)
+    assert list(params) == ["b", "a", "c", "d", "e", "settings"]
+    assert params == {k: namespace[k] for k in params}
+
+
+def test_notebook_parameters_by_name_reads_the_project_notebooks(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    _notebook(tmp_path / "notebooks" / "mine.ipynb", "x = 1\ny = 'two'\n")
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    assert notebook_parameters({"x": 10, "y": "b", "z": 0}, "mine") == {"x": 10, "y": "b"}
+
+
+def test_notebook_parameters_of_the_train_notebook_start_with_its_data():
+    names = parameter_names("train")
+    assert names[:3] == ["data_path", "val_split", "bs"] and "hptuning_tag" in names
+
+
+@pytest.mark.parametrize("tagged", [0, 2])
+def test_notebook_parameters_need_exactly_one_parameters_cell(tmp_path, tagged):
+    tags = ("parameters", "other") if tagged else ("other",)
+    path = _notebook(tmp_path / "nb.ipynb", "x = 1\n", tags=tags)
+    nb = json.loads(path.read_text())
+    nb["cells"][2]["metadata"]["tags"] = ["parameters"] if tagged == 2 else []
+    path.write_text(json.dumps(nb))
+    with pytest.raises(ValueError, match=rf"nb.ipynb has {tagged} cells tagged 'parameters'"):
+        notebook_parameters({"x": 1}, path)
+
+
+def test_notebook_parameters_name_a_missing_notebook_or_name(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"notebook .*absent.ipynb not found"):
+        notebook_parameters({}, tmp_path / "absent.ipynb")
+    path = _notebook(tmp_path / "nb.ipynb", "x = 1\ny = 2\n")
+    with pytest.raises(NameError, match=r"parameters y of .*nb.ipynb are not defined"):
+        notebook_parameters({"x": 1}, path)
