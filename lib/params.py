@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from lib import paths
+
 
 class ParameterError(ValueError):
     """A notebook parameter has a value that is not allowed."""
@@ -114,8 +116,6 @@ PARAMETERS_TAG = "parameters"  # papermill's tag for the cell that holds the def
 def _notebook_path(notebook: str | os.PathLike[str]) -> Path:
     if isinstance(notebook, os.PathLike) or str(notebook).endswith(".ipynb"):
         return Path(notebook)
-    from lib import paths
-
     return paths.notebooks_dir() / f"{notebook}.ipynb"
 
 
