@@ -1,12 +1,11 @@
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from lib import prep, raw, scan
+from lib import prep, scan
 from lib.prep import PrepError
 from lib.raw import RawDataError
 from tests.datagen import make_raw_dir, write_review
@@ -14,23 +13,6 @@ from tests.datagen import make_raw_dir, write_review
 
 def _read(processed: Path, split: str) -> list[dict]:
     return pq.read_table(processed / f"{split}.parquet").to_pylist()
-
-
-@pytest.mark.parametrize(
-    "name, expected",
-    [
-        ("0_9.txt", (0, 9)),
-        ("12499_10.txt", (12499, 10)),
-        ("7_1.txt", (7, 1)),
-        ("a_9.txt", None),
-        ("3_9.md", None),
-        ("3-9.txt", None),
-        ("3_9_1.txt", None),
-        ("_9.txt", None),
-    ],
-)
-def test_parse_review_name(name, expected):
-    assert raw.parse_review_name(name) == expected
 
 
 def test_prepare_writes_both_splits_with_all_columns(tmp_path):
@@ -197,47 +179,3 @@ def test_the_data_set_does_not_depend_on_how_files_are_chunked(tmp_path, monkeyp
     assert chunked["rows"]["train"]["total"] == 11  # set1's 10, and 51; 50 is empty
     assert chunked["rows"]["test"]["total"] == 15  # set1's 10, set2's ids 5 and 6, and 54
     assert [d["rows"] for d in chunked["raw_dirs"]] == [11 + 10, 5]
-
-
-def test_read_files_returns_each_file_whole_and_in_order(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    files = {
-        tmp_path / "a" / "1.txt": b"one",
-        tmp_path / "b" / "2.txt": b"",
-        tmp_path / "a" / "3.txt": bytes(range(256)) * 1000,  # longer than one read
-        tmp_path / "a" / "4.txt": "\u00e9t\u00e9".encode(),
-    }
-    for path, data in files.items():
-        path.write_bytes(data)
-    assert raw.read_files([str(p) for p in files]) == list(files.values())
-    with pytest.raises(FileNotFoundError):
-        raw.read_files([str(tmp_path / "a" / "gone.txt")])
-
-
-def test_read_files_leaves_access_times_alone(tmp_path):
-    path = tmp_path / "1_9.txt"
-    path.write_bytes(b"a review")
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_mtime_ns - 10**9, stat.st_mtime_ns))  # relatime would stamp it
-    assert raw.read_files([str(path)]) == [b"a review"]
-    assert path.stat().st_atime_ns == stat.st_mtime_ns - 10**9
-
-
-def test_read_files_without_o_noatime_rights(tmp_path, monkeypatch):
-    files = [tmp_path / "a.txt", tmp_path / "b.txt"]
-    for i, path in enumerate(files):
-        path.write_bytes(b"x" * i)
-    real_open, noatime_tries = os.open, []
-
-    def open_as_another_user(path, flags, *args, **kwargs):
-        if flags & os.O_NOATIME:  # what Linux answers when the caller does not own the file
-            noatime_tries.append(path)
-            raise PermissionError(1, "Operation not permitted", path)
-        return real_open(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", open_as_another_user)
-    assert raw.read_files([str(p) for p in files]) == [b"", b"x"]
-    assert noatime_tries == ["a.txt"]  # tried once, then plain opens
-    monkeypatch.chdir(tmp_path)
-    assert raw.read_files(["b.txt"]) == [b"x"]  # a bare name is read from the working folder
