@@ -34,6 +34,19 @@ def binary_metrics(
     return results
 
 
+def split_metrics(
+    splits: Mapping[str, tuple[np.ndarray, np.ndarray]], metric: str = "accuracy"
+) -> dict[str, float]:
+    """:func:`binary_metrics` of each split's ``(labels, probabilities)``, flat and prefixed
+    with the split's name: ``{"val": ..., "test": ...}`` -> ``{"val_loss": ..., ...,
+    "test_accuracy": ...}`` (the names the train notebook logs and glues)."""
+    return {
+        f"{split}_{name}": value
+        for split, (labels, probabilities) in splits.items()
+        for name, value in binary_metrics(labels, probabilities, metric).items()
+    }
+
+
 def confusion_matrix(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5):
     """2x2 counts: rows are true labels (neg, pos), columns predicted labels."""
     labels = np.asarray(labels).astype(int).ravel()

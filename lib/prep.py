@@ -227,3 +227,25 @@ def before_and_after(processed_dir: str | os.PathLike[str], n: int = 3) -> pd.Da
                 {"file": str(path), "label": label, "raw": raw_text, "cleaned": row["text"]}
             )
     return pd.DataFrame(rows)
+
+
+def rows_table(manifest: dict[str, Any]) -> pd.DataFrame:
+    """Reviews per split (rows) and label (columns ``pos``, ``neg``, ``total``)."""
+    import pandas as pd
+
+    return pd.DataFrame(manifest["rows"]).T[["pos", "neg", "total"]]
+
+
+def skipped_table(manifest: dict[str, Any], examples: int = 3) -> pd.DataFrame:
+    """Per reason, how many files were skipped and up to ``examples`` of them; a last row
+    counts the files that were kept, decoded with replacement characters."""
+    import pandas as pd
+
+    records = {
+        **manifest["skipped"],
+        "non_utf8 (kept, decoded with replacement)": manifest["non_utf8_decoded_with_replacement"],
+    }
+    return pd.DataFrame(
+        [{"count": r["count"], "examples": r["examples"][:examples]} for r in records.values()],
+        index=list(records),
+    )

@@ -47,3 +47,25 @@ def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
         raise ParameterError("model_dir", p.get("model_dir"), "a folder to export the model to")
     p["data_path"] = str(check_data_path("data_path", p["data_path"]))
     return p
+
+
+# Where and how the run itself is recorded (its store, artifact location, name, parent and
+# tags): settings of the run, shown as its attributes, not parameters of the training.
+RUN_SETTINGS = frozenset(
+    {
+        "mlflow_tracking_uri",
+        "mlflow_artifact_location",
+        "mlflow_run_name",
+        "mlflow_parent_run_id",
+        "mlflow_tags",
+        "hptuning_tag",
+    }
+)
+
+
+def logged_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters an MLflow run of the train notebook logs: all but RUN_SETTINGS, and
+    each of the model's hyperparameters as ``model.<name>``."""
+    logged = {name: value for name, value in params.items() if name not in RUN_SETTINGS}
+    logged.update({f"model.{k}": v for k, v in (params.get("model_params") or {}).items()})
+    return logged

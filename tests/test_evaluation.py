@@ -19,6 +19,24 @@ def test_binary_metrics_match_hand_computation():
     assert evaluation.binary_metrics(labels, probs, "recall")["recall"] == 0.5
 
 
+def test_split_metrics_are_each_splits_metrics_prefixed_with_its_name():
+    val = (np.array([1, 0, 1, 0]), np.array([0.9, 0.2, 0.4, 0.6]))
+    test = (np.array([1, 0]), np.array([0.8, 0.1]))
+    flat = evaluation.split_metrics({"val": val, "test": test}, "auc")
+    assert list(flat) == [
+        "val_loss",
+        "val_accuracy",
+        "val_auc",
+        "test_loss",
+        "test_accuracy",
+        "test_auc",
+    ]
+    for split, (labels, probs) in (("val", val), ("test", test)):
+        for name, value in evaluation.binary_metrics(labels, probs, "auc").items():
+            assert flat[f"{split}_{name}"] == value
+    assert flat["val_accuracy"] == 0.5 and flat["test_accuracy"] == 1.0
+
+
 def test_confusion_matrix_rows_are_true_labels():
     m = evaluation.confusion_matrix(np.array([1, 1, 0, 0, 0]), np.array([0.8, 0.3, 0.1, 0.7, 0.2]))
     assert m.tolist() == [[2, 1], [1, 1]]

@@ -153,6 +153,26 @@ def test_before_and_after(tmp_path):
     assert "<br />" in table["raw"][0] and "<br" not in table["cleaned"][0]
 
 
+def test_rows_and_skipped_tables_show_the_manifest(tmp_path):
+    src = make_raw_dir(tmp_path / "raw", per_label=3)
+    for n in range(4):
+        (src / "train" / "pos" / f"notes{n}.txt").write_text("not a review")
+    write_review(src, "test", 1, 53, 8, b"caf\xe9")
+    manifest = prep.prepare([src], tmp_path / "out")
+    rows = prep.rows_table(manifest)
+    assert list(rows.columns) == ["pos", "neg", "total"] and list(rows.index) == ["train", "test"]
+    assert rows.loc["test"].tolist() == [4, 3, 7] and rows.loc["train", "total"] == 6
+    skipped = prep.skipped_table(manifest, examples=2)
+    assert list(skipped.index) == [
+        *manifest["skipped"],
+        "non_utf8 (kept, decoded with replacement)",
+    ]
+    assert skipped.loc["bad_name", "count"] == 4 and len(skipped.loc["bad_name", "examples"]) == 2
+    assert skipped.loc["empty", "count"] == 0 and skipped.loc["empty", "examples"] == []
+    kept = skipped.loc["non_utf8 (kept, decoded with replacement)"]
+    assert kept["count"] == 1 and kept["examples"][0].endswith("53_8.txt")
+
+
 def test_the_data_set_does_not_depend_on_how_files_are_chunked(tmp_path, monkeypatch):
     one = make_raw_dir(tmp_path / "set1", per_label=5, seed=1)
     two = make_raw_dir(tmp_path / "set2", per_label=4, seed=2, first_id=3)  # ids 3, 4 twice
