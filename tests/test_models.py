@@ -1,4 +1,4 @@
-"""lib.models and lib.features on tiny synthetic reviews whose words carry the label."""
+"""lib.models on tiny synthetic reviews whose words carry the label."""
 
 from __future__ import annotations
 
@@ -109,49 +109,19 @@ def test_build_model_rejects_bad_input(data) -> None:
         models.build_model("nbngram", texts, labels, seed=1, ngrams=0)
 
 
-# -- features ---------------------------------------------------------------------------
+# -- vectors and NB ratios --------------------------------------------------------------
 
 
-def test_ngram_split_whole_review_and_marked_tail() -> None:
-    import tensorflow as tf
-
-    terms = features.NgramSplit(ngrams=2, tail=2, tail_ngrams=2)(tf.constant(["aa bb cc"]))
-    assert [t.decode() for t in terms[0].numpy()] == [
-        "aa",
-        "bb",
-        "cc",
-        "aa bb",
-        "bb cc",
-        "_bb",
-        "_cc",
-        "_bb cc",
-    ]
-    no_tail = features.NgramSplit(ngrams=1, tail=0)(tf.constant(["aa bb"]))
-    assert no_tail.to_list() == [[b"aa", b"bb"]]
-
-
-def test_build_vocabulary_counts_orders_and_caps() -> None:
-    texts = ["bb aa", "aa cc", "aa bb dd", "ee"]
-    split = features.NgramSplit(ngrams=1)
-    vocab = features.build_vocabulary(texts, split, min_count=2, chunk=1)
-    assert [t.decode() for t in vocab.numpy()] == ["aa", "bb"]
-    assert features.build_vocabulary(texts, split, min_count=1, max_tokens=1).numpy() == [b"aa"]
-    # Raw text is cleaned before counting.
-    vocab = features.build_vocabulary(["<b>AA</b>, aa!"], split, min_count=2)
-    assert vocab.numpy().tolist() == [b"aa"]
-
-
-def test_vectorize_in_chunks_equals_one_call(data) -> None:
+def test_the_training_vectors_are_reused_once_then_recomputed(data) -> None:
     import tensorflow as tf
 
     texts, labels, _, _ = data
     bundle = models.build_model("nbngram", texts, labels, seed=3)
-    whole = bundle.vectorizer(features.as_string_tensor(texts))
-    chunked = features.vectorize(bundle.vectorizer, texts, chunk=7)
-    assert chunked.dense_shape.numpy().tolist() == whole.dense_shape.numpy().tolist()
-    assert tf.reduce_all(tf.sparse.to_dense(chunked) == tf.sparse.to_dense(whole))
-    # build_model's vectors of the training texts are reused once, then recomputed.
-    first, second = bundle.vectorize(texts), bundle.vectorize(texts)
+    cached = bundle.train_cache[1]
+    first = bundle.vectorize(texts)
+    assert first is cached and bundle.train_cache is None
+    second = bundle.vectorize(texts)
+    assert second is not first
     assert tf.reduce_all(tf.sparse.to_dense(first) == tf.sparse.to_dense(second))
 
 
@@ -208,26 +178,13 @@ def test_export_save_load_predicts_identically_on_raw_text(data, tmp_path, model
 
 
 @pytest.mark.parametrize("model_name", models.MODEL_NAMES)
-def test_the_vocabulary_file_is_the_one_keras_writes(data, tmp_path, model_name) -> None:
+def test_the_exported_model_keeps_one_copy_of_its_vocabulary(data, tmp_path, model_name) -> None:
     import keras
 
     texts, labels, _, _ = data
     bundle = models.build_model(model_name, texts, labels, seed=5)
     layer = bundle.vectorizer
-    assert isinstance(layer, features.TextVectorization)
-    (tmp_path / "keras").mkdir()
-    (tmp_path / "ours").mkdir()
-    keras.layers.StringLookup.save_assets(layer._lookup_layer, str(tmp_path / "keras"))
-    layer._lookup_layer.save_assets(str(tmp_path / "ours"))
-    ours = (tmp_path / "ours" / "vocabulary.txt").read_bytes()
-    assert ours == (tmp_path / "keras" / "vocabulary.txt").read_bytes()
-    assert ours.count(b"\n") + 1 == layer.vocabulary_size()
-    # Keras reads it back into the same vocabulary.
-    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert type(clone) is features.TextVectorization
-    clone._lookup_layer.load_assets(str(tmp_path / "ours"))
-    assert clone.get_vocabulary() == layer.get_vocabulary()
-    # The whole model keeps one copy, the lookup's, and loads it back.
+    assert isinstance(layer, features.TextVectorization)  # the layer that saves it quickly
     path = tmp_path / "model.keras"
     bundle.export_model().save(path)
     with zipfile.ZipFile(path) as archive:
