@@ -1,0 +1,157 @@
+"""lib.model_io: saving an exported model, finding and loading it wherever it lives, predicting.
+
+The model is a real exported nbngram model, trained for two epochs on synthetic reviews.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from lib import model_io, models, storage, training
+from lib.errors import ModelError
+from tests import services
+from tests.services import BUCKET
+from tests.test_models import split, synthetic_reviews
+
+# The fixtures (assigned, not imported, so that ruff's F811 does not flag their use).
+gcs_emulator = services.gcs_emulator
+gcs_env = services.gcs_env
+
+REVIEWS = ["A wonderful, brilliant film: I loved it!", "Awful, boring, the worst waste."]
+
+
+@pytest.fixture(scope="module")
+def exported():
+    """A trained model that takes raw review strings."""
+    texts, labels = synthetic_reviews(300, seed=4)
+    train_texts, train_labels, val_texts, val_labels = split(texts, labels, 250)
+    training.set_seed(4)
+    bundle = models.build_model("nbngram", train_texts, train_labels, seed=4)
+    params = models.default_train_params("nbngram") | {"learning_rate": None, "epochs": 2}
+    training.train(bundle, train_texts, train_labels, val_texts, val_labels, **params)
+    return bundle.export_model()
+
+
+@pytest.fixture(scope="module")
+def model_file(exported, tmp_path_factory) -> Path:
+    return model_io.save_model(exported, tmp_path_factory.mktemp("model") / "model.keras")
+
+
+def _probabilities(model, texts) -> np.ndarray:
+    return training.predict_proba(model, texts)
+
+
+# -- save_model -------------------------------------------------------------------------
+
+
+def test_save_model_writes_one_loadable_file_and_no_temporary(exported, tmp_path):
+    path = tmp_path / "models" / "latest" / "model.keras"  # folders made as needed
+    assert model_io.save_model(exported, path) == path
+    assert [p.name for p in path.parent.iterdir()] == ["model.keras"]
+    assert model_io.save_model(exported, str(path)) == path  # again: replaced, not beside it
+    assert [p.name for p in path.parent.iterdir()] == ["model.keras"]
+    loaded = model_io.load_model(str(path))
+    np.testing.assert_allclose(
+        _probabilities(loaded, REVIEWS), _probabilities(exported, REVIEWS), atol=1e-6
+    )
+
+
+# -- local_model_file -------------------------------------------------------------------
+
+
+def test_a_file_or_a_folder_holding_one_is_found(model_file, tmp_path, monkeypatch):
+    assert model_io.local_model_file(str(model_file), tmp_path) == model_file
+    folder = tmp_path / "run"
+    for sub in ("b", "a/deeper"):
+        (folder / sub).mkdir(parents=True)
+        (folder / sub / "model.keras").write_bytes(model_file.read_bytes())
+    (folder / "notes.txt").write_text("not a model")
+    assert model_io.local_model_file(str(folder), tmp_path) == folder / "a/deeper/model.keras"
+    # A relative path is taken from the project root.
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    assert model_io.local_model_file("run/b", tmp_path / "work") == folder / "b" / "model.keras"
+
+
+def test_a_missing_model_is_a_model_error_that_lists_what_is_accepted(tmp_path):
+    with pytest.raises(ModelError) as info:
+        model_io.local_model_file(str(tmp_path / "nope.keras"), tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "nope.keras") in message and "does not exist" in message
+    assert ".keras file" in message and "runs:/" in message and "gs://" in message
+
+
+def test_a_folder_without_a_model_is_a_model_error(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "sub" / "model.h5").write_bytes(b"an older format")
+    with pytest.raises(ModelError, match=r"no \.keras model file under"):
+        model_io.local_model_file(str(tmp_path / "empty"), tmp_path)
+
+
+@pytest.mark.slow  # a new MLflow store (its migrations) and a model load: about 5 s
+def test_a_runs_uri_is_fetched_from_the_mlflow_store(model_file, tmp_path, monkeypatch):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(store)
+    experiment = client.create_experiment("models", (tmp_path / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    client.log_artifact(run.info.run_id, str(model_file), "model")
+    client.set_terminated(run.info.run_id)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    local = model_io.local_model_file(f"runs:/{run.info.run_id}/model", workdir)
+    assert local.is_relative_to(workdir) and local.read_bytes() == model_file.read_bytes()
+    labels = [
+        label for _, label, _ in model_io.predict_texts(f"runs:/{run.info.run_id}/model", REVIEWS)
+    ]
+    assert labels == ["positive", "negative"]
+
+
+def test_an_mlflow_uri_the_store_lacks_is_a_model_error_naming_the_store(tmp_path, monkeypatch):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    with pytest.raises(ModelError) as info:
+        model_io.local_model_file(f"runs:/{uuid.uuid4().hex}/model", tmp_path)
+    message = str(info.value)
+    assert "could not be fetched from MLflow" in message and store in message
+    assert "MLFLOW_TRACKING_URI" in message and "\n" not in message
+
+
+@pytest.mark.services
+def test_a_gs_file_or_folder_is_downloaded(gcs_env, model_file, tmp_path):
+    prefix = f"gs://{BUCKET}/model-io-tests/{uuid.uuid4().hex}"
+    storage.upload(model_file, f"{prefix}/file/model.keras")
+    storage.upload(model_file.parent, f"{prefix}/folder")
+    for n, uri in enumerate((f"{prefix}/file/model.keras", f"{prefix}/folder")):
+        workdir = tmp_path / str(n)
+        workdir.mkdir()
+        local = model_io.local_model_file(uri, workdir)
+        assert local.is_relative_to(workdir) and local.name == "model.keras"
+        assert local.read_bytes() == model_file.read_bytes()
+
+
+# -- load_model and predict_texts -------------------------------------------------------
+
+
+def test_a_file_that_is_not_a_model_is_a_model_error(tmp_path):
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"not a zip archive")
+    with pytest.raises(ModelError) as info:
+        model_io.load_model(str(path))
+    assert "cannot be loaded" in str(info.value) and str(path) in str(info.value)
+
+
+def test_predict_texts_labels_each_text_in_order(exported, model_file):
+    texts = [REVIEWS[1], REVIEWS[0], ""]
+    results = model_io.predict_texts(str(model_file), texts)
+    assert [text for text, _, _ in results] == texts
+    probabilities = [p for _, _, p in results]
+    np.testing.assert_allclose(probabilities, _probabilities(exported, texts), atol=1e-6)
+    assert all(isinstance(p, float) and 0 <= p <= 1 for p in probabilities)
+    for _, label, p in results:
+        assert label == ("positive" if p >= 0.5 else "negative")
+    assert [label for _, label, _ in results[:2]] == ["negative", "positive"]
