@@ -1,5 +1,18 @@
-from lib.params import parameter_names
-from lib.train_checks import RUN_SETTINGS, logged_params
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from lib import models, prep
+from lib.errors import ParameterError
+from lib.params import notebook_parameters, parameter_names
+from lib.train_checks import RUN_SETTINGS, check_train_params, logged_params
+from tests.datagen import make_raw_dir
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "train.ipynb"
 
 
 def test_logged_params_leave_the_runs_own_settings_out_and_spread_the_model_params():
@@ -21,3 +34,102 @@ def test_logged_params_leave_the_runs_own_settings_out_and_spread_the_model_para
 
 def test_run_settings_are_parameters_of_the_train_notebook():
     assert RUN_SETTINGS <= set(parameter_names("train"))
+
+
+# -- check_train_params -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train-checks")
+    prep.prepare([make_raw_dir(root / "raw", per_label=2)], root / "processed")
+    return root / "processed"
+
+
+def _defaults() -> dict[str, Any]:
+    """The train notebook's parameters as its parameters cell sets them."""
+    cells = nbformat.read(NOTEBOOK, as_version=4).cells
+    cell = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    namespace: dict[str, Any] = {}
+    exec(cell.source, namespace)
+    return notebook_parameters(namespace, NOTEBOOK)
+
+
+def _params(processed: Path, **changes: Any) -> dict[str, Any]:
+    return {**_defaults(), "data_path": str(processed), **changes}
+
+
+def test_the_notebooks_defaults_pass(processed):
+    params = _params(processed)
+    checked = check_train_params(params)
+    assert checked == {**params, "model_params": models.default_hparams("nbngram")}
+
+
+def test_strings_as_polyaxon_passes_them_come_back_typed(processed, monkeypatch):
+    monkeypatch.setenv("PROJECT_ROOT", str(processed.parent))
+    given = {
+        "val_split": "0.25",
+        "bs": "16",
+        "epochs": "3",
+        "seed": "7",
+        "learning_rate": "0.01",
+        "setup_mlflow": "false",
+        "mlflow_autolog": "True",
+        "model_params": {"ngrams": "2"},
+        "data_path": "processed",  # relative: from the project root
+    }
+    params = _params(processed, **given)
+    checked = check_train_params(params)
+    assert (checked["val_split"], checked["bs"], checked["epochs"]) == (0.25, 16, 3)
+    assert (checked["seed"], checked["learning_rate"]) == (7, 0.01)
+    assert checked["setup_mlflow"] is False and checked["mlflow_autolog"] is True
+    assert checked["model_params"]["ngrams"] == 2
+    assert checked["data_path"] == str(processed)
+    assert params["bs"] == "16" and params["model_params"] == {"ngrams": "2"}  # not changed
+
+
+@pytest.mark.parametrize(
+    "changes, name, words",
+    [
+        ({"val_split": 1.5}, "val_split", "(0, 1)"),
+        ({"bs": 0}, "bs", ">= 1"),
+        ({"epochs": "many"}, "epochs", "an integer"),
+        ({"seed": -1}, "seed", ">= 0"),
+        ({"optimiser": "adamx"}, "optimiser", "'adam'"),
+        ({"learning_rate": 0}, "learning_rate", "a number in (0, inf)"),
+        ({"metric": "f1"}, "metric", "'auc'"),
+        ({"model_name": "svm"}, "model_name", "'nbngram'"),
+        ({"model_params": "ngrams=2"}, "model_params", "a mapping"),
+        ({"model_params": {"ngrams": 0}}, "ngrams", "0"),
+        ({"setup_mlflow": "perhaps"}, "setup_mlflow", "true or false"),
+        ({"mlflow_exp_name": " "}, "mlflow_exp_name", "a non-empty name"),
+        ({"model_dir": ""}, "model_dir", "a folder"),
+        ({"bs": 0, "epochs": 0}, "bs", ">= 1"),  # the first bad one
+    ],
+)
+def test_a_bad_value_is_a_parameter_error_naming_the_parameter(processed, changes, name, words):
+    with pytest.raises(ParameterError) as info:
+        check_train_params(_params(processed, **changes))
+    assert info.value.name == name
+    assert str(info.value).startswith(f"{name}: ") and words in str(info.value)
+
+
+def test_an_experiment_name_is_needed_only_when_tracking(processed):
+    checked = check_train_params(_params(processed, setup_mlflow=False, mlflow_exp_name=""))
+    assert checked["mlflow_exp_name"] == ""
+
+
+def test_a_data_path_that_is_missing_or_not_processed_is_named(processed, tmp_path):
+    with pytest.raises(ParameterError) as info:
+        check_train_params(_params(processed, data_path=str(tmp_path / "nope")))
+    assert info.value.name == "data_path" and "runner prep" in str(info.value)
+    with pytest.raises(ParameterError) as info:
+        check_train_params(_params(processed, data_path=str(tmp_path)))
+    assert info.value.name == "data_path" and "not a processed data set" in str(info.value)
+
+
+def test_a_parameter_named_like_a_secret_is_refused(processed):
+    with pytest.raises(ParameterError) as info:
+        check_train_params(_params(processed, mlflow_tracking_password="s3cret-value"))
+    assert info.value.name == "mlflow_tracking_password"
+    assert "environment" in str(info.value) and "s3cret-value" not in str(info.value)
