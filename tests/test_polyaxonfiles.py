@@ -112,27 +112,56 @@ EXAMPLE_PARAMS["train-model-cpu.yml"] = EXAMPLE_PARAMS["train-model-gpu.yml"]
 EXAMPLE_PARAMS["train-model-cpu-hptuning.yml"] = EXAMPLE_PARAMS["train-model-gpu-hptuning.yml"]
 
 
-def test_the_expected_files_are_there():
-    assert set(JOB_FILES) | {"pipeline.yml", "train-model-gpu-hptuning-distributed.yml"} == set(
-        ALL_FILES
-    ), "a new polyaxonfile needs EXAMPLE_PARAMS and a rendering test here"
+def _kind(name: str) -> str:
+    """``job``, ``dag`` (a component of either run kind) or ``matrix`` (an operation)."""
+    data = plx.read_yaml(FILES / name)
+    if data["kind"] == "operation":
+        return "matrix" if data.get("matrix") else "operation"
+    return data["run"]["kind"]
+
+
+def _render(name: str, params: dict[str, Any] | None = None) -> list[plx.RenderedJob]:
+    """Every job that the file makes, resolved by Polyaxon as its agent would."""
+    kind = _kind(name)
+    if kind == "dag":
+        return list(plx.render_dag(FILES / name, params).values())
+    if kind == "matrix":
+        return plx.render_matrix(FILES / name, params)
+    return [plx.render_job(FILES / name, params)]
+
+
+def _defaults(name: str) -> dict[str, Any]:
+    return {io["name"]: io.get("value") for io in plx.read_yaml(FILES / name)["inputs"]}
+
+
+def test_every_file_has_example_params_and_the_job_list_holds_every_job_component():
+    assert set(EXAMPLE_PARAMS) == set(ALL_FILES), "a new polyaxonfile needs EXAMPLE_PARAMS"
+    jobs = [name for name in ALL_FILES if _kind(name) == "job"]
+    assert sorted(JOB_FILES) == jobs, "a new job component needs its inputs and rendering here"
+    assert {_kind(name) for name in ALL_FILES} == {"job", "dag", "matrix"}
 
 
 # --------------------------------------------------------------------------- validation
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
-def test_every_file_validates_with_example_params(name):
-    op = plx.check(FILES / name, EXAMPLE_PARAMS[name])
-    assert op is not None
+def test_every_file_validates_and_its_example_params_reach_the_jobs(name):
     data = plx.read_yaml(FILES / name)
-    assert data["version"] == 1.1
-    assert data["kind"] in {"component", "operation"}
+    assert data["version"] == 1.1 and data["kind"] in {"component", "operation"}
+    jobs = _render(name, EXAMPLE_PARAMS[name])
+    for key, value in EXAMPLE_PARAMS[name].items():
+        assert any(job.inputs.get(key) == value for job in jobs), f"{name}: {key} got lost"
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
-def test_every_file_validates_with_its_defaults(name):
-    plx.check(FILES / name, None)
+def test_every_file_resolves_with_its_defaults_into_runner_commands(name):
+    jobs = _render(name)
+    assert jobs
+    for job in jobs:
+        assert job.argv[:2] == ["/bin/bash", "-c"] and "exec python -m runner " in job.argv[2]
+        assert job.image.startswith("registry.example.com/imdb-sentiment/")
+    if _kind(name) == "job":
+        assert jobs[0].inputs == _defaults(name)  # every input holds its declared default
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
@@ -143,15 +172,18 @@ def test_an_undeclared_param_is_rejected(name):
 
 
 @pytest.mark.parametrize(
-    "name, param",
+    "name, key, wrong, right, typed, type_name",
     [
-        ("train-model-gpu.yml", {"SETUP_MLFLOW": "perhaps"}),
-        ("train-model-cpu-hptuning.yml", {"TUNING_WORKER": "first"}),
+        ("train-model-gpu.yml", "SETUP_MLFLOW", "perhaps", "true", True, "bool"),
+        ("train-model-cpu-hptuning.yml", "TUNING_WORKER", "first", "3", 3, "int"),
     ],
 )
-def test_a_wrongly_typed_param_is_rejected(name, param):
-    with pytest.raises(PolyaxonfileError):
-        plx.check(FILES / name, param)
+def test_a_wrongly_typed_param_is_rejected(name, key, wrong, right, typed, type_name):
+    with pytest.raises(PolyaxonfileError) as info:
+        plx.check(FILES / name, {key: wrong})
+    cause = str(info.value.__cause__)
+    assert f"`{wrong}`" in cause and f"`{key}`" in cause and f"`{type_name}`" in cause
+    assert plx.render_job(FILES / name, {key: right}).inputs[key] == typed
 
 
 @pytest.mark.parametrize("name", JOB_FILES)
@@ -173,9 +205,8 @@ def _job_contexts() -> tuple[set[str], set[str]]:
     return plx.context_names(plx.render_job(FILES / "process-data.yml"))
 
 
-@pytest.mark.parametrize("name", ALL_FILES)
-def test_every_template_name_is_declared_or_a_polyaxon_context(name):
-    data = plx.read_yaml(FILES / name)
+def _unknown_template_names(data: dict[str, Any]) -> list[str]:
+    """``where: name`` for each template name that is neither declared nor a context."""
     top_level, globals_keys = _job_contexts()
     known = plx.declared_names(data) | top_level
     unknown = []
@@ -186,21 +217,31 @@ def test_every_template_name_is_declared_or_a_polyaxon_context(name):
             ok = ref.name in known
         if not ok:
             unknown.append(f"{ref.where}: {ref.name}")
+    return unknown
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_every_template_name_is_declared_or_a_polyaxon_context(name):
+    unknown = _unknown_template_names(plx.read_yaml(FILES / name))
     assert not unknown, f"{name}: templates name what Polyaxon does not define: {unknown}"
 
 
-def test_the_template_scan_catches_unknown_names():
-    data = {
-        "inputs": [{"name": "WORKING_DIR"}],
-        "run": {
-            "args": [
-                "{% macro q(v) %}'{{ v }}'{% endmacro %}{% set x = 1 %}"
-                "cd {{ q(WORKNG_DIR) }} {{ x }} {{ WORKING_DIR }} {{ globals.uid }}"
-            ]
-        },
-    }
-    names = {r.name for r in plx.template_refs(data)}
-    assert names == {"WORKNG_DIR", "WORKING_DIR", "globals", "globals.uid"}
+def test_a_misspelt_name_in_a_real_file_is_caught_and_polyaxon_would_render_it_empty(tmp_path):
+    data = plx.read_yaml(FILES / "process-data.yml")
+    args = data["run"]["container"]["args"][0]
+    assert "{% macro q(v) %}" in args  # names the template defines itself are not reported
+    data["run"]["container"]["args"][0] = args.replace(
+        "cd {{ q(WORKING_DIR) }}", "cd {{ q(WORKNG_DIR) }} {{ globals.uid }}"
+    )
+    assert _unknown_template_names(data) == [
+        "run.container.args[0]: WORKNG_DIR",
+        "run.container.args[0]: globals.uid",
+    ]
+    # What the scan guards against: Polyaxon renders the unknown names as empty strings.
+    misspelt = tmp_path / "process-data.yml"
+    misspelt.write_text(yaml.safe_dump(data), encoding="utf-8")
+    script = plx.render_job(misspelt).argv[2]
+    assert "\ncd '' \n" in script
 
 
 @pytest.mark.parametrize("name", JOB_FILES)
@@ -748,8 +789,3 @@ def test_the_test_environment_has_no_conflicting_requirements():
         [sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_yaml_files_are_plain_yaml():
-    for name in ALL_FILES:
-        yaml.safe_load((FILES / name).read_text(encoding="utf-8"))
