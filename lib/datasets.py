@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib import paths, prep
-from lib.params import ParameterError, check_float
+from lib.errors import DataError, ParameterError
+from lib.params import check_float, not_allowed
 
 
 @dataclass
@@ -44,16 +45,14 @@ def check_data_path(name: str, value: str | os.PathLike[str]) -> Path:
     if not path.exists():
         raise ParameterError(
             name,
-            str(value),
-            f"an existing processed data folder ({path} does not exist; "
-            "run `python -m runner prep` first)",
+            f"{path} does not exist: run `python -m runner prep` first, or give the "
+            "processed_dir that prep wrote",
         )
     if not prep.is_processed_dir(path):
         raise ParameterError(
             name,
-            str(value),
-            f"a processed data folder written by prep ({path} lacks "
-            "train.parquet, test.parquet or manifest.json)",
+            f"{path} is not a processed data set (it lacks train.parquet, test.parquet or "
+            "manifest.json): give the processed_dir that prep wrote",
         )
     return path
 
@@ -75,13 +74,15 @@ def load(data_path: str | os.PathLike[str], val_split: float, seed: int) -> Data
     path = check_data_path("data_path", data_path)
     train_all = _read_split(path / "train.parquet")
     test = _read_split(path / "test.parquet")
-    if min(train_all.counts()["pos"], train_all.counts()["neg"]) < 2:
-        raise ParameterError(
-            "data_path", str(data_path), "a data set with at least 2 training reviews per label"
+    counts = train_all.counts()
+    if min(counts["pos"], counts["neg"]) < 2:
+        raise DataError(
+            f"data set {path} has {counts['pos']} positive and {counts['neg']} negative training "
+            "reviews: at least 2 of each are needed; prepare it from more reviews"
         )
     n_val = round(len(train_all) * val_split)
     if n_val < 2 or len(train_all) - n_val < 2:
-        raise ParameterError(
+        raise not_allowed(
             "val_split",
             val_split,
             f"a fraction that leaves at least 2 reviews in each part of {len(train_all)} rows",

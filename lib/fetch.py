@@ -29,6 +29,7 @@ import urllib3
 from tqdm import tqdm
 
 from lib import paths
+from lib.errors import FetchError
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,13 @@ def fetch_data(
     """Fetch ``source`` (an http(s) URL, a file:// URL or a local .tar.gz) into ``dest``.
 
     Returns the ``aclImdb`` folder inside ``dest``. Does nothing if a complete extraction is
-    already there, unless ``force``. Raises ValueError or FileNotFoundError with a message
-    naming the source or folder, what went wrong and how to fix it.
+    already there, unless ``force``. Raises FetchError with a message naming the source or
+    folder, what went wrong and how to fix it.
     """
     source = str(source) if source is not None else OFFICIAL_URL
     dest_dir = default_dest() if dest is None else paths.resolve(dest)
     if dest_dir.exists() and not dest_dir.is_dir():
-        raise ValueError(
+        raise FetchError(
             f"destination {dest_dir} exists but is a file; pass --dest with a folder path "
             "or remove the file"
         )
@@ -127,7 +128,7 @@ def _local_archive(source: str) -> Path:
     if url.scheme == "file":
         path = Path(url2pathname(unquote(url.path)))
     elif url.scheme and len(url.scheme) > 1:  # a one-letter "scheme" is a Windows drive
-        raise ValueError(
+        raise FetchError(
             f"source {source} has an unsupported scheme {url.scheme!r}; "
             "use an http(s) URL, a file:// URL or a local path"
         )
@@ -139,7 +140,7 @@ def _local_archive(source: str) -> Path:
             path = paths.resolve(given)
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
-        raise FileNotFoundError(
+        raise FetchError(
             f"source archive {path} {what}; pass --source with the path or URL of "
             f"aclImdb_v1.tar.gz (default: {OFFICIAL_URL})"
         )
@@ -163,7 +164,7 @@ def _download(url: str, work: Path) -> tuple[Path, str]:
     try:
         with requests.get(url, stream=True, timeout=TIMEOUT_S) as response:
             if response.status_code >= 400:
-                raise ValueError(
+                raise FetchError(
                     f"downloading {url} failed: HTTP {response.status_code} {response.reason}; "
                     "check the URL, or download the archive yourself and pass its path "
                     "with --source"
@@ -187,12 +188,12 @@ def _download(url: str, work: Path) -> tuple[Path, str]:
                     digest.update(chunk)
                     bar.update(len(chunk))
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise ValueError(
+        raise FetchError(
             f"could not reach {url}: {exc}; check the network and the URL, or download the "
             "archive yourself and pass its path with --source"
         ) from None
     except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-        raise ValueError(
+        raise FetchError(
             f"downloading {url} broke off: {exc}; try again, or download the archive "
             "yourself and pass its path with --source"
         ) from None
@@ -210,12 +211,12 @@ def _extract(archive: Path, into: Path, source: str) -> None:
             while gz.read(_CHUNK):
                 pass
     except tarfile.FilterError as exc:
-        raise ValueError(
+        raise FetchError(
             f"archive {source} has an unsafe member ({exc}); it is not the aclImdb archive"
         ) from None
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         # Other OSErrors (disk full, permissions) are not the archive's fault: they propagate.
-        raise ValueError(
+        raise FetchError(
             f"archive {source} is not a readable gzip tar (truncated or corrupt?): {exc}; "
             "download it again or pass --source with aclImdb_v1.tar.gz"
         ) from None
@@ -226,7 +227,7 @@ def _check_layout(extracted: Path, source: str) -> None:
     missing = [name for name in ("train", "test") if not (root / name).is_dir()]
     if missing:
         found = sorted(p.name for p in extracted.iterdir())[:10]
-        raise ValueError(
+        raise FetchError(
             f"archive {source} has no aclImdb/ folder with train/ and test/ "
             f"(missing: {', '.join('aclImdb/' + m for m in missing)}; top level: {found}); "
             "pass --source with the aclImdb_v1.tar.gz archive"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from lib import paths
+from lib.errors import ModelError, first_line
 
 MODEL_FILE_SUFFIX = ".keras"
 
@@ -32,8 +34,11 @@ def _find_model_file(path: Path, origin: str) -> Path:
         found = sorted(path.rglob(f"*{MODEL_FILE_SUFFIX}"))
         if found:
             return found[0]
-        raise FileNotFoundError(f"no {MODEL_FILE_SUFFIX} model file under {origin}")
-    raise FileNotFoundError(
+        raise ModelError(
+            f"no {MODEL_FILE_SUFFIX} model file under {origin}: pass the folder or run that "
+            "the train stage exported the model to"
+        )
+    raise ModelError(
         f"model {origin} does not exist; pass a .keras file, a folder holding one, "
         "a runs:/<run_id>/model or models:/ URI, or a gs:// path"
     )
@@ -53,10 +58,10 @@ def local_model_file(uri: str, workdir: Path) -> Path:
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir))
         except mlflow.exceptions.MlflowException as exc:
-            raise FileNotFoundError(
+            raise ModelError(
                 f"model {uri} could not be fetched from MLflow at "
-                f"{mlflow.get_tracking_uri()}: {exc.message} (set MLFLOW_TRACKING_URI to the "
-                "store that holds the run)"
+                f"{mlflow.get_tracking_uri()}: {first_line(exc)} (set MLFLOW_TRACKING_URI to "
+                "the store that holds the run)"
             ) from None
         return _find_model_file(Path(local), uri)
     return _find_model_file(paths.resolve(uri), uri)
@@ -64,12 +69,20 @@ def local_model_file(uri: str, workdir: Path) -> Path:
 
 def load_model(uri: str):
     """The Keras model at ``uri`` (it takes raw review strings)."""
-    import keras
-
-    import lib.models  # noqa: F401  (registers the model's custom layers and functions)
-
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:
-        return keras.models.load_model(local_model_file(uri, Path(tmp)))
+        # Found first: a wrong path is reported before TensorFlow's import (seconds).
+        path = local_model_file(uri, Path(tmp))
+        import keras
+
+        import lib.models  # noqa: F401  (registers the model's custom layers and functions)
+
+        try:
+            return keras.models.load_model(path)
+        except (ValueError, TypeError, zipfile.BadZipFile) as exc:  # Keras's "not a model"
+            raise ModelError(
+                f"model {uri} cannot be loaded ({type(exc).__name__}: {first_line(exc)[:200]}): "
+                "pass a .keras file that the train stage exported"
+            ) from None
 
 
 def predict_texts(uri: str, texts: Sequence[str]) -> list[tuple[str, str, float]]:

@@ -28,7 +28,8 @@ import numpy as np
 import tensorflow as tf
 
 from lib import features
-from lib.params import ParameterError, check_choice, check_float, check_int
+from lib.errors import ParameterError
+from lib.params import check_choice, check_float, check_int, not_allowed
 
 MODEL_NAMES: tuple[str, ...] = ("nbngram", "reference")
 
@@ -50,7 +51,7 @@ def _fraction(high: float) -> Callable[[str, Any], float]:
     def check(name: str, value: Any) -> float:
         number = check_float(name, value, 0.0, high, inclusive=True)
         if number >= high:
-            raise ParameterError(name, value, f"a number in [0, {high})")
+            raise not_allowed(name, value, f"a number in [0, {high})")
         return number
 
     return check
@@ -122,8 +123,10 @@ def check_model_params(model_name: str, hparams: dict[str, Any]) -> dict[str, An
     checked = default_hparams(model_name)
     for key, value in hparams.items():
         if key not in spec:
-            allowed = f"not a hyperparameter of model {model_name!r}; it has " + ", ".join(spec)
-            raise ParameterError(key, value, allowed)
+            raise ParameterError(
+                key,
+                f"not a hyperparameter of model {model_name!r}: use one of " + ", ".join(spec),
+            )
         checked[key] = spec[key][1](key, value)
     return checked
 

@@ -17,14 +17,27 @@ from typing import Any
 import yaml
 
 from lib import paths
+from lib.errors import ParameterError, first_line
 
 
-class ParameterError(ValueError):
-    """A notebook parameter has a value that is not allowed."""
+def not_allowed(name: str, value: Any, allowed: str) -> ParameterError:
+    """The error for a value that is not allowed, naming the value and what is:
+    ``not_allowed("epochs", 0, "an integer >= 1")`` reads
+    ``epochs: 0 is not allowed: an integer >= 1``."""
+    shown = repr(value)
+    if len(shown) > 120:  # one line, even for a long list or mapping
+        shown = shown[:117] + "..."
+    return ParameterError(name, f"{shown} is not allowed: {allowed}")
 
-    def __init__(self, name: str, value: Any, allowed: str) -> None:
-        self.name, self.value, self.allowed = name, value, allowed
-        super().__init__(f"parameter {name!r} = {value!r} is not allowed: {allowed}")
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML parse error: what is wrong and where (PyYAML's own message spans
+    several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return first_line(exc)
 
 
 def as_list(name: str, value: Any) -> list[Any]:
@@ -34,19 +47,19 @@ def as_list(name: str, value: Any) -> list[Any]:
     if isinstance(value, str):
         text = value.strip()
         if not text:
-            raise ParameterError(name, value, 'a non-empty list, e.g. \'["a", "b"]\'')
+            raise not_allowed(name, value, 'a non-empty list, e.g. \'["a", "b"]\'')
         if text[0] in "[-{":
             try:
                 parsed = yaml.safe_load(text)  # YAML is a superset of JSON
             except yaml.YAMLError as exc:
-                raise ParameterError(
-                    name, value, f"a JSON or YAML list; it does not parse: {exc}"
+                raise not_allowed(
+                    name, value, f"a JSON or YAML list; it does not parse: {yaml_problem(exc)}"
                 ) from None
             if not isinstance(parsed, list):
-                raise ParameterError(name, value, "a JSON or YAML list")
+                raise not_allowed(name, value, "a JSON or YAML list")
             return parsed
         return [text]
-    raise ParameterError(name, value, "a list, or a JSON/YAML list given as a string")
+    raise not_allowed(name, value, "a list, or a JSON/YAML list given as a string")
 
 
 def as_bool(name: str, value: Any) -> bool:
@@ -61,14 +74,14 @@ def as_bool(name: str, value: Any) -> bool:
             return True
         if lowered in {"false", "no", "0", "off", ""}:
             return False
-    raise ParameterError(name, value, "true or false")
+    raise not_allowed(name, value, "true or false")
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     """``value`` if it is one of ``choices``."""
     choices = list(choices)
     if value not in choices:
-        raise ParameterError(name, value, "one of " + ", ".join(repr(c) for c in choices))
+        raise not_allowed(name, value, "one of " + ", ".join(repr(c) for c in choices))
     return value
 
 
@@ -80,9 +93,9 @@ def check_int(name: str, value: Any, minimum: int | None = None) -> int:
         elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
         else:
-            raise ParameterError(name, value, "an integer")
+            raise not_allowed(name, value, "an integer")
     if minimum is not None and value < minimum:
-        raise ParameterError(name, value, f"an integer >= {minimum}")
+        raise not_allowed(name, value, f"an integer >= {minimum}")
     return value
 
 
@@ -97,16 +110,16 @@ def check_float(
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ParameterError(name, value, "a number") from None
+        raise not_allowed(name, value, "a number") from None
     if isinstance(value, bool):
-        raise ParameterError(name, value, "a number")
+        raise not_allowed(name, value, "a number")
     lo_ok = low is None or (number >= low if inclusive else number > low)
     hi_ok = high is None or (number <= high if inclusive else number < high)
     if not (lo_ok and hi_ok):
         brackets = "[]" if inclusive else "()"
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
-        raise ParameterError(name, value, f"a number in {brackets[0]}{lo}, {hi}{brackets[1]}")
+        raise not_allowed(name, value, f"a number in {brackets[0]}{lo}, {hi}{brackets[1]}")
     return number
 
 

@@ -13,14 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from lib.errors import DataError
+
 SPLITS: tuple[str, ...] = ("train", "test")
 LABELS: dict[str, int] = {"pos": 1, "neg": 0}
 REVIEW_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
 MIN_RATING, MAX_RATING = 1, 10
-
-
-class RawDataError(ValueError):
-    """A raw data folder cannot be used; the message names the path and the fix."""
 
 
 class ReviewFile(NamedTuple):  # a tuple: 50,000 of these are made in 10 ms, not 30
@@ -43,14 +41,14 @@ def parse_review_name(name: str) -> tuple[int, int] | None:
 
 
 def check_raw_dir(path: Path) -> Path:
-    """The resolved folder, or RawDataError if it is missing, a file, or holds no reviews."""
+    """The resolved folder, or DataError if it is missing, a file, or holds no reviews."""
     if not path.exists():
-        raise RawDataError(
+        raise DataError(
             f"raw data folder {path} does not exist; run `python -m runner fetch-data` "
             "or pass the folder that holds train/ and test/ in raw_dirs"
         )
     if not path.is_dir():
-        raise RawDataError(
+        raise DataError(
             f"raw data path {path} is not a folder; raw_dirs takes folders in the aclImdb "
             "layout (<dir>/train/pos/<id>_<rating>.txt ...), not archives or files"
         )
@@ -61,7 +59,7 @@ def check_raw_dir(path: Path) -> Path:
         for label in LABELS
     )
     if not has_reviews:
-        raise RawDataError(
+        raise DataError(
             f"raw data folder {path} holds no review files: expected "
             f"{path}/train/pos/<id>_<rating>.txt (and train/neg, test/pos, test/neg); "
             "is it the folder above aclImdb/? then pass .../aclImdb"

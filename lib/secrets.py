@@ -19,6 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lib.errors import ParameterError
+
 if TYPE_CHECKING:  # nbformat's import costs ~1 s (jsonschema): not for a parameter check
     import nbformat
 
@@ -66,18 +68,19 @@ def is_secret_name(name: str) -> bool:
 
 
 def check_parameter_names(params: Mapping[str, Any]) -> None:
-    """Raise ValueError if a notebook parameter's name looks like a secret.
+    """Raise ParameterError if a notebook parameter's name looks like a secret.
 
     Parameters are written into the executed notebook (and its HTML), so secrets must come
     from the environment instead.
     """
-    bad = sorted(name for name in params if is_secret_name(str(name)))
+    bad = sorted(str(name) for name in params if is_secret_name(str(name)))
     if bad:
-        names = ", ".join(repr(n) for n in bad)
-        raise ValueError(
-            f"parameter {names} looks like a secret: notebook parameters are saved in the "
-            "executed notebook, so pass secrets through the environment instead (e.g. "
-            "MLFLOW_TRACKING_PASSWORD, GOOGLE_APPLICATION_CREDENTIALS), not as parameters"
+        raise ParameterError(
+            ", ".join(bad),
+            f"{'this name looks' if len(bad) == 1 else 'these names look'} like a secret, and "
+            "notebook parameters are saved in the executed notebook: pass secrets through the "
+            "environment instead (e.g. MLFLOW_TRACKING_PASSWORD, "
+            "GOOGLE_APPLICATION_CREDENTIALS), not as parameters",
         )
 
 

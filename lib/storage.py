@@ -13,6 +13,8 @@ import threading
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from lib.errors import StorageError, first_line
+
 if TYPE_CHECKING:
     from google.cloud.storage import Client
 
@@ -20,10 +22,6 @@ GCS_SCHEME = "gs://"
 
 _clients: dict[tuple[str | None, str | None], Client] = {}
 _clients_lock = threading.Lock()
-
-
-class StorageError(RuntimeError):
-    """A Cloud Storage operation failed; the message says what to fix."""
 
 
 def is_gcs_uri(s: object) -> bool:
@@ -34,10 +32,10 @@ def is_gcs_uri(s: object) -> bool:
 def split_gcs_uri(uri: str) -> tuple[str, str]:
     """``gs://bucket/a/b`` -> ``("bucket", "a/b")``; the prefix has no leading slash."""
     if not is_gcs_uri(uri):
-        raise ValueError(f"not a gs:// URI: {uri!r}")
+        raise ValueError(f"not a gs:// URI: {uri!r}")  # the callers' check: is_gcs_uri
     bucket, _, prefix = uri[len(GCS_SCHEME) :].partition("/")
     if not bucket:
-        raise ValueError(f"no bucket in {uri!r}; expected gs://BUCKET/PATH")
+        raise StorageError(f"no bucket in {uri!r}: write it as gs://BUCKET/PATH")
     return bucket, prefix.lstrip("/")
 
 
@@ -83,16 +81,20 @@ def _translate(exc: Exception, bucket: str, uri: str, blob: str | None = None) -
 
     if isinstance(exc, api.NotFound):
         if blob is not None:
-            return StorageError(f"gs://{bucket}/{blob} disappeared while copying {uri}")
+            return StorageError(
+                f"gs://{bucket}/{blob} disappeared while copying {uri}: copy it again"
+            )
         return StorageError(f"bucket {bucket!r} does not exist (for {uri}): create it first")
     if isinstance(exc, api.Forbidden | api.Unauthorized):
         return StorageError(
             f"no permission for bucket {bucket!r} ({uri}): check the roles of the account in "
-            f"GOOGLE_APPLICATION_CREDENTIALS: {exc}"
+            f"GOOGLE_APPLICATION_CREDENTIALS: {first_line(exc)}"
         )
     if isinstance(exc, DefaultCredentialsError | RefreshError):
         return _credentials_error(exc)
-    return StorageError(f"{uri}: {exc.__class__.__name__}: {exc}")
+    return StorageError(
+        f"{uri}: {exc.__class__.__name__}: {first_line(exc)}; check the bucket and the network"
+    )
 
 
 def _translated_errors() -> tuple[type[Exception], ...]:
@@ -185,10 +187,13 @@ def download(
             relative = blob.name[len(folder) :].lstrip("/")
             target = local.joinpath(*PurePosixPath(relative).parts)
             if ".." in PurePosixPath(relative).parts:
-                raise StorageError(f"refusing to write {blob.name!r} outside {local}")
+                raise StorageError(
+                    f"refusing to write {blob.name!r} outside {local}: the object's name holds "
+                    "'..'; rename it in the bucket"
+                )
             plan.append((blob, target))
         if not plan:
-            raise StorageError(f"nothing at {gs_uri}: no such object or folder")
+            raise StorageError(f"nothing at {gs_uri}: no such object or folder; check the path")
     written = []
     for blob, target in plan:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from lib import paths
+from lib.errors import TrackingError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,6 @@ for _name, _value in (
     ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"),
 ):
     os.environ.setdefault(_name, _value)
-
-
-class TrackingError(RuntimeError):
-    """Tracking was asked for but the store cannot be used; nothing was trained."""
 
 
 def default_tracking_uri() -> str:
@@ -107,16 +104,23 @@ def check_store(uri: str, deadline_s: float = CHECK_DEADLINE_S) -> None:
             try:
                 db.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise TrackingError(f"cannot create the MLflow store {uri}: {exc}") from None
+                raise TrackingError(
+                    f"cannot create the MLflow store {uri}: {exc}; choose a writable folder"
+                ) from None
             if not os.access(db.parent, os.W_OK):
-                raise TrackingError(f"the MLflow store folder {db.parent} is not writable")
+                raise TrackingError(
+                    f"the MLflow store folder {db.parent} is not writable: make it writable or "
+                    "choose another mlflow_tracking_uri"
+                )
             _open_sqlite_store(uri, db)
     elif scheme in ("", "file"):
         folder = Path(urlsplit(uri).path if scheme == "file" else uri)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise TrackingError(f"cannot create the MLflow store {uri}: {exc}") from None
+            raise TrackingError(
+                f"cannot create the MLflow store {uri}: {exc}; choose a writable folder"
+            ) from None
 
 
 _OPENED_SQLITE: set[str] = set()
@@ -139,9 +143,9 @@ def _open_sqlite_store(uri: str, db: Path) -> None:
         try:
             mlflow.MlflowClient(uri).search_experiments(max_results=1)
         except Exception as exc:
-            first = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).strip()
             raise TrackingError(
-                f"cannot open the MLflow store {uri}: {first.splitlines()[0][:300]}"
+                f"cannot open the MLflow store {uri}: {first_line(exc)[:300]}; check "
+                "mlflow_tracking_uri (or $MLFLOW_TRACKING_URI)"
             ) from None
     finally:
         os.close(fd)  # releases the lock
@@ -200,9 +204,9 @@ def server_errors(action: str) -> Iterator[None]:
         yield
     except (mlflow.exceptions.MlflowException, requests.RequestException, OSError) as exc:
         uri = public_uri(mlflow.get_tracking_uri())
-        reason = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
         raise TrackingError(
-            f"lost the MLflow tracking store at {uri} while {action}: {reason[:300]}"
+            f"lost the MLflow tracking store at {uri} while {action}: {first_line(exc)[:300]}; "
+            "check that the store is reachable, then run again"
         ) from None
 
 
@@ -262,7 +266,10 @@ def start_run(
         experiment_id = setup_experiment(experiment_name, artifact_location)
         location = mlflow.get_experiment(experiment_id).artifact_location
     except mlflow.exceptions.MlflowException as exc:
-        raise TrackingError(f"MLflow at {public_uri(uri)} failed: {exc.message}") from None
+        raise TrackingError(
+            f"MLflow at {public_uri(uri)} failed: {first_line(exc)[:300]}; check the "
+            "experiment's name and artifact location"
+        ) from None
     from lib import storage
 
     if storage.is_gcs_uri(location):

@@ -6,13 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lib.datasets import check_data_path
-from lib.params import (
-    ParameterError,
-    as_bool,
-    check_choice,
-    check_float,
-    check_int,
-)
+from lib.params import as_bool, check_choice, check_float, check_int, not_allowed
 
 
 def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -36,15 +30,15 @@ def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
     p["model_name"] = check_choice("model_name", p["model_name"], models.MODEL_NAMES)
     model_params = p.get("model_params") or {}
     if not isinstance(model_params, Mapping):
-        raise ParameterError("model_params", model_params, "a mapping of hyperparameter names")
+        raise not_allowed("model_params", model_params, "a mapping of hyperparameter names")
     p["model_params"] = models.check_model_params(p["model_name"], dict(model_params))
     for flag in ("setup_mlflow", "mlflow_autolog"):
         if flag in p:
             p[flag] = as_bool(flag, p[flag])
     if p.get("setup_mlflow") and not str(p.get("mlflow_exp_name") or "").strip():
-        raise ParameterError("mlflow_exp_name", p.get("mlflow_exp_name"), "a non-empty name")
+        raise not_allowed("mlflow_exp_name", p.get("mlflow_exp_name"), "a non-empty name")
     if not str(p.get("model_dir") or "").strip():
-        raise ParameterError("model_dir", p.get("model_dir"), "a folder to export the model to")
+        raise not_allowed("model_dir", p.get("model_dir"), "a folder to export the model to")
     p["data_path"] = str(check_data_path("data_path", p["data_path"]))
     return p
 

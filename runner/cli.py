@@ -4,6 +4,9 @@ Stage commands take parameters as papermill does: ``-p NAME VALUE`` (typed by pa
 rules: True/False/None, ints, floats, else a string), ``-r NAME VALUE`` (always a string),
 ``-y YAML`` and ``-f FILE.yml`` (for lists and named setups under ``conf/``). Later options
 override earlier ones.
+
+Exit status: 0 done; 2 bad input (one line on stderr names the problem and the fix); 1 an
+execution that failed (its error line, then the traceback); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,16 +16,21 @@ import logging
 import os
 import re
 import sys
+import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
 from lib import paths
+from lib.errors import ParameterError, StorageError, UserError, first_line
 from lib.logs import setup_logging
-from lib.storage import StorageError
-from lib.tracking import TrackingError
+from lib.params import yaml_problem
+from lib.secrets import mask_text, secret_values
 from runner.stages import STAGES, get_stage
+
+if TYPE_CHECKING:
+    from runner.execute import Execution
 
 log = logging.getLogger("runner")
 
@@ -43,6 +51,22 @@ def resolve_type(value: str) -> Any:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line like any other bad input (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if not isinstance(logging.getLevelName(level), int):
+        raise argparse.ArgumentTypeError(
+            f"unknown log level {value!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
+    return level
+
+
 class _ParamAction(argparse.Action):
     """Collect -p/-r/-y/-f in command-line order into one ordered list of (kind, payload)."""
 
@@ -53,7 +77,10 @@ class _ParamAction(argparse.Action):
 
 
 def collect_parameters(items: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Merge parameter options in order; a later option overrides an earlier one."""
+    """Merge parameter options in order; a later option overrides an earlier one.
+
+    A -y value or -f file that is not a YAML mapping raises ParameterError naming the option.
+    """
     params: dict[str, Any] = {}
     for kind, payload in items or []:
         if kind == "p":
@@ -61,11 +88,22 @@ def collect_parameters(items: list[tuple[str, Any]]) -> dict[str, Any]:
         elif kind == "r":
             params[payload[0]] = payload[1]
         elif kind in ("y", "f"):
+            option = "-y" if kind == "y" else f"-f {payload}"
             text = payload if kind == "y" else _read_params_file(payload)
-            data = yaml.safe_load(text) or {}
+            try:
+                data = yaml.safe_load(text) or {}
+            except yaml.YAMLError as exc:
+                raise ParameterError(
+                    option,
+                    f"not valid YAML: {yaml_problem(exc)}; write a mapping, e.g. "
+                    "'{epochs: 2, raw_dirs: [a, b]}'",
+                ) from None
             if not isinstance(data, dict):
-                where = "the -y value" if kind == "y" else payload
-                raise SystemExit(f"error: {where} must be a YAML mapping of parameter names")
+                raise ParameterError(
+                    option,
+                    f"a YAML {type(data).__name__}, not a mapping of parameter names to values: "
+                    "write it as e.g. '{epochs: 2, raw_dirs: [a, b]}'",
+                )
             params.update(data)
     return params
 
@@ -75,8 +113,15 @@ def _read_params_file(name: str) -> str:
     if not path.exists() and not path.is_absolute():
         path = paths.resolve(name)  # conf/foo.yml works from any cwd
     if not path.is_file():
-        raise SystemExit(f"error: parameters file {name} does not exist")
-    return path.read_text(encoding="utf-8")
+        raise ParameterError(
+            f"-f {name}",
+            "no such file: give a YAML file of parameters (a relative path is also looked "
+            f"up in the project root, e.g. conf/...; root: {paths.project_root()})",
+        )
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # unreadable: the file the user named
+        raise ParameterError(f"-f {name}", f"cannot be read: {first_line(exc)}") from None
 
 
 def _add_param_options(p: argparse.ArgumentParser) -> None:
@@ -120,9 +165,9 @@ def _add_param_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--output-dir",
-        type=Path,
-        default=None,
-        help="run folder for the executed notebook (default runs/<UTC time>-<stage>/)",
+        default=None,  # a string: gs://BUCKET/x would not survive pathlib
+        help="run folder for the executed notebook, or gs://BUCKET/PATH to upload it there "
+        "(default runs/<UTC time>-<stage>/)",
     )
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default python3)")
     p.add_argument("--log-output", action="store_true", help="stream cell outputs to the log")
@@ -130,12 +175,14 @@ def _add_param_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m runner",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ...")
+    parser.add_argument(
+        "--log-level", type=_log_level, default=None, help="DEBUG, INFO, WARNING, ..."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     fetch = sub.add_parser("fetch-data", help="download (or copy) and extract the aclImdb archive")
@@ -173,11 +220,13 @@ def _run_stage(args: argparse.Namespace) -> int:
     upload_to = args.output_dir if storage.is_gcs_uri(args.output_dir) else None
     if upload_to:
         storage.check_bucket(upload_to)  # before the work, not after it
+    run_dir = None if upload_to or not args.output_dir else _make_run_dir(args.output_dir)
     prestarted = None
     if stage.name == "tune":
         # The trial kernels start first (TensorFlow imports while papermill and the tune
-        # kernel start); the tune notebook adopts them through the environment.
-        from lib.tuning import prestart_trial_kernels
+        # kernel start); the tune notebook adopts them through the environment. None when
+        # the handoff trick is off: the notebook starts its own.
+        from runner.trials import prestart_trial_kernels
 
         prestarted = prestart_trial_kernels(parameters)
     try:
@@ -185,7 +234,7 @@ def _run_stage(args: argparse.Namespace) -> int:
         from runner.hooks import default_hooks
 
         if prestarted is not None:
-            from runner.kernel_pool import HANDOFF_ENV, handoff_env_value
+            from runner.kernels import HANDOFF_ENV, handoff_env_value
 
             os.environ[HANDOFF_ENV] = handoff_env_value(prestarted.handoffs())
         execution = execute_stage(
@@ -193,7 +242,7 @@ def _run_stage(args: argparse.Namespace) -> int:
             parameters,
             # Written locally, uploaded once at the end: saving to gs:// after every cell
             # hits Cloud Storage's rate limits (papermill #312).
-            run_dir=None if upload_to or not args.output_dir else Path(args.output_dir),
+            run_dir=run_dir,
             kernel_name=args.kernel or KERNEL_NAME,
             log_output=args.log_output,
             render=not args.no_html,
@@ -203,11 +252,34 @@ def _run_stage(args: argparse.Namespace) -> int:
         if prestarted is not None:
             os.environ.pop(HANDOFF_ENV, None)
             prestarted.shutdown()
+    code = _report(stage.name, execution)
     if upload_to:
-        storage.upload(execution.run_dir, upload_to)
+        try:
+            storage.upload(execution.run_dir, upload_to)
+        except StorageError as exc:  # the run's own outcome stays the exit status if it failed
+            _print_error(str(exc))
+            return code or 2
         print(f"run folder {execution.run_dir} uploaded to {upload_to}")
+    return code
+
+
+def _make_run_dir(output_dir: str) -> Path:
+    path = Path(output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # The folder the user named cannot be made there (a file in the way, no permission):
+        # their input to change, not a failure of the machine.
+        raise ParameterError(
+            "--output-dir", f"cannot create {path} ({exc.strerror}): choose a folder you can write"
+        ) from None
+    return path
+
+
+def _report(stage: str, execution: Execution) -> int:
+    """Print the outcome of a stage; its exit status."""
     if execution.ok:
-        print(f"{stage.name} succeeded in {execution.seconds:.1f} s")
+        print(f"{stage} succeeded in {execution.seconds:.1f} s")
         print(f"executed notebook: {execution.output_path}")
         if execution.html_path:
             print(f"html: {execution.html_path}")
@@ -215,34 +287,53 @@ def _run_stage(args: argparse.Namespace) -> int:
             if not isinstance(value, (dict, list)) or len(str(value)) < 200:
                 print(f"{name}: {value}")
         return 0
-    print(f"error: {stage.name} failed: {execution.error}", file=sys.stderr)
+    where = (
+        f" (partial notebook: {execution.output_path})" if execution.output_path.exists() else ""
+    )
+    if execution.user_error:  # the line names the problem and the fix: no traceback
+        _print_error(f"{stage} stopped at {execution.error}{where}")
+        return 2
+    _print_error(f"{stage} failed: {execution.error}{where}")
     if execution.error_detail:
         print(_ANSI.sub("", execution.error_detail), file=sys.stderr)
-    if execution.output_path.exists():
-        print(f"partial notebook: {execution.output_path}", file=sys.stderr)
     return 1
 
 
+def _print_error(message: str) -> None:
+    print(mask_text(f"error: {message}", secret_values()), file=sys.stderr)
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "fetch-data":
+        from lib.fetch import fetch_data
+
+        dest = fetch_data(source=args.source, dest=args.dest, force=args.force)
+        print(f"raw data ready: {dest}")
+        return 0
+    if args.command == "predict":
+        from lib.model_io import predict_texts
+
+        for text, label, probability in predict_texts(args.model, args.texts):
+            print(f"{label}\t{probability:.4f}\t{text[:80]}")
+        return 0
+    return _run_stage(args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status (see the module's docstring)."""
     args = build_parser().parse_args(argv)
     setup_logging(level=args.log_level)
     try:
-        if args.command == "fetch-data":
-            from lib.fetch import fetch_data
-
-            dest = fetch_data(source=args.source, dest=args.dest, force=args.force)
-            print(f"raw data ready: {dest}")
-            return 0
-        if args.command == "predict":
-            from lib.model_io import predict_texts
-
-            for text, label, probability in predict_texts(args.model, args.texts):
-                print(f"{label}\t{probability:.4f}\t{text[:80]}")
-            return 0
-        return _run_stage(args)
-    except (ValueError, OSError, StorageError, TrackingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return _command(args)
+    except UserError as exc:
+        _print_error(str(exc))
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # Not the input's fault (a bug, a full disk, a network lost mid-download): a failed
+        # execution, with the traceback for whoever looks into it.
+        _print_error(f"{args.command} failed: {type(exc).__name__}: {first_line(exc)}")
+        print(mask_text("".join(traceback.format_exception(exc)), secret_values()), file=sys.stderr)
+        return 1

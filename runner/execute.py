@@ -15,14 +15,18 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from traceback import format_exception
 from typing import Any
 
 import nbformat
 import papermill
+from jupyter_client.kernelspec import NoSuchKernel
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 from papermill.iorw import papermill_io
 
 from lib import paths
+from lib.errors import first_line, user_error_class
 from lib.paths import RUN_DIR_ENV, new_run_dir
 from lib.secrets import mask_text, secret_values
 from lib.speedups import import_in_background, kernel_arguments
@@ -32,20 +36,6 @@ from runner.stages import Stage
 log = logging.getLogger(__name__)
 
 KERNEL_NAME = "python3"
-
-# Errors raised by lib for bad input: their one-line message says it all, so the runner
-# prints no traceback for them.
-USER_ERRORS = frozenset(
-    {
-        "ParameterError",
-        "TrackingError",
-        "RawDataError",
-        "PrepError",
-        "StorageError",
-        "TuningConfigError",
-        "FileNotFoundError",
-    }
-)
 MASKED = "masked://"
 
 
@@ -86,7 +76,10 @@ class Execution:
     output_path: Path
     html_path: Path | None = None
     error: str | None = None  # one line: "cell N: EName: message"
-    error_detail: str | None = None  # the cell's traceback, for the console
+    error_detail: str | None = None  # the traceback, for the console (not for user errors)
+    # The failure was bad input (the notebook raised a lib.errors.UserError, or no such
+    # kernel): ``error`` names the problem and the fix, and no traceback is kept.
+    user_error: bool = False
     scraps: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -130,21 +123,33 @@ def read_scraps(notebook_path: Path) -> dict[str, Any]:
         return {}
 
 
-def _describe_failure(exc: BaseException) -> tuple[str, str]:
+def _describe_failure(exc: Exception) -> tuple[str, str, bool]:
+    """``(one line, detail, whether it is a user error)`` for an execution that raised."""
     if isinstance(exc, PapermillExecutionError):
+        # An exception inside the kernel arrives as its class name and message only.
         where = f"cell {exc.cell_index}" if exc.cell_index is not None else "a cell"
-        detail = "\n".join(exc.traceback) if exc.traceback and exc.ename not in USER_ERRORS else ""
-        return f"{where}: {exc.ename}: {exc.evalue}", detail
-    name = type(exc).__name__
-    if name == "DeadKernelError":
+        message = next((line for line in (exc.evalue or "").splitlines() if line.strip()), "")
+        line = f"{where}: {exc.ename}: {message.strip()}" if message else f"{where}: {exc.ename}"
+        if user_error_class(exc.ename) is not None:
+            return line, "", True
+        return line, "\n".join(exc.traceback or []), False
+    if isinstance(exc, DeadKernelError):
         return (
             "the kernel died during execution (out of memory, or killed); "
             "see the partial notebook and the log",
             str(exc),
+            False,
         )
-    if name in {"CellTimeoutError", "TimeoutError"}:
-        return f"execution timed out: {exc}", ""
-    return f"{name}: {exc}", ""
+    if isinstance(exc, CellTimeoutError):
+        return f"execution timed out: {first_line(exc)}", "", False
+    if isinstance(exc, NoSuchKernel):
+        return (
+            f"no Jupyter kernel named {exc.name!r}: leave --kernel out for the default, or "
+            "name one that `jupyter kernelspec list` shows",
+            "",
+            True,
+        )
+    return f"{type(exc).__name__}: {first_line(exc)}", "".join(format_exception(exc)), False
 
 
 @contextmanager
@@ -211,7 +216,7 @@ def execute_stage(
                 **engine_kwargs,
             )
     except Exception as exc:  # any failure still yields the partial notebook
-        error, detail = _describe_failure(exc)
+        error, detail, execution.user_error = _describe_failure(exc)
         values = secret_values()
         execution.error, execution.error_detail = (
             mask_text(error, values),
@@ -231,13 +236,18 @@ def execute_stage(
         except Exception as exc:
             log.error("post-execution hook %s failed: %s", getattr(hook, "__name__", hook), exc)
             if execution.error is None:
-                execution.error = f"after execution: {type(exc).__name__}: {exc}"
+                execution.error = mask_text(
+                    f"after execution: {type(exc).__name__}: {first_line(exc)}", secret_values()
+                )
     level = logging.INFO if execution.ok else logging.ERROR
+    outcome = "succeeded" if execution.ok else f"failed: {execution.error}"
+    if execution.user_error:
+        outcome = f"stopped at {execution.error} (bad input)"
     log.log(
         level,
         "%s %s in %.1f s",
         stage.name,
-        "succeeded" if execution.ok else f"failed: {execution.error}",
+        outcome,
         execution.seconds,
         extra={"stage": stage.name, "output_notebook": str(output_path)},
     )

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lib import datasets, prep
-from lib.params import ParameterError
+from lib.errors import ParameterError
 from tests.datagen import make_raw_dir
 
 
@@ -35,7 +35,7 @@ def test_load_splits_train_into_train_and_validation(processed):
 
 @pytest.mark.parametrize("value", [0, 1, 1.5, -0.1, "abc"])
 def test_bad_val_split_is_named(processed, value):
-    with pytest.raises(ParameterError, match="'val_split'"):
+    with pytest.raises(ParameterError, match="^val_split: "):
         datasets.load(processed, value, seed=1)
 
 
@@ -45,8 +45,8 @@ def test_val_split_that_leaves_too_few_rows(processed):
 
 
 def test_data_path_missing_or_not_processed(tmp_path):
-    with pytest.raises(ParameterError, match=r"'data_path'.*does not exist.*runner prep"):
+    with pytest.raises(ParameterError, match=r"^data_path: .*nope does not exist.*runner prep"):
         datasets.load(tmp_path / "nope", 0.2, seed=1)
     (tmp_path / "train.parquet").write_text("x")
-    with pytest.raises(ParameterError, match=r"'data_path'.*lacks train.parquet, test.parquet"):
+    with pytest.raises(ParameterError, match=r"^data_path: .*lacks train.parquet, test.parquet"):
         datasets.load(tmp_path, 0.2, seed=1)

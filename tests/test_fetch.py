@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from lib.errors import FetchError
 from lib.fetch import MARKER, fetch_data
 from runner.cli import main
 
@@ -164,7 +165,7 @@ def test_a_corrupt_archive_leaves_the_earlier_extraction_alone(
         bad.write_text("<html>Not Found</html>")
     else:
         bad.write_bytes(data[:-8] + bytes(b ^ 0xFF for b in data[-8:-4]) + data[-4:])
-    with pytest.raises(ValueError, match=r"bad\.tar\.gz is not a readable gzip tar"):
+    with pytest.raises(FetchError, match=r"bad\.tar\.gz is not a readable gzip tar"):
         fetch_data(source=bad, dest=dest, force=True)
     assert (dest / "aclImdb" / MARKER).read_text() == before
     assert (dest / "aclImdb" / "train" / "pos" / "0_9.txt").is_file()
@@ -182,7 +183,7 @@ def test_a_corrupt_archive_leaves_the_earlier_extraction_alone(
 def test_an_archive_without_the_aclimdb_layout_is_refused(tmp_path: Path, members):
     other = make_archive(tmp_path / "other.tar.gz", members)
     dest = tmp_path / "raw"
-    with pytest.raises(ValueError, match=r"other\.tar\.gz has no aclImdb/ folder"):
+    with pytest.raises(FetchError, match=r"other\.tar\.gz has no aclImdb/ folder"):
         fetch_data(source=other, dest=dest)
     assert not dest.exists()  # a failed first run leaves not even an empty folder
 
@@ -190,7 +191,7 @@ def test_an_archive_without_the_aclimdb_layout_is_refused(tmp_path: Path, member
 def test_an_unsafe_member_is_refused(tmp_path: Path):
     evil = make_archive(tmp_path / "evil.tar.gz", {**REVIEWS, "../escaped.txt": "gotcha"})
     dest = tmp_path / "deep" / "raw"
-    with pytest.raises(ValueError, match="unsafe member"):
+    with pytest.raises(FetchError, match="unsafe member"):
         fetch_data(source=evil, dest=dest)
     assert not any(p.name == "escaped.txt" for p in tmp_path.rglob("*"))
     assert not (tmp_path / "deep").exists()
@@ -198,7 +199,7 @@ def test_an_unsafe_member_is_refused(tmp_path: Path):
 
 def test_a_missing_source_is_named(tmp_path: Path):
     missing = tmp_path / "nope.tar.gz"
-    with pytest.raises(FileNotFoundError, match=r"nope\.tar\.gz does not exist.*--source"):
+    with pytest.raises(FetchError, match=r"nope\.tar\.gz does not exist.*--source"):
         fetch_data(source=missing, dest=tmp_path / "raw")
     assert not (tmp_path / "raw").exists()
 
@@ -206,12 +207,12 @@ def test_a_missing_source_is_named(tmp_path: Path):
 def test_a_dest_that_is_a_file_is_refused(tmp_path: Path, archive: Path):
     dest = tmp_path / "raw"
     dest.write_text("oops")
-    with pytest.raises(ValueError, match=r"raw exists but is a file"):
+    with pytest.raises(FetchError, match=r"raw exists but is a file"):
         fetch_data(source=archive, dest=dest)
 
 
 def test_an_unsupported_scheme_is_refused(tmp_path: Path):
-    with pytest.raises(ValueError, match="unsupported scheme 'ftp'"):
+    with pytest.raises(FetchError, match="unsupported scheme 'ftp'"):
         fetch_data(source="ftp://example.org/a.tar.gz", dest=tmp_path / "raw")
 
 
@@ -234,7 +235,7 @@ def test_download_over_http(tmp_path: Path, archive: Path, http_root, capfd):
 def test_an_http_error_names_status_and_url(tmp_path: Path, http_root):
     _, base = http_root
     dest = tmp_path / "raw"
-    with pytest.raises(ValueError, match=rf"{base}/missing\.tar\.gz failed: HTTP 404"):
+    with pytest.raises(FetchError, match=rf"{base}/missing\.tar\.gz failed: HTTP 404"):
         fetch_data(source=f"{base}/missing.tar.gz", dest=dest)
     assert not dest.exists()
 
@@ -243,7 +244,7 @@ def test_a_failed_download_keeps_the_earlier_extraction(tmp_path: Path, archive:
     _, base = http_root
     dest = tmp_path / "raw"
     fetch_data(source=archive, dest=dest)
-    with pytest.raises(ValueError, match="HTTP 404"):
+    with pytest.raises(FetchError, match="HTTP 404"):
         fetch_data(source=f"{base}/missing.tar.gz", dest=dest, force=True)
     assert (dest / "aclImdb" / MARKER).is_file()
     assert leftovers(dest) == []
@@ -256,7 +257,7 @@ def test_an_unreachable_host_is_reported(tmp_path: Path, monkeypatch: pytest.Mon
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/aclImdb_v1.tar.gz"
     dest = tmp_path / "raw"
-    with pytest.raises(ValueError, match=rf"could not reach {url}"):
+    with pytest.raises(FetchError, match=rf"could not reach {url}"):
         fetch_data(source=url, dest=dest)
     assert not dest.exists()
 

@@ -10,7 +10,7 @@ import pytest
 
 from lib import features, models, training
 from lib.cleaning import clean, clean_text
-from lib.params import ParameterError
+from lib.errors import ParameterError
 
 NEUTRAL = (
     "film movie plot actor scene story director camera music script ending cast "

@@ -1,9 +1,15 @@
+import os
+import socket
 from pathlib import Path
 
 import pytest
 
+from lib import prep
+from lib.errors import ParameterError
 from runner.cli import build_parser, collect_parameters, resolve_type
 from runner.stages import STAGES, get_stage
+from tests.datagen import make_raw_dir
+from tests.runner_process import run_runner
 
 
 def test_parameters_follow_papermill_typing_and_order(tmp_path: Path):
@@ -81,10 +87,13 @@ def test_parameter_typing_is_papermills(value: str):
 def test_a_params_file_that_is_not_a_mapping_is_refused(tmp_path: Path):
     bad = tmp_path / "bad.yml"
     bad.write_text("- a\n- b\n")
-    with pytest.raises(SystemExit, match="YAML mapping"):
+    with pytest.raises(ParameterError, match="a YAML list, not a mapping") as info:
         collect_parameters([("f", str(bad))])
-    with pytest.raises(SystemExit, match="does not exist"):
+    assert info.value.name == f"-f {bad}"
+    with pytest.raises(ParameterError, match="no such file"):
         collect_parameters([("f", str(tmp_path / "missing.yml"))])
+    with pytest.raises(ParameterError, match=r"^-y: not valid YAML: .*\(line 1, column 6\)"):
+        collect_parameters([("y", "{a: [}")])
 
 
 def test_every_stage_has_its_notebook():
@@ -92,3 +101,106 @@ def test_every_stage_has_its_notebook():
         assert stage.path.name == f"{stage.name}.ipynb"
     with pytest.raises(ValueError, match="unknown stage 'nope'"):
         get_stage("nope")
+
+
+@pytest.fixture(scope="module")
+def cli_data(tmp_path_factory) -> Path:
+    """A raw folder (``raw``) and the processed data set made from it (``processed``)."""
+    root = tmp_path_factory.mktemp("cli-data")
+    prep.prepare([make_raw_dir(root / "raw", per_label=10, words=20)], root / "processed")
+    return root
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:  # a port that was just free and now has no listener
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _case(name: str, args: str, expected: str, notebook: bool = False):
+    """A bad input: ``args`` (split on spaces; ``{tmp}``, ``{raw}``, ``{data}``, ``{port}``
+    filled in), and what the error line says. One that reaches a notebook starts a kernel."""
+    return pytest.param(
+        args, expected, notebook, id=name, marks=[pytest.mark.slow] if notebook else []
+    )
+
+
+_RUN = "--output-dir {tmp}/run -p mlflow_tracking_uri sqlite:///{tmp}/mlflow.db"
+_TRAIN = f"train {_RUN} -p model_dir {{tmp}}/model"
+_TUNE = f"tune {_RUN} -p data_path {{data}} -p epochs 1"
+
+
+@pytest.mark.parametrize(
+    "args, expected, notebook",
+    [
+        _case("secret-name", "train -p mlflow_password x", "mlflow_password: this name looks like"),
+        _case("y-not-mapping", "train -y [epochs]", "-y: a YAML list, not a mapping"),
+        _case("f-missing", "train -f {tmp}/none.yml", "-f {tmp}/none.yml: no such file"),
+        _case("usage", "train -p epochs", "argument -p/--parameters: expected 2 arguments"),
+        _case("bucket-missing", "prep --output-dir gs:///runs", "no bucket in 'gs:///runs'"),
+        _case(
+            "fetch-source-missing",
+            "fetch-data --source {tmp}/none.tar.gz --dest {tmp}/raw",
+            "source archive {tmp}/none.tar.gz does not exist",
+        ),
+        _case(
+            "model-missing", "predict --model {tmp}/m.keras good", "model {tmp}/m.keras does not"
+        ),
+        _case(
+            "raw-missing",
+            f"prep {_RUN} -p raw_dirs {{tmp}}/none -p processed_dir {{tmp}}/out",
+            "DataError: raw data folder {tmp}/none does not exist",
+            notebook=True,
+        ),
+        _case(
+            "processed-inside-raw",
+            f"prep {_RUN} -p raw_dirs {{raw}} -p processed_dir {{raw}}/processed",
+            "processed_dir {raw}/processed is inside raw dir {raw}",
+            notebook=True,
+        ),
+        _case("epochs", f"{_TRAIN} -p epochs 0", "epochs: 0 is not allowed: an integer >= 1", True),
+        _case("optimiser", f"{_TRAIN} -p optimiser nope", "optimiser: 'nope' is not allowed", True),
+        _case(
+            "data-not-processed",
+            f"{_TRAIN} -p data_path {{tmp}}",
+            "data_path: {tmp} is not a processed data set",
+            notebook=True,
+        ),
+        _case(
+            "tracking-unreachable",
+            f"{_TRAIN} -p data_path {{data}} -p mlflow_tracking_uri http://127.0.0.1:{{port}}",
+            "cannot reach the MLflow tracking server at http://127.0.0.1:{port}",
+            notebook=True,
+        ),
+        _case("n-trials", f"{_TUNE} -p n_trials 0", "n_trials: 0 is not allowed", True),
+        _case(
+            "search-space-type",
+            _TUNE
+            + ' -y {{"search_space":{{"val_split":{{"type":"floaty","low":0,"high":1}}}}}}',  # JSON
+            "search_space.val_split.type: unknown type 'floaty'",
+            notebook=True,
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_naming_the_problem(
+    tmp_path: Path, cli_data: Path, args: str, expected: str, notebook: bool
+):
+    values = {
+        "tmp": tmp_path,
+        "raw": cli_data / "raw",
+        "data": cli_data / "processed",
+        "port": _closed_port(),
+    }
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(LOG_DIR=str(tmp_path / "logs"), TF_CPP_MIN_LOG_LEVEL="2")
+    result = run_runner([a.format(**values) for a in args.split()], env, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and expected.format(**values) in errors[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    if notebook:
+        # Around it only the log's JSON records and the kernel's own chatter; the error is last.
+        assert lines[-1] == errors[0] and "(partial notebook: " in errors[0]
+    else:
+        assert lines == errors

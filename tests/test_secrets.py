@@ -3,6 +3,7 @@ import logging
 
 import nbformat
 import pytest
+from lib.errors import ParameterError
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from lib.secrets import (
@@ -56,10 +57,10 @@ def test_ordinary_names(name):
 
 def test_check_parameter_names_points_to_the_environment():
     check_parameter_names({"epochs": 3, "keyword": "x", "max_tokens": 20000})
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ParameterError) as info:
         check_parameter_names({"epochs": 3, "mlflow_password": "hunter2hunter2"})
     message = str(info.value)
-    assert "'mlflow_password'" in message
+    assert info.value.name == "mlflow_password" and message.startswith("mlflow_password: ")
     assert "environment" in message and "MLFLOW_TRACKING_PASSWORD" in message
     assert "hunter2hunter2" not in message
 

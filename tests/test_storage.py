@@ -3,7 +3,8 @@ import uuid
 import pytest
 
 from lib import storage
-from lib.storage import StorageError, download, is_gcs_uri, split_gcs_uri, upload
+from lib.errors import StorageError
+from lib.storage import download, is_gcs_uri, split_gcs_uri, upload
 from tests import services
 from tests.services import BUCKET
 
@@ -34,7 +35,7 @@ def test_not_gcs_uris(value):
 def test_split_gcs_uri_rejects_bad_uris():
     with pytest.raises(ValueError, match="not a gs://"):
         split_gcs_uri("/local/path")
-    with pytest.raises(ValueError, match="no bucket"):
+    with pytest.raises(StorageError, match="no bucket"):
         split_gcs_uri("gs:///path")
 
 

@@ -8,7 +8,7 @@ import mlflow
 import pytest
 
 from lib import tracking
-from lib.tracking import TrackingError
+from lib.errors import TrackingError
 
 ROOT = Path(__file__).resolve().parent.parent
 

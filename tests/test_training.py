@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lib import models, training
-from lib.params import ParameterError
+from lib.errors import ParameterError
 from tests.test_models import split, synthetic_reviews
 
 
