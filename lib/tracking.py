@@ -252,10 +252,12 @@ def start_run(
     run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
     parent_run_id: str | None = None,
+    autolog: bool = False,
 ):
     """Check the store, then start (and return) an active MLflow run.
 
     Raises TrackingError before anything else happens if the store cannot be used.
+    ``autolog`` turns on MLflow's Keras autologging (no models, no data sets) for it.
     """
     import mlflow
 
@@ -279,6 +281,8 @@ def start_run(
         if parent_run_id:
             run_tags_["mlflow.parentRunId"] = parent_run_id
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags_)
+    if autolog:
+        mlflow.keras.autolog(log_models=False, log_datasets=False, silent=True)
     log.info(
         "MLflow run %s in experiment %r at %s", run.info.run_id, experiment_name, public_uri(uri)
     )
@@ -327,6 +331,14 @@ def log_history(history: Mapping[str, list[float]]) -> None:
     with server_errors("logging the per-epoch metrics"):
         for start in range(0, len(metrics), 1000):  # the REST API takes 1000 per batch
             client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
+def end_run() -> None:
+    """End the active run (FINISHED)."""
+    import mlflow
+
+    with server_errors("ending the run"):
+        mlflow.end_run()
 
 
 def log_results(metrics: Mapping[str, float], files: list[tuple[str, Path]]) -> None:

@@ -77,9 +77,11 @@ def test_start_run_creates_the_experiment_with_its_artifact_location(local_store
     assert run.info.experiment_id == experiment.experiment_id
     tracking.log_params({"bs": 32, "api_key": "do-not-log", "model_params": {"a": 1}})
     tracking.log_history({"loss": [0.5, 0.3], "val_loss": [0.6, 0.4]})
-    mlflow.end_run()
+    tracking.end_run()
+    assert mlflow.active_run() is None
     client = mlflow.MlflowClient(local_store)
     stored = client.get_run(run.info.run_id)
+    assert stored.info.status == "FINISHED"
     assert stored.data.params == {"bs": "32", "model_params": "{'a': 1}"}
     assert stored.data.tags["hptuning_tag"] == "5"
     losses = client.get_metric_history(run.info.run_id, "epoch_val_loss")
