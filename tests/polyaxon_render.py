@@ -86,6 +86,7 @@ class RenderedJob:
     inputs: dict[str, Any]  # the param values the job was resolved with
     contexts: dict[str, Any]  # the runtime context the templates were rendered in
     compiled: Any = field(repr=False)
+    security_context: dict[str, Any] = field(default_factory=dict)  # the pod's (runAsUser ...)
 
     def process_env(
         self, base: Mapping[str, str], secrets: Mapping[tuple[str, str], str] | None = None
@@ -161,6 +162,7 @@ def _resolve_operation(op: Any, name: str, run_uuid: str | None = None) -> Rende
         inputs=inputs,
         contexts=contexts,
         compiled=resolved,
+        security_context=_to_dict(environment.security_context) if environment else {},
     )
 
 
@@ -220,6 +222,26 @@ def render_dag(path: Path, params: Mapping[str, Any] | None = None) -> dict[str,
         op_spec.dependencies = None
         rendered[name] = _resolve_operation(op_spec, name)
     return rendered
+
+
+def file_kind(path: Path) -> str:
+    """``job`` or ``dag`` (a component's run kind), ``matrix`` (an operation with a matrix) or
+    ``operation``."""
+    data = read_yaml(path)
+    if data["kind"] == "operation":
+        return "matrix" if data.get("matrix") else "operation"
+    return data["run"]["kind"]
+
+
+def render_file(path: Path, params: Mapping[str, Any] | None = None) -> list[RenderedJob]:
+    """Every job that a polyaxonfile makes, as the agent resolves it: a job component's one,
+    a DAG's ops (upstream first), a matrix operation's jobs (one per suggestion)."""
+    kind = file_kind(path)
+    if kind == "dag":
+        return list(render_dag(path, params).values())
+    if kind == "matrix":
+        return render_matrix(path, params)
+    return [render_job(path, params)]
 
 
 def _ref_value(

@@ -1,10 +1,12 @@
 """The Dockerfiles and .dockerignore, checked without a Docker engine.
 
 hadolint lints every Dockerfile; the rest reads the Dockerfiles as Docker would: every
-COPY/ADD source must exist and survive .dockerignore (matched with Docker's rules: patterns
-in order, the last match wins, a pattern matching a parent folder matches what is inside),
-the CMD must name a real entry point, and the image must fit what the polyaxonfiles expect
-(user 2222, /home/aisg/project, PROJECT_ROOT, a python3 Jupyter kernel for papermill).
+COPY/ADD source must exist and survive .dockerignore, the CMD must name a real entry point,
+and each image must fit the jobs that the polyaxonfiles run in it, as Polyaxon renders them
+(its user, its working folder, PROJECT_ROOT, a python3 Jupyter kernel for papermill).
+.dockerignore is read and matched by the Docker SDK for Python (``docker``, which MLflow
+requires): its ``PatternMatcher`` is the port of the Docker engine's own matcher that
+``docker.APIClient.build`` uses to pick the build context.
 """
 
 from __future__ import annotations
@@ -19,17 +21,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from docker.utils.build import PatternMatcher, exclude_paths
+
+from tests import polyaxon_render as plx
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 DOCKERFILES = sorted(p.name for p in DOCKER.glob("*.Dockerfile"))
-PROJECT_DIR = "/home/aisg/project"
-# Which polyaxonfiles run which image.
-IMAGE_USERS = {
-    "data-prep.Dockerfile": ["process-data.yml"],
-    "model-training-gpu.Dockerfile": ["train-model-gpu.yml", "train-model-gpu-hptuning.yml"],
-    "model-training-cpu.Dockerfile": ["train-model-cpu.yml", "train-model-cpu-hptuning.yml"],
-}
+# What the images need, and so all that .dockerignore lets into the build context.
+CONTEXT = {"requirements.txt", "pyproject.toml", "README.md", "lib", "runner", "conf", "notebooks"}
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -64,71 +64,42 @@ def hadolint() -> str:
 # --------------------------------------------------------------------------- .dockerignore
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """Docker's (Go filepath.Match plus **) pattern as a regex on slash-separated paths."""
-    out, i = "", 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out += "(?:.*/)?"
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out += ".*"
-            i += 2
-            continue
-        if c == "*":
-            out += "[^/]*"
-        elif c == "?":
-            out += "[^/]"
-        elif c == "[":
-            end = pattern.index("]", i)
-            out += "[" + pattern[i + 1 : end].replace("!", "^", 1) + "]"
-            i = end
-        else:
-            out += re.escape(c)
-        i += 1
-    return re.compile(out + r"\Z")
+def dockerignore_patterns() -> list[str]:
+    """.dockerignore's patterns, read as ``docker.APIClient.build`` reads them."""
+    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
-def dockerignore_rules(path: Path = ROOT / ".dockerignore") -> list[tuple[bool, re.Pattern]]:
-    rules = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        negate = line.startswith("!")
-        pattern = line[1:].strip() if negate else line
-        pattern = pattern.strip("/")
-        pattern = re.sub(r"/+", "/", pattern)
-        rules.append((negate, _pattern_regex(pattern)))
-    return rules
-
-
-def is_excluded(relpath: str, rules=None) -> bool:
+def is_excluded(relpath: str, matcher: PatternMatcher | None = None) -> bool:
     """Whether Docker leaves ``relpath`` (relative to the context root) out of the context."""
-    rules = dockerignore_rules() if rules is None else rules
-    parts = relpath.strip("/").split("/")
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    excluded = False
-    for negate, regex in rules:
-        if any(regex.match(c) for c in candidates):
-            excluded = not negate
-    return excluded
+    return (matcher or PatternMatcher(dockerignore_patterns())).matches(relpath)
 
 
-def test_the_dockerignore_matcher_follows_docker_rules():
-    rules = [
-        (False, _pattern_regex("*")),
-        (True, _pattern_regex("lib")),
-        (False, _pattern_regex("**/__pycache__")),
-        (False, _pattern_regex("**/*.py[cod]")),
-    ]
-    assert is_excluded("data/raw/x.txt", rules)
-    assert not is_excluded("lib/paths.py", rules)
-    assert is_excluded("lib/__pycache__/paths.cpython-311.pyc", rules)
-    assert is_excluded("lib/sub/x.pyc", rules)
-    assert is_excluded("__pycache__/x", rules)
+def _tracked(*folders: str) -> list[str]:
+    """The files git tracks under ``folders`` (that this working tree still has)."""
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--", *folders], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    return [path for path in out.split("\0") if path and (ROOT / path).exists()]
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_the_build_context_holds_what_the_images_need_and_nothing_else(name):
+    """The files ``docker build -f docker/NAME .`` sends from this checkout, as the SDK picks
+    them: the allow-list (and the Dockerfile), with every tracked file in it, and none of
+    the caches, stores or credentials that lie around a working checkout."""
+    context = exclude_paths(str(ROOT), dockerignore_patterns(), dockerfile=f"docker/{name}")
+    top = {path.split("/", 1)[0] for path in context}
+    # Docker always sends .dockerignore itself and the Dockerfile.
+    assert top <= CONTEXT | {".dockerignore", "docker"} and CONTEXT <= top, sorted(top - CONTEXT)
+    assert {p for p in context if p.startswith("docker")} == {f"docker/{name}"}
+    assert not set(_tracked(*CONTEXT)) - context  # every tracked file gets in
+    junk = {"__pycache__", ".ipynb_checkpoints", "mlruns", ".venv", ".git", "mlartifacts"}
+    for path in context:
+        parts = path.split("/")
+        assert not junk & set(parts), path
+        assert not parts[-1].endswith((".pyc", ".key.json", "mlflow.db", ".env")), path
+        assert "credentials" not in parts[-1] or not parts[-1].endswith(".json"), path
 
 
 @pytest.mark.parametrize(
@@ -180,8 +151,25 @@ def test_the_build_context_keeps(path):
 # --------------------------------------------------------------------------- Dockerfiles
 
 
-def test_the_three_images_are_there():
-    assert DOCKERFILES == sorted(IMAGE_USERS)
+def _jobs_by_image() -> dict[str, list[plx.RenderedJob]]:
+    """Dockerfile name -> the jobs (of every polyaxonfile, rendered) that run its image."""
+    jobs: dict[str, list[plx.RenderedJob]] = {}
+    for path in sorted(plx.POLYAXONFILES.glob("*.yml")):
+        for job in plx.render_file(path):
+            image = job.image.rsplit("/", 1)[-1].partition(":")[0]
+            jobs.setdefault(f"{image}.Dockerfile", []).append(job)
+    return jobs
+
+
+JOBS_BY_IMAGE = _jobs_by_image()
+
+
+def test_every_image_the_polyaxonfiles_run_is_built_here_and_each_is_run():
+    assert sorted(JOBS_BY_IMAGE) == DOCKERFILES
+    # Every job component runs one of them (the DAG and the matrix reuse components).
+    names = {job.name for jobs in JOBS_BY_IMAGE.values() for job in jobs}
+    components = {p.stem for p in plx.POLYAXONFILES.glob("*.yml") if plx.file_kind(p) == "job"}
+    assert components <= names
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
@@ -205,7 +193,7 @@ def _copy_sources(args: str) -> list[str]:
 
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_every_copy_source_exists_and_is_in_the_build_context(name):
-    rules = dockerignore_rules()
+    rules = PatternMatcher(dockerignore_patterns())
     copies = [(k, a) for k, a in instructions(DOCKER / name) if k in {"COPY", "ADD"}]
     assert copies
     for keyword, args in copies:
@@ -232,8 +220,7 @@ def test_the_images_copy_the_whole_project_code():
         for keyword, args in instructions(DOCKER / name):
             if keyword == "COPY":
                 copied |= set(_copy_sources(args))
-        assert {"requirements.txt", "pyproject.toml", "README.md"} <= copied
-        assert {"lib", "runner", "conf", "notebooks"} <= copied
+        assert copied == CONTEXT, name
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
@@ -246,29 +233,35 @@ def test_the_base_image_is_pinned(name):
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
-def test_the_image_fits_the_polyaxonfiles(name):
+def test_the_image_fits_the_jobs_that_run_it(name):
     steps = instructions(DOCKER / name)
     text = "\n".join(f"{k} {a}" for k, a in steps)
     users = [a for k, a in steps if k == "USER"]
-    assert users and users[-1].split(":")[0] == "2222", "the image must end as uid 2222"
-    assert "useradd --uid 2222" in text and " aisg" in text
-    assert [a for k, a in steps if k == "WORKDIR"] == [PROJECT_DIR]
+    assert users, "the image must not run as root"
+    uid, _, gid = users[-1].partition(":")
+    assert f"useradd --uid {uid} --gid {gid}" in text
+    workdirs = [a for k, a in steps if k == "WORKDIR"]
+    assert len(workdirs) == 1
     env = " ".join(a for k, a in steps if k == "ENV")
-    assert f"PROJECT_ROOT={PROJECT_DIR}" in env
+    assert f"PROJECT_ROOT={workdirs[0]}" in env
+    # The jobs (as Polyaxon renders them) run as the image's user in its project folder.
+    for job in JOBS_BY_IMAGE[name]:
+        assert job.working_dir == workdirs[0], job.name
+        assert f"cd '{workdirs[0]}'\n" in job.argv[2], job.name
+        assert job.security_context["runAsUser"] == int(uid), job.name
+        assert job.security_context["runAsGroup"] == int(gid), job.name
     # requirements.txt, never the test requirements (polyaxon, hadolint stay out).
     assert "-r requirements.txt" in text and "requirements-test" not in text
     assert "polyaxon" not in text.lower()
     assert "pip install --no-cache-dir --no-deps -e ." in text
     # papermill's kernel: ipykernel's python3, registered in the image's environment.
     assert "ipykernel install --sys-prefix --name python3" in text
-    for polyaxonfile in IMAGE_USERS[name]:
-        data = yaml.safe_load((ROOT / "polyaxonfiles" / polyaxonfile).read_text("utf-8"))
-        inputs = {io["name"]: io for io in data["inputs"]}
-        assert inputs["WORKING_DIR"]["value"] == PROJECT_DIR
-        image = inputs["DOCKER_IMAGE"]
-        stem = name.removesuffix(".Dockerfile")
-        assert f"docker/{name}" in image["description"]
-        assert image["value"].rsplit("/", 1)[1].startswith(stem + ":")
+    # A component's DOCKER_IMAGE input says which Dockerfile builds its image.
+    for job in JOBS_BY_IMAGE[name]:
+        path = plx.POLYAXONFILES / f"{job.name}.yml"
+        if path.is_file():
+            inputs = {io["name"]: io for io in yaml.safe_load(path.read_text("utf-8"))["inputs"]}
+            assert f"docker/{name}" in inputs["DOCKER_IMAGE"]["description"], job.name
 
 
 def test_the_gpu_image_adds_cuda_to_the_same_tensorflow():

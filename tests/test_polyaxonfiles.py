@@ -113,21 +113,11 @@ EXAMPLE_PARAMS["train-model-cpu-hptuning.yml"] = EXAMPLE_PARAMS["train-model-gpu
 
 
 def _kind(name: str) -> str:
-    """``job``, ``dag`` (a component of either run kind) or ``matrix`` (an operation)."""
-    data = plx.read_yaml(FILES / name)
-    if data["kind"] == "operation":
-        return "matrix" if data.get("matrix") else "operation"
-    return data["run"]["kind"]
+    return plx.file_kind(FILES / name)
 
 
 def _render(name: str, params: dict[str, Any] | None = None) -> list[plx.RenderedJob]:
-    """Every job that the file makes, resolved by Polyaxon as its agent would."""
-    kind = _kind(name)
-    if kind == "dag":
-        return list(plx.render_dag(FILES / name, params).values())
-    if kind == "matrix":
-        return plx.render_matrix(FILES / name, params)
-    return [plx.render_job(FILES / name, params)]
+    return plx.render_file(FILES / name, params)
 
 
 def _defaults(name: str) -> dict[str, Any]:
