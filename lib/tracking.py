@@ -1,4 +1,5 @@
-"""MLflow tracking: where runs go, checking the store before any work, and what a run holds.
+"""MLflow tracking: where runs go and what a run holds (the store is checked before any
+work by :mod:`lib.tracking_check`).
 
 Default: an embedded local store (``mlflow.db``, SQLite, and ``mlartifacts/``, both in the
 project root and git-ignored; open them with ``mlflow ui --backend-store-uri
@@ -16,26 +17,16 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from lib import paths
 from lib.errors import TrackingError, first_line
+from lib.tracking_check import check_store, public_uri
 
 log = logging.getLogger(__name__)
 
 LOCAL_DB = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
-CHECK_DEADLINE_S = 30.0  # an unreachable server is reported within this time
 _MAX_PARAM_LENGTH = 6000
-
-# MLflow's own default retries a lost server for minutes; fail within about half a minute
-# instead (a user's own setting wins).
-for _name, _value in (
-    ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3"),
-    ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
-    ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"),
-):
-    os.environ.setdefault(_name, _value)
 
 
 def default_tracking_uri() -> str:
@@ -72,126 +63,9 @@ def store_modules(uri: str | None) -> list[str]:
     return modules
 
 
-def public_uri(uri: str) -> str:
-    """``uri`` without any user:password part, safe to show, glue or log."""
-    parts = urlsplit(uri)
-    if parts.username is None and parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
 def default_artifact_location(experiment_name: str) -> str | None:
     """For the local store, ``mlartifacts/<experiment>`` in the project root; else None."""
     return (paths.project_root() / LOCAL_ARTIFACTS / experiment_name).as_uri()
-
-
-def check_store(uri: str, deadline_s: float = CHECK_DEADLINE_S) -> None:
-    """Raise TrackingError, with one clear line, unless the store at ``uri`` answers.
-
-    HTTP servers get bounded retries within ``deadline_s``; a refused login fails at once.
-    """
-    scheme = urlsplit(uri).scheme
-    if scheme in ("http", "https"):
-        _check_server(uri, deadline_s)
-    elif scheme == "sqlite":
-        db = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
-        if db is not None and not db.is_absolute():
-            db = paths.resolve(db)
-        if db is not None:
-            try:
-                db.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise TrackingError(
-                    f"cannot create the MLflow store {uri}: {exc}; choose a writable folder"
-                ) from None
-            if not os.access(db.parent, os.W_OK):
-                raise TrackingError(
-                    f"the MLflow store folder {db.parent} is not writable: make it writable or "
-                    "choose another mlflow_tracking_uri"
-                )
-            _open_sqlite_store(uri, db)
-    elif scheme in ("", "file"):
-        folder = Path(urlsplit(uri).path if scheme == "file" else uri)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TrackingError(
-                f"cannot create the MLflow store {uri}: {exc}; choose a writable folder"
-            ) from None
-
-
-_OPENED_SQLITE: set[str] = set()
-
-
-def _open_sqlite_store(uri: str, db: Path) -> None:
-    """Open the SQLite store (creating its tables if it is new) once per process, holding a
-    lock on its folder: processes that create one database at the same moment (a tune
-    notebook and its trials, tune processes sharing a study) race MLflow's schema
-    migrations, and the loser can leave the database unusable."""
-    if uri in _OPENED_SQLITE:
-        return
-    import fcntl
-
-    import mlflow
-
-    fd = os.open(db.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            mlflow.MlflowClient(uri).search_experiments(max_results=1)
-        except Exception as exc:
-            raise TrackingError(
-                f"cannot open the MLflow store {uri}: {first_line(exc)[:300]}; check "
-                "mlflow_tracking_uri (or $MLFLOW_TRACKING_URI)"
-            ) from None
-    finally:
-        os.close(fd)  # releases the lock
-    _OPENED_SQLITE.add(uri)
-
-
-def _check_server(uri: str, deadline_s: float) -> None:
-    import requests
-
-    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    auth = (user, password or "") if user else None
-    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
-    shown = public_uri(uri)
-    started, tries, last = time.monotonic(), 0, ""
-    while True:
-        tries += 1
-        left = deadline_s - (time.monotonic() - started)
-        try:
-            response = requests.get(
-                url, params={"max_results": 1}, auth=auth, timeout=(min(5.0, max(left, 1.0)), 10.0)
-            )
-        except requests.RequestException as exc:
-            last = type(exc).__name__
-        else:
-            if response.status_code == 401:
-                who = f"user {user!r}" if user else "no user (MLFLOW_TRACKING_USERNAME is not set)"
-                raise TrackingError(
-                    f"the MLflow tracking server {shown} refused the login of {who} (HTTP 401): "
-                    "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
-                )
-            if response.status_code == 403:
-                raise TrackingError(
-                    f"the MLflow tracking server {shown} denied user {user!r} (HTTP 403): "
-                    "ask its admin for permission on the experiment"
-                )
-            if response.ok:
-                return
-            last = f"HTTP {response.status_code}"
-        if time.monotonic() - started + min(2.0 * tries, 5.0) > deadline_s:
-            break
-        time.sleep(min(2.0 * tries, 5.0))
-    raise TrackingError(
-        f"cannot reach the MLflow tracking server at {shown} ({last}; {tries} tries in "
-        f"{time.monotonic() - started:.0f} s): check the URI and that the server is running"
-    )
 
 
 @contextlib.contextmanager

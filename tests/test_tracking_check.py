@@ -1,0 +1,88 @@
+"""lib.tracking_check: the tracking store is checked before any work, each problem one line."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from lib import tracking_check
+from lib.errors import TrackingError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_public_uri_drops_credentials():
+    assert tracking_check.public_uri("https://bob:s3cret@mlflow.example:8443/x") == (
+        "https://mlflow.example:8443/x"
+    )
+    assert tracking_check.public_uri("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
+
+
+def test_unreachable_server_fails_fast_with_one_clear_line():
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    started = time.monotonic()
+    with pytest.raises(TrackingError) as info:
+        tracking_check.check_store(uri, deadline_s=4)
+    assert time.monotonic() - started < 10
+    message = str(info.value)
+    assert f"cannot reach the MLflow tracking server at {uri}" in message and "\n" not in message
+    assert "check the URI and that the server is running" in message
+
+
+def test_a_store_folder_that_cannot_be_made_names_the_store(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    uri = f"sqlite:///{blocker / 'mlflow.db'}"
+    with pytest.raises(TrackingError, match=r"cannot create the MLflow store sqlite:.*a writable"):
+        tracking_check.check_store(uri)
+    folder = blocker / "store"
+    with pytest.raises(TrackingError, match=rf"cannot create the MLflow store {folder}"):
+        tracking_check.check_store(str(folder))
+
+
+def test_a_sqlite_store_is_created_and_usable(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
+    tracking_check.check_store(uri)
+    assert (tmp_path / "new" / "mlflow.db").is_file()
+    assert mlflow.MlflowClient(uri).search_experiments()[0].name == "Default"
+
+
+@pytest.mark.slow
+def test_processes_creating_one_sqlite_store_at_once_all_succeed(tmp_path):
+    """MLflow's schema migrations race when several processes create one new database (a
+    tune notebook and its trials, or tune processes sharing a study); check_store creates
+    it under a lock, so every process gets a usable store."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = (
+        "import sys, time; from lib import tracking_check\n"
+        "import mlflow, mlflow.store.tracking.sqlalchemy_store, alembic.command\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "tracking_check.check_store(sys.argv[1]); print('ok')\n"
+    )
+    start = str(time.time() + 8)  # after every process has imported MLflow
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, uri, start],
+            cwd=ROOT,
+            env=os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-2000:] for o in outs]
+    client = mlflow.MlflowClient(uri)
+    assert client.search_experiments()[0].name == "Default"
