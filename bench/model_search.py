@@ -100,7 +100,7 @@ def prepare(data: Path, archive: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lib.cleaning import clean_parallel
+    from lib.cleaning import clean
 
     if not (data / "aclImdb").is_dir():
         data.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ def prepare(data: Path, archive: Path) -> None:
                 labels.append(label)
         table = pa.table(
             {
-                "text": clean_parallel(pa.array(texts, pa.large_string())),
+                "text": clean(pa.array(texts, pa.large_string())),
                 "label": pa.array(labels, pa.int8()),
             }
         )

@@ -20,9 +20,7 @@ input can also be fed already-cleaned text.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -104,24 +102,6 @@ def clean(texts: ArrayLike | Sequence[str]) -> ArrayLike:
     # leaves at most a space at either end.
     result = pc.replace_substring_regex(result, SINGLE_LETTERS, " ")
     return pc.utf8_trim(result, " ")
-
-
-def clean_parallel(texts: ArrayLike, threads: int | None = None) -> pa.ChunkedArray:
-    """``clean`` over slices of a large array in threads (Arrow releases the GIL)."""
-    threads = threads or os.cpu_count() or 1
-    n = len(texts)
-    if threads <= 1 or n < 2000:
-        out = clean(texts)
-        return out if isinstance(out, pa.ChunkedArray) else pa.chunked_array([out])
-    if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
-    # More slices than threads evens out reviews of very different lengths.
-    parts = threads * 4
-    bounds = [n * i // parts for i in range(parts + 1)]
-    slices = [texts.slice(a, b - a) for a, b in zip(bounds, bounds[1:], strict=False)]
-    with ThreadPoolExecutor(threads) as pool:
-        cleaned = list(pool.map(clean, slices))
-    return pa.chunked_array(cleaned, type=texts.type)
 
 
 def clean_text(text: str) -> str:

@@ -108,11 +108,6 @@ def default_train_params(model_name: str) -> dict[str, Any]:
     return dict(_TRAINING[_check_name(model_name)])
 
 
-def default_learning_rate(model_name: str, optimiser: str) -> float | None:
-    """The learning rate to use with ``optimiser`` when none is given (None: Keras')."""
-    return _LEARNING_RATES[_check_name(model_name)].get(optimiser)
-
-
 def check_model_params(model_name: str, hparams: dict[str, Any]) -> dict[str, Any]:
     """All hyperparameters of the model: defaults updated with checked ``hparams``.
 

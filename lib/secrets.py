@@ -3,13 +3,12 @@
 Secrets reach the code through the environment only (``MLFLOW_TRACKING_PASSWORD``,
 ``GOOGLE_APPLICATION_CREDENTIALS``, ...), never as notebook parameters, because papermill
 writes parameters into the executed notebook. What still leaks into text (a traceback, a
-printed config) is masked: ``secret_values`` lists what to hide, ``mask_text`` and
-``mask_notebook`` hide it, ``SecretFilter`` hides it in log records.
+printed config) is masked: ``secret_values`` lists what to hide, ``mask_text`` hides it (the
+runner masks every save of a notebook as text), ``SecretFilter`` hides it in log records.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -17,12 +16,9 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lib.errors import ParameterError
-
-if TYPE_CHECKING:  # nbformat's import costs ~1 s (jsonschema): not for a parameter check
-    import nbformat
 
 MASK = "********"
 MIN_SECRET_LENGTH = 4  # shorter values would mask half of every text
@@ -187,46 +183,6 @@ def mask_text(text: str, values: Iterable[str], mask: str = MASK) -> str:
     if pattern is None:
         return text
     return pattern.sub(lambda _: mask, text)
-
-
-def _mask_strings(data: Any, mask_one: Any) -> Any:
-    if isinstance(data, str):
-        return mask_one(data)
-    if isinstance(data, dict):
-        return {k: _mask_strings(v, mask_one) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_mask_strings(v, mask_one) for v in data]
-    return data
-
-
-def _secret_parameter_values(nb: Mapping[str, Any]) -> list[str]:
-    params = nb.get("metadata", {}).get("papermill", {}).get("parameters", {}) or {}
-    return [
-        str(v) for k, v in params.items() if is_secret_name(str(k)) and isinstance(v, str | int)
-    ]
-
-
-def mask_notebook(
-    nb: nbformat.NotebookNode,
-    values: Iterable[str] | None = None,
-    mask: str = MASK,
-) -> nbformat.NotebookNode:
-    """A copy of ``nb`` with secrets masked in every string it holds.
-
-    That covers cell sources, outputs (stream text, every mime type of ``data``, tracebacks),
-    and notebook and cell metadata, papermill's parameters included. ``values`` defaults to
-    ``secret_values()``; the values of secret-looking papermill parameters are masked too.
-    The input is not changed.
-    """
-    import nbformat
-
-    values = list(secret_values() if values is None else values)
-    values += _secret_parameter_values(nb)
-    pattern = _pattern(tuple(values))
-    if pattern is None:
-        return copy.deepcopy(nb)
-    masked = _mask_strings(nb, lambda s: pattern.sub(lambda _: mask, s))
-    return nbformat.from_dict(masked)
 
 
 class SecretFilter(logging.Filter):

@@ -68,12 +68,6 @@ def get_client() -> Client:
         return client
 
 
-def reset_client() -> None:
-    """Forget the cached clients (the next call creates a new one)."""
-    with _clients_lock:
-        _clients.clear()
-
-
 def _translate(exc: Exception, bucket: str, uri: str, blob: str | None = None) -> StorageError:
     """A StorageError for ``exc``; a NotFound means the bucket unless ``blob`` is named."""
     from google.api_core import exceptions as api

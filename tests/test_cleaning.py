@@ -77,13 +77,6 @@ def test_clean_equals_the_steps_on_random_awkward_text():
     assert sum(bool(c) for c in cleaned) > 25_000  # the texts are not all cleaned away
 
 
-def test_clean_parallel_equals_clean():
-    texts = pa.array(SAMPLES * 700, type=pa.large_string())
-    assert (
-        cleaning.clean_parallel(texts, threads=2).to_pylist() == cleaning.clean(texts).to_pylist()
-    )
-
-
 @pytest.mark.slow
 def test_tensorflow_engine_cleans_exactly_like_arrow():
     tf = pytest.importorskip("tensorflow")

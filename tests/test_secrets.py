@@ -1,17 +1,14 @@
 import json
 import logging
 
-import nbformat
 import pytest
-from lib.errors import ParameterError
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from lib.errors import ParameterError
 from lib.secrets import (
     MASK,
     SecretFilter,
     check_parameter_names,
     is_secret_name,
-    mask_notebook,
     mask_text,
     secret_values,
 )
@@ -125,52 +122,6 @@ def test_mask_text_raw_escaped_and_longest_first():
     assert mask_text("short ab", ["ab"]) == "short ab"  # too short to mask
     assert mask_text("nothing", []) == "nothing"
     assert mask_text("x secretvalue y", ["secretvalue"], mask="<hidden>") == "x <hidden> y"
-
-
-def test_mask_notebook_masks_everywhere_without_mutating():
-    secret = "s3cr3t-tracking-password"
-    nb = new_notebook(
-        cells=[
-            new_markdown_cell(f"the password is {secret}"),
-            new_code_cell(
-                source=f'password = "{secret}"',
-                outputs=[
-                    new_output("stream", name="stdout", text=f"{secret}\n"),
-                    new_output(
-                        "execute_result",
-                        data={
-                            "text/plain": f"'{secret}'",
-                            "text/html": f"<b>{secret}</b>",
-                            "application/json": {"nested": [secret]},
-                        },
-                        execution_count=1,
-                    ),
-                    new_output("error", ename="E", evalue=secret, traceback=[f"E: {secret}"]),
-                ],
-                metadata={"tags": ["parameters"], "note": secret},
-            ),
-        ],
-        metadata={"papermill": {"parameters": {"password": secret, "epochs": 2}}},
-    )
-    original = nbformat.writes(nb)
-    masked = mask_notebook(nb, values=[secret])
-    assert nbformat.writes(nb) == original
-    text = nbformat.writes(masked)
-    assert secret not in text
-    assert text.count(MASK) == 10
-    assert masked.metadata.papermill.parameters.epochs == 2
-    assert isinstance(masked, nbformat.NotebookNode)
-    nbformat.validate(masked)
-
-
-def test_mask_notebook_masks_secret_named_parameters_even_without_values(monkeypatch):
-    for name in ("MLFLOW_TRACKING_PASSWORD", "GOOGLE_APPLICATION_CREDENTIALS"):
-        monkeypatch.delenv(name, raising=False)
-    nb = new_notebook(
-        cells=[new_code_cell('api_token = "tok-0123456789"')],
-        metadata={"papermill": {"parameters": {"api_token": "tok-0123456789"}}},
-    )
-    assert "tok-0123456789" not in nbformat.writes(mask_notebook(nb, values=[]))
 
 
 def _record(msg, *args, exc_info=None, **extra):

@@ -122,7 +122,7 @@ def test_missing_credentials_says_what_to_set(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(empty))
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(empty / "gcloud"))
     monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")  # no metadata server: fail fast
-    storage.reset_client()
+    monkeypatch.setattr(storage, "_clients", {})  # no client cached by an earlier test
     src = tmp_path / "f.txt"
     src.write_text("x", encoding="utf-8")
     with pytest.raises(StorageError) as info:
