@@ -1,4 +1,5 @@
 import os
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -30,12 +31,18 @@ def _status(url, auth=None):
         return exc.code
 
 
-def _group_gone(pgid):
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+def _group_gone(pgid, timeout=30.0):
+    """Whether the process group ends within ``timeout`` s: killed processes leave the group
+    a moment after the signal (their parent or init reaps them), not at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 @pytest.mark.services
