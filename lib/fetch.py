@@ -104,7 +104,8 @@ def fetch_data(
             "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         (new / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        _swap_into_place(new, target, work)
+        if paths.replace_folder(new, target, work / "previous"):
+            log.info("replaced the earlier folder %s", target)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         for folder in created:  # a failed first run leaves no empty folders behind
@@ -232,18 +233,3 @@ def _check_layout(extracted: Path, source: str) -> None:
             f"(missing: {', '.join('aclImdb/' + m for m in missing)}; top level: {found}); "
             "pass --source with the aclImdb_v1.tar.gz archive"
         )
-
-
-def _swap_into_place(new: Path, target: Path, work: Path) -> None:
-    """Rename ``new`` to ``target``; an earlier folder there moves into ``work`` first."""
-    previous = None
-    if target.exists() or target.is_symlink():
-        previous = work / "previous"
-        target.rename(previous)
-        log.info("replacing earlier folder %s", target)
-    try:
-        new.rename(target)
-    except OSError:
-        if previous is not None:
-            previous.rename(target)  # put the earlier folder back rather than leave none
-        raise

@@ -16,14 +16,8 @@ MODEL_FILE_SUFFIX = ".keras"
 def save_model(model, path: str | Path) -> Path:
     """Save ``model`` in Keras's native format at ``path``, atomically (temp file, rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Keras picks the format from the suffix, so the temporary name keeps ``.keras``.
-    tmp = path.with_name(f".{path.stem}.tmp{MODEL_FILE_SUFFIX}")
-    try:
+    with paths.atomic_write(path) as tmp:
         model.save(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

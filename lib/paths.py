@@ -1,13 +1,17 @@
-"""Where the project's files live, in one place.
+"""Where the project's files live, in one place, and how they are replaced whole.
 
 Relative paths given to notebooks are resolved against the project root, so the same
 defaults work from JupyterLab (whose working directory is ``notebooks/``), from the runner
-and from plain papermill run in the project root.
+and from plain papermill run in the project root. A file or folder that others may read is
+written beside its place and renamed into it, so a reader never sees half of it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 _PACKAGE_PARENT = Path(__file__).resolve().parent.parent
@@ -67,3 +71,52 @@ def new_run_dir(stage: str, base: Path | None = None) -> Path:
         candidate = base / f"{stamp}-{stage}-{n}"
     candidate.mkdir(parents=True)
     return candidate
+
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (a relative one taken from the project root,
+    as ``sqlite:///mlflow.db``), else None (another URL, or ``sqlite:///:memory:``)."""
+    if not url.startswith(SQLITE_PREFIX) or url == f"{SQLITE_PREFIX}:memory:":
+        return None
+    db = Path(url.removeprefix(SQLITE_PREFIX))
+    return db if db.is_absolute() else project_root() / db
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write in the block; renamed onto ``path`` when the
+    block ends, removed if it raises. It keeps the suffix (Keras picks its format by it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{threading.get_ident()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_write`."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def replace_folder(new: Path, target: Path, aside: Path) -> bool:
+    """Rename the folder ``new`` to ``target``. An earlier ``target`` is first renamed to
+    ``aside`` (for the caller to remove) and put back if the rename fails, so ``target`` is
+    never missing nor half-written. True when there was an earlier folder."""
+    earlier = target.exists() or target.is_symlink()
+    if earlier:
+        target.rename(aside)
+    try:
+        new.rename(target)
+    except OSError:
+        if earlier:
+            aside.rename(target)
+        raise
+    return earlier

@@ -93,12 +93,8 @@ def _write_atomically(processed_dir: Path, tables: dict[str, pa.Table], manifest
             for future in written:
                 future.result()
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        old = None
-        if processed_dir.exists():
-            old = processed_dir.with_name(f".{processed_dir.name}.old-{os.getpid()}")
-            processed_dir.rename(old)
-        tmp.rename(processed_dir)
-        if old is not None:
+        old = processed_dir.with_name(f".{processed_dir.name}.old-{os.getpid()}")
+        if paths.replace_folder(tmp, processed_dir, old):
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

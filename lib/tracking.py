@@ -258,12 +258,8 @@ def log_keras_model(
             pip_requirements=requirements,
         )
         if export_to is not None:
-            export_to = Path(export_to)
-            export_to.parent.mkdir(parents=True, exist_ok=True)
-            saved = next((local / "data").glob("*.keras"))
-            partial = export_to.with_name(f".{export_to.name}.tmp")
-            shutil.copyfile(saved, partial)
-            partial.replace(export_to)
+            with paths.atomic_write(export_to) as partial:
+                shutil.copyfile(next((local / "data").glob("*.keras")), partial)
         with server_errors("logging the model"):
             mlflow.log_artifacts(str(local), artifact_path=name)
     return f"runs:/{mlflow.active_run().info.run_id}/{name}"

@@ -48,9 +48,7 @@ def check_store(uri: str, deadline_s: float = CHECK_DEADLINE_S) -> None:
     if scheme in ("http", "https"):
         _check_server(uri, deadline_s)
     elif scheme == "sqlite":
-        db = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
-        if db is not None and not db.is_absolute():
-            db = paths.resolve(db)
+        db = paths.sqlite_path(uri)
         if db is not None:
             try:
                 db.parent.mkdir(parents=True, exist_ok=True)

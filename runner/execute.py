@@ -55,10 +55,8 @@ class _MaskingWriter:
         return [str(p) for p in Path(self._local(path)).iterdir()]
 
     def write(self, buf: str, path: str) -> None:
-        target = Path(self._local(path))
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(mask_text(buf, secret_values()), encoding="utf-8")
-        tmp.replace(target)  # a reader never sees a half-written notebook
+        # A reader never sees a half-written notebook.
+        paths.atomic_write_text(self._local(path), mask_text(buf, secret_values()))
 
     def pretty_path(self, path: str) -> str:
         return self._local(path)
