@@ -129,7 +129,7 @@ PARAMETERS_TAG = "parameters"  # papermill's tag for the cell that holds the def
 def _notebook_path(notebook: str | os.PathLike[str]) -> Path:
     if isinstance(notebook, os.PathLike) or str(notebook).endswith(".ipynb"):
         return Path(notebook)
-    return paths.notebooks_dir() / f"{notebook}.ipynb"
+    return paths.notebook_path(notebook)
 
 
 def parameter_names(notebook: str | os.PathLike[str]) -> list[str]:

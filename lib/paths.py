@@ -37,6 +37,11 @@ def notebooks_dir() -> Path:
     return project_root() / "notebooks"
 
 
+def notebook_path(name: str) -> Path:
+    """The project's notebook called ``name`` (``"train"``: ``notebooks/train.ipynb``)."""
+    return notebooks_dir() / f"{name}.ipynb"
+
+
 def conf_dir() -> Path:
     return project_root() / "conf"
 

@@ -11,7 +11,7 @@ def test_relative_paths_are_taken_from_the_project_root(tmp_path, monkeypatch):
     assert paths.project_root() == tmp_path.resolve()
     assert paths.resolve("data/processed") == tmp_path.resolve() / "data" / "processed"
     assert paths.resolve("/abs/x") == Path("/abs/x")
-    assert paths.notebooks_dir() == tmp_path.resolve() / "notebooks"
+    assert paths.notebook_path("train") == tmp_path.resolve() / "notebooks" / "train.ipynb"
 
 
 def test_new_run_dirs_never_share_a_folder(tmp_path):
