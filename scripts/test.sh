@@ -7,4 +7,5 @@ scripts/setup.sh requirements-test.txt
 py=.venv/bin/python
 $py -m ruff check .
 $py -m ruff format --check .
+$py -m deptry .   # every import pinned in requirements.txt, every pin used
 exec $py -m pytest "$@"

@@ -1,0 +1,71 @@
+"""No dead code in lib and runner: vulture reads them with the notebooks' code cells.
+
+The benches and the tests are left out on purpose: a lib function that only a bench or a
+test calls is dead here (move it to its user). Names used where vulture cannot see the use
+(framework hooks, functions a kernel is told to call by name) are listed with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import vulture
+
+from lib.params import PARAMETERS_TAG
+
+ROOT = Path(__file__).resolve().parent.parent
+
+USED_WHERE_VULTURE_CANNOT_SEE = {
+    "build": "Keras builds a layer through it",
+    "compute_output_shape": "Keras asks a layer for its output shape",
+    "load_assets": "Keras loads a saved layer's assets through it",
+    "listdir": "papermill's I/O handler interface",
+    "pretty_path": "papermill's I/O handler interface",
+    "option_string": "argparse passes it to every Action",
+    "kernel_started": "the kernel calls it from the line that speedups.kernel_arguments sends",
+    "warm_up": "a kernel is told to call it by name (runner.kernels.inside)",
+    "preflight": "a kernel is told to call it by name (runner.kernels.inside)",
+    "terminate": "jupyter_client's process-handle interface",
+    "client_factory": "a jupyter_client KernelManager trait",
+    "_finalizer": "keeps a weakref.finalize alive",
+    "_get_stale_trial_ids": "overrides an Optuna storage method",
+    "get_heartbeat_stale_trial_callback": "overrides an Optuna storage method",
+    "clean_text": "the one-review form of lib.cleaning.clean that tests compare against",
+    "default_train_params": "each model's training set-up, for bench/model_search.py and tests",
+}
+
+
+def _notebook_code(path: Path) -> str:
+    """The code cells but the parameters cell (its names are read through globals())."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return "\n\n".join(
+        c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+        for c in cells
+        if c["cell_type"] == "code" and PARAMETERS_TAG not in c["metadata"].get("tags", [])
+    )
+
+
+def unused_code(*, ignore: dict[str, str]) -> list[str]:
+    """vulture's findings (60% confidence and up) in lib and runner, with the notebooks read."""
+    scanner = vulture.Vulture(ignore_names=list(ignore))
+    scanner.scavenge([str(ROOT / "lib"), str(ROOT / "runner")])
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        scanner.scan(_notebook_code(notebook), filename=str(notebook))
+    return [
+        f"{Path(item.filename).relative_to(ROOT)}:{item.first_lineno}: {item.message}"
+        for item in scanner.get_unused_code(min_confidence=60)
+    ]
+
+
+def test_the_check_finds_dead_code():
+    # Without the list, the hooks show up: the check reads the code and can fail.
+    found = "\n".join(unused_code(ignore={}))
+    assert "unused method 'compute_output_shape'" in found and "lib/models.py" in found
+
+
+def test_lib_and_runner_have_no_dead_code():
+    unused = unused_code(ignore=USED_WHERE_VULTURE_CANNOT_SEE)
+    assert unused == [], "dead code (remove it, or list the name with why it is used):\n" + (
+        "\n".join(unused)
+    )
