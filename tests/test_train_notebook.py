@@ -115,7 +115,7 @@ def test_unreachable_tracking_stops_before_training(tmp_path, data):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     result, _ = _train(tmp_path, data, "-p", "mlflow_tracking_uri", f"http://127.0.0.1:{port}")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
     nb = nbformat.read(tmp_path / "run" / "train.ipynb", as_version=4)
@@ -127,14 +127,14 @@ def test_unreachable_tracking_stops_before_training(tmp_path, data):
 @pytest.mark.parametrize(
     "name, value, expected",
     [
-        ("val_split", "1.5", "'val_split' = 1.5 is not allowed: a number in (0, 1)"),
-        ("optimiser", "adamx", "'optimiser' = 'adamx' is not allowed: one of 'adam'"),
-        ("epochs", "0", "'epochs' = 0 is not allowed: an integer >= 1"),
+        ("val_split", "1.5", "ParameterError: val_split: 1.5 is not allowed: a number in (0, 1)"),
+        ("optimiser", "adamx", "ParameterError: optimiser: 'adamx' is not allowed: one of 'adam'"),
+        ("epochs", "0", "ParameterError: epochs: 0 is not allowed: an integer >= 1"),
     ],
 )
 def test_bad_parameters_are_named_before_data_is_loaded(tmp_path, data, name, value, expected):
     result, _ = _train(tmp_path, data, "-p", name, value)
-    assert result.returncode == 1
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert expected in result.stderr
     nb = nbformat.read(tmp_path / "run" / "train.ipynb", as_version=4)
     data_cell = next(c for c in nb.cells if "datasets.load(" in c.source)
