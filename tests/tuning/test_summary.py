@@ -1,0 +1,74 @@
+"""lib.tuning.summary: the trials table, the best trials, the plots and importances."""
+
+import matplotlib
+import pytest
+from optuna.trial import TrialState
+
+from lib import tuning
+from tests.tuning import config, fake_trial
+
+matplotlib.use("Agg")
+
+
+def test_the_trials_table_has_a_row_per_trial_with_values_params_and_errors():
+    cfg = config(n_trials=2, max_failures=5)
+    handle = tuning.open_study(cfg)
+
+    def trial(number, sampled):
+        if number == 0:
+            return tuning.TrialOutcome(error="cell 3: ValueError: boom")
+        return fake_trial(number, sampled)
+
+    tuning.run_study(handle.study, cfg, trial, poll_interval=0.05)
+    surplus = handle.study.ask()
+    surplus.set_user_attr(tuning.SURPLUS_ATTR, True)
+    handle.study.tell(surplus, state=TrialState.PRUNED)
+    table = tuning.trials_table(handle.study, cfg.objectives)
+    assert list(table.index) == [0, 1, 2, 3]
+    assert list(table["state"]) == ["FAIL", "COMPLETE", "COMPLETE", "PRUNED (surplus)"]
+    assert table.loc[0, "error"] == "cell 3: ValueError: boom"
+    assert {"val_loss", "val_accuracy", "params.val_split", "params.optimiser"} <= set(table)
+    assert table.loc[1, "val_loss"] == table.loc[1, "params.val_split"]
+    assert table.loc[1, "seconds"] >= 0 and table.loc[1, "retry_of"] is None
+
+
+def test_an_empty_study_has_an_empty_table_and_no_best_trial():
+    cfg = config()
+    study = tuning.open_study(cfg).study
+    assert tuning.trials_table(study, cfg.objectives).empty
+    assert tuning.best_trials(study, cfg.objectives) == []
+    assert tuning.plot_study(study, cfg.objectives) is None
+
+
+@pytest.mark.parametrize(
+    "params, title",
+    [
+        ({"directions": ["maximize"], "objectives": ["val_accuracy"]}, "Optimisation history"),
+        ({}, "Pareto front"),
+    ],
+)
+def test_summaries_for_one_and_two_objectives(tmp_path, params, title):
+    cfg = config(n_trials=4, **params)
+    handle = tuning.open_study(cfg)
+    tuning.run_study(handle.study, cfg, fake_trial, poll_interval=0.05)
+    figure = tuning.plot_study(handle.study, cfg.objectives)
+    assert figure.axes[0].get_title() == title
+    figure.savefig(tmp_path / "plot.png")
+    importances = tuning.param_importances(handle.study, cfg.objectives)
+    assert list(importances.columns) == cfg.objectives
+    assert set(importances.index) == {"val_split", "optimiser"}
+    assert tuning.plot_importances(importances).axes[0].get_title() == "Parameter importances"
+    best = tuning.best_trials(handle.study, cfg.objectives)
+    assert best and all(b["number"] in range(4) for b in best)
+    assert all(set(b) >= {"number", "params", "values", "model_uri"} for b in best)
+    assert all(set(b["values"]) == set(cfg.objectives) for b in best)
+    if len(cfg.objectives) == 1:  # the best value of all four
+        assert best[0]["values"]["val_accuracy"] == handle.study.best_value
+
+
+def test_no_importances_without_a_completed_trial():
+    cfg = config(n_trials=1, max_failures=1)
+    handle = tuning.open_study(cfg)
+    tuning.run_study(handle.study, cfg, lambda n, s: tuning.TrialOutcome(error="x"))
+    importances = tuning.param_importances(handle.study, cfg.objectives)
+    assert importances.empty and tuning.plot_importances(importances) is None
