@@ -49,13 +49,19 @@ def local_model_file(uri: str, workdir: Path) -> Path:
     if "://" in uri or uri.startswith(("runs:/", "models:/")):
         import mlflow
 
+        from lib.tracking import public_uri, resolve_tracking_uri
+
+        # The runner's store ($MLFLOW_TRACKING_URI, else the project's mlflow.db), whatever
+        # MLflow's process-wide setting or the working directory.
+        store = resolve_tracking_uri()
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir))
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(workdir), tracking_uri=store, registry_uri=store
+            )
         except mlflow.exceptions.MlflowException as exc:
             raise ModelError(
-                f"model {uri} could not be fetched from MLflow at "
-                f"{mlflow.get_tracking_uri()}: {first_line(exc)} (set MLFLOW_TRACKING_URI to "
-                "the store that holds the run)"
+                f"model {uri} could not be fetched from MLflow at {public_uri(store)}: "
+                f"{first_line(exc)} (set MLFLOW_TRACKING_URI to the store that holds the run)"
             ) from None
         return _find_model_file(Path(local), uri)
     return _find_model_file(paths.resolve(uri), uri)
