@@ -8,4 +8,5 @@ py=.venv/bin/python
 $py -m ruff check .
 $py -m ruff format --check .
 $py -m deptry .   # every import pinned in requirements.txt, every pin used
+.venv/bin/lint-imports --no-cache --no-logo   # the layers: runner over lib (pyproject.toml)
 exec $py -m pytest "$@"
