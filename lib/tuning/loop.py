@@ -193,7 +193,13 @@ def run_study(
             if not result.stopped:
                 result.stopped = f"a tuning worker stopped: {type(exc).__name__}: {first_line(exc)}"
             stop.set()
+        finally:
+            done[index].set()
 
+    # Each worker says when it is done through an Event, not Thread.join: a Ctrl-C that
+    # interrupts a join leaves the thread marked as stopped (CPython's fix for bpo-45274
+    # releases the lock of the thread, still running), and every later join returns at once.
+    done = [threading.Event() for _ in range(config.n_jobs)]
     threads = [
         threading.Thread(target=worker, args=(i,), name=f"tune-worker-{i}", daemon=True)
         for i in range(config.n_jobs)
@@ -201,17 +207,17 @@ def run_study(
     try:  # a Ctrl-C while the workers start is an interrupt too
         for thread in threads:
             thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.5)
+        for event in done:
+            while not event.wait(0.5):
+                pass
     except KeyboardInterrupt:
         stop.set()
         result.stopped = "interrupted"
         if on_interrupt is not None:
             on_interrupt()
-        for thread in threads:
-            if thread.ident is not None:  # started
-                thread.join()
+        for thread, event in zip(threads, done, strict=True):
+            if thread.ident is not None:  # started: it ends its trial (interrupted), then stops
+                event.wait()
         raise
     finally:
         result.seconds = time.perf_counter() - started

@@ -129,19 +129,22 @@ def test_a_trial_asked_in_a_race_is_surplus_pruned_and_never_run(tmp_path):
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 2
 
 
-def test_an_interrupt_stops_the_workers_and_calls_on_interrupt():
+def test_an_interrupt_calls_on_interrupt_and_waits_for_the_running_trial():
     cfg = config(n_trials=5)
     handle = tuning.open_study(cfg)
-    interrupted = threading.Event()
+    interrupted, ended = threading.Event(), []
 
     def trial(number, sampled):
         _thread.interrupt_main()  # Ctrl-C while this trial runs
         assert interrupted.wait(60), "on_interrupt was not called"
+        ended.append(number)  # the interrupted trial ends (its kernel was interrupted)
         return TrialOutcome(error="interrupted")
 
     with pytest.raises(KeyboardInterrupt):
         tuning.run_study(handle.study, cfg, trial, on_interrupt=interrupted.set)
-    assert interrupted.is_set() and len(handle.study.trials) == 1  # no trial after it
+    # run_study raised only once the trial had ended and been told; no trial came after it.
+    assert ended == [0]
+    assert [t.state for t in handle.study.trials] == [TrialState.FAIL]
 
 
 # --- several processes, and a killed one ----------------------------------------------
