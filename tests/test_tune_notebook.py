@@ -94,7 +94,13 @@ def _kernels_gone(tmp_path, timeout=30.0):
     return False
 
 
+def _project_tune_runs() -> set[str]:
+    runs = ROOT / "runs"
+    return {p.name for p in runs.iterdir() if "tune" in p.name} if runs.is_dir() else set()
+
+
 def test_reference_config_runs_three_trials_as_child_runs_with_their_notebooks(tmp_path, data):
+    runs_before = _project_tune_runs()
     result = _tune(tmp_path, data, "-f", "conf/hptuning.yml", MLFLOW_HPTUNING_TAG="1641159546")
     assert result.returncode == 0, result.stderr[-5000:]
     run_dir = tmp_path / "run"
@@ -133,9 +139,7 @@ def test_reference_config_runs_three_trials_as_child_runs_with_their_notebooks(t
     else:  # the notebook started its own
         assert adopted and not handed
     assert _kernels_gone(tmp_path)
-    assert not (ROOT / "runs").exists() or not any(
-        "tune" in p.name for p in (ROOT / "runs").iterdir() if p.stat().st_mtime > time.time() - 600
-    )
+    assert _project_tune_runs() == runs_before  # all of it under --output-dir, none in runs/
 
 
 def test_a_killed_study_resumes_with_exactly_n_trials(tmp_path, data):

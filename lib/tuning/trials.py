@@ -62,7 +62,8 @@ class TrialBackend(Protocol):
     def check(self, cases: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Run :func:`lib.train_checks.check_train_params` on each case's ``"params"``
         where the trials run; the first failure as ``{"varied": ..., "name": ...,
-        "error": "EName: message"}``, else None."""
+        "error": "EName: message"}`` (with ``"index"``, the failing case's position in
+        ``cases``, if the backend knows it), else None."""
 
     def trial_function(
         self,
@@ -149,6 +150,8 @@ def preflight_error(
     varied, name = found.get("varied"), found.get("name")
     if varied is not None:
         index = found.get("index")
+        # Without the index, the first case that varied the parameter (the one, unless a
+        # categorical parameter has three choices or more).
         case = (
             cases[index]
             if isinstance(index, int)

@@ -134,6 +134,16 @@ def test_a_refused_check_blames_the_key_to_change(tmp_path, found, key, words):
     assert error.name == key and words in str(error) and "ParameterError: no" in str(error)
 
 
+def test_a_refused_case_named_by_its_index_blames_its_own_value(tmp_path):
+    choices = {"optimiser": {"type": "categorical", "choices": ["adam", "rmsprop", "adamx"]}}
+    cfg = config(search_space=choices)
+    cases = tuning.preflight_cases(cfg, tmp_path)
+    assert [c["sampled"]["optimiser"] for c in cases] == ["adam", "rmsprop", "adamx"]
+    found = {"varied": "optimiser", "name": "optimiser", "error": "ParameterError: x", "index": 2}
+    error = seam.preflight_error(cfg, cases, found)
+    assert error.name == "search_space.optimiser" and "refuses 'adamx'" in str(error)
+
+
 def test_the_trials_go_into_the_runners_run_folder_or_a_new_one(tmp_path, monkeypatch):
     monkeypatch.setenv(paths.RUN_DIR_ENV, str(tmp_path / "run"))
     assert tuning.default_trials_dir() == tmp_path / "run" / "trials"
