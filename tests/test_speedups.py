@@ -5,7 +5,7 @@ import pytest
 
 from lib.speedups import UNUSED_SLOW_MODULES
 from runner.execute import execute_stage
-from runner.kernel_pool import KernelPool
+from runner.kernels import KernelPool
 from runner.stages import Stage
 from tests.runner_process import run_python
 
@@ -57,5 +57,23 @@ def test_kernels_started_by_the_runner_skip_them(tmp_path):
     assert execution.ok, execution.error
     assert execution.scraps["skipped"] is True
     assert "speedups" not in execution.scraps["names"] and "lib" not in execution.scraps["names"]
-    with KernelPool(1, warmup_code=f"import scrapbook\nprint({SKIPPED})", cwd=ROOT) as pool:
-        assert pool.acquire(timeout=120).warmup_output.strip() == "True"
+    with KernelPool(1, warmup_modules=["scrapbook"], cwd=ROOT) as pool:
+        kernel = pool.acquire(timeout=120)
+        # find_spec gives None for a module that sys.modules holds as None (a spec else)
+        for name in UNUSED_SLOW_MODULES:
+            assert pool.call(kernel, "importlib.util:find_spec", name) is None
+
+
+@pytest.mark.parametrize("switch, frozen", [("on", "True"), ("off", "False")])
+def test_a_kernel_freezes_what_is_alive_when_it_exits(switch, frozen):
+    out = run_python(
+        f"""
+        import atexit, gc, os
+        os.environ["IMDB_SPEEDUPS"] = "{switch}"
+        # Registered first, so run last: after the exit handler that kernel_started adds.
+        atexit.register(lambda: print(gc.get_freeze_count() > 0))
+        from lib.speedups import kernel_started
+        kernel_started()
+        """
+    )
+    assert out == frozen

@@ -1,0 +1,397 @@
+"""Jupyter kernels started ahead of the notebooks that will use them, and reused.
+
+Starting a kernel and importing TensorFlow, Keras and MLflow costs seconds, far more than a
+short training. A :class:`KernelPool` starts its kernels in the background, warms each up
+(:func:`runner.kernels.inside.warm_up` imports the given modules) and lends it to a notebook
+execution through papermill/nbclient's ``km=`` argument: nbclient uses that kernel instead
+of starting one, and leaves it running. The pool then resets it
+(:func:`runner.kernels.inside.reset`: variables, outputs and execution counts go, imported
+modules stay) and lends it again. A kernel is shut down and replaced instead ("recycled")
+after a failed execution, after ``max_uses`` executions, or when its memory after the reset
+exceeds ``max_rss_mib``.
+
+Kernels are children of this process: ipykernel's parent poller ends them if this process
+dies, and :meth:`KernelPool.shutdown` (also on ``with`` exit and at interpreter exit) ends
+them otherwise. A pool can also adopt kernels that another process started
+(:mod:`runner.kernels.handoff`).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lib.speedups import enabled, kernel_arguments
+from runner.kernels import calls
+from runner.kernels.calls import KernelPoolError
+from runner.kernels.clients import PooledKernel, PooledKernelManager, run_managed
+from runner.kernels.handoff import KernelHandoff, adopt, kill_handoff
+
+log = logging.getLogger(__name__)
+
+START_ATTEMPTS = 3  # kernel starts that may fail in a row before the pool gives up
+INSIDE = "runner.kernels.inside"
+
+# nbclient starts its own kernels with an in-memory IPython history; the pool does the same
+# (concurrent kernels would otherwise contend for one history.sqlite). Its kernels run the
+# runner's kernel start line, as the runner's own do.
+_KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:", *kernel_arguments()]
+
+
+class KernelPool:
+    """``size`` warm kernels, lent one at a time to notebook executions.
+
+    >>> with KernelPool(2, warmup_modules=["pandas"]) as pool:  # doctest: +SKIP
+    ...     kernel = pool.acquire()
+    ...     papermill.execute_notebook(src, dst, km=kernel.km)
+    ...     pool.release(kernel, reuse=True)
+    """
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        warmup_modules: Sequence[str] = (),
+        kernel_name: str = "python3",
+        cwd: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        max_uses: int | None = None,
+        max_rss_mib: float | None = None,
+        startup_timeout: float = 300.0,
+        adopt: Sequence[KernelHandoff] = (),
+        handoff_only: bool = False,
+    ) -> None:
+        """``warmup_modules``: imported in each kernel before it is lent. ``adopt``:
+        running kernels (handed off by another process) to use before starting new ones,
+        if the ``handoff`` trick is on (else they are ended). ``handoff_only``: this pool
+        only starts and warms its kernels up for another process to adopt
+        (:meth:`handoffs`); it never lends or resets them."""
+        if size < 1:
+            raise ValueError(f"a kernel pool needs at least one kernel, not {size}")
+        self.size = size
+        self.warmup_modules = list(warmup_modules)
+        self.kernel_name = kernel_name
+        self.cwd = str(cwd) if cwd else None
+        self.env = dict(env) if env is not None else None
+        self.max_uses = max_uses
+        self.max_rss_mib = max_rss_mib
+        self.startup_timeout = startup_timeout
+        self.handoff_only = handoff_only
+        self.stats: dict[str, Any] = {"started": 0, "recycled": 0, "lent": 0, "start_seconds": []}
+        self._idle: queue.Queue[PooledKernel | BaseException] = queue.Queue()
+        self._kernels: dict[int, PooledKernel] = {}
+        self._lock = threading.Lock()
+        self._launched = threading.Condition(self._lock)
+        self._closed = False
+        self._start_failures = 0  # in a row
+        self._count = 0
+        self._ipc_dir = Path(tempfile.mkdtemp(prefix="kpool-"))
+        self._starters: list[threading.Thread] = []
+        self._adoptable = list(adopt) if enabled("handoff") else []
+        for handoff in set(adopt) - set(self._adoptable):  # the trick is off: not adopted
+            kill_handoff(handoff)
+        # At interpreter exit (weakref.finalize runs then too) no kernel is left behind.
+        self._finalizer = weakref.finalize(
+            self, _shutdown_all, self._kernels, self._lock, self._ipc_dir
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> KernelPool:
+        """Start all kernels in the background; returns at once."""
+        for _ in range(self.size):
+            self._start_one_in_background()
+        return self
+
+    def grow(self, more: int) -> None:
+        """Start ``more`` kernels besides the pool's (in the background)."""
+        self.size += more
+        for _ in range(more):
+            self._start_one_in_background()
+
+    def __enter__(self) -> KernelPool:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def _is_closed(self) -> bool:
+        return self._closed
+
+    def handoffs(self, timeout: float = 30.0) -> list[KernelHandoff]:
+        """The pool's kernels, for another process to adopt, once each has been launched
+        (``timeout`` seconds at most; a kernel that failed to launch is left out)."""
+        deadline = time.monotonic() + timeout
+        with self._launched:
+            while len(self._kernels) < self.size and any(t.is_alive() for t in self._starters):
+                if not self._launched.wait(timeout=max(deadline - time.monotonic(), 0)):
+                    break
+            kernels = sorted(self._kernels.values(), key=lambda k: k.number)
+        return [KernelHandoff(k.km.connection_file, k.pid) for k in kernels if k.pid is not None]
+
+    def shutdown(self) -> None:
+        """Shut every kernel down, those still warming up or lent too."""
+        with self._lock:
+            self._closed = True
+            starters = list(self._starters)
+        _shutdown_all(self._kernels, self._lock)
+        with self._lock:
+            unused, self._adoptable = self._adoptable, []
+        for handoff in unused:  # handed to this pool, but more than it needed
+            kill_handoff(handoff)
+        for thread in starters:  # a warming kernel's starter stops within a second
+            thread.join(timeout=30)
+        # Any that finished starting meanwhile; then the sockets' folder.
+        _shutdown_all(self._kernels, self._lock, self._ipc_dir)
+        while True:  # wake any acquire() still waiting
+            try:
+                self._idle.get_nowait()
+            except queue.Empty:
+                break
+        self._idle.put(KernelPoolError("the kernel pool is shut down"))
+
+    # -- lending -------------------------------------------------------------------------
+
+    def acquire(self, timeout: float | None = None) -> PooledKernel:
+        """A warm, idle kernel; waits for one (``timeout`` seconds at most, default the
+        startup timeout). Raises KernelPoolError if kernels fail to start."""
+        try:
+            item = self._idle.get(timeout=timeout or self.startup_timeout)
+        except queue.Empty:
+            raise KernelPoolError(
+                f"no kernel became ready within {timeout or self.startup_timeout:.0f} s"
+            ) from None
+        if isinstance(item, BaseException):
+            self._idle.put(item)  # every later acquire fails at once too
+            if isinstance(item, KernelPoolError):
+                raise item
+            raise KernelPoolError(
+                f"kernels failed to start {START_ATTEMPTS} times in a row; the last: "
+                f"{type(item).__name__}: {item}"
+            ) from item
+        item.uses += 1
+        self.stats["lent"] += 1
+        return item
+
+    def call(
+        self, kernel: PooledKernel, function: str, data: Any = None, timeout: float = 600.0
+    ) -> Any:
+        """Call ``function`` (``"pkg.module:name"``) with the JSON-able ``data`` in an
+        acquired ``kernel``; its JSON-able return value. Raises KernelCodeError if it
+        raises, KernelPoolError if the kernel dies or the pool shuts down, TimeoutError."""
+        return calls.call(kernel, function, data, timeout, cancelled=self._is_closed)
+
+    def release(self, kernel: PooledKernel, reuse: bool = True) -> None:
+        """Take ``kernel`` back after an execution: reset and lend it again when ``reuse``
+        (the execution succeeded) and it is within its limits, else replace it."""
+        kernel.km.close_clients()
+        reason = None if reuse else "the execution failed"
+        if reason is None and self.max_uses is not None and kernel.uses >= self.max_uses:
+            reason = f"it ran {kernel.uses} notebooks (max_uses)"
+        if reason is None and self._closed:
+            reason = "the pool is shut down"
+        if reason is None:
+            try:
+                calls.call(kernel, f"{INSIDE}:reset", timeout=120)
+            except Exception as exc:
+                reason = f"its reset failed ({exc})"
+        if reason is None and self.max_rss_mib is not None:
+            rss = kernel.rss_mib()
+            if rss is None or rss > self.max_rss_mib:
+                reason = f"it holds {rss or 0:.0f} MiB after reset (max_rss_mib {self.max_rss_mib})"
+        if reason is None:
+            self._idle.put(kernel)
+            return
+        log.info("kernel %d replaced: %s", kernel.number, reason)
+        self.stats["recycled"] += 1
+        if not reuse:
+            # Settle what the failed notebook left (an active MLflow run is ended FAILED),
+            # or MLflow's exit handler would mark it FINISHED when the kernel stops.
+            try:
+                calls.call(kernel, f"{INSIDE}:reset", timeout=10)
+            except Exception as exc:
+                log.debug("kernel %d not reset before shutdown: %s", kernel.number, exc)
+        self._stop(kernel)
+        if not self._closed:
+            self._start_one_in_background()
+
+    def interrupt(self) -> None:
+        """Interrupt every kernel (what is running in them fails, and they are replaced)."""
+        with self._lock:
+            kernels = list(self._kernels.values())
+        for kernel in kernels:
+            try:
+                run_managed(kernel.km.interrupt_kernel())
+            except Exception as exc:
+                log.warning("could not interrupt kernel %d: %s", kernel.number, exc)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _start_one_in_background(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._count += 1
+            number = self._count
+            handoff = self._adoptable.pop(0) if self._adoptable else None
+            thread = threading.Thread(
+                target=self._start_one, args=(number, handoff), name=f"kernel-pool-start-{number}"
+            )
+            self._starters = [t for t in self._starters if t.is_alive()] + [thread]
+        thread.daemon = True
+        thread.start()
+
+    def _launch(self, number: int) -> PooledKernelManager:
+        # IPC (Unix sockets in the pool's own folder): no TCP port to pick, so no race with
+        # other processes for a port that was free a moment ago (kernels died of it).
+        km = PooledKernelManager(
+            kernel_name=self.kernel_name, transport="ipc", ip=str(self._ipc_dir / f"k{number}")
+        )
+        kwargs: dict[str, Any] = {"extra_arguments": list(_KERNEL_ARGS)}
+        if self.cwd:
+            kwargs["cwd"] = self.cwd
+        if self.env is not None:
+            kwargs["env"] = self.env
+        try:
+            run_managed(km.start_kernel(**kwargs))
+        except BaseException:
+            if km.has_kernel:
+                run_managed(km.shutdown_kernel(now=True))
+            raise
+        return km
+
+    def _manager(self, number: int, handoff: KernelHandoff | None) -> PooledKernelManager:
+        """The adopted kernel's manager, or (none, or it is gone) a new kernel's."""
+        if handoff is not None:
+            try:
+                km = adopt(handoff, self.kernel_name)
+                log.debug("kernel %d adopted (pid %d)", number, handoff.pid)
+                return km
+            except Exception as exc:  # gone, or unreadable: start one instead
+                log.warning("could not adopt kernel pid %d (%s); starting one", handoff.pid, exc)
+                kill_handoff(handoff)
+        return self._launch(number)
+
+    def _warm_up(self, kernel: PooledKernel) -> None:
+        if self.warmup_modules:
+            kernel.warmup_result = self.call(  # stops within a second on shutdown
+                kernel, f"{INSIDE}:warm_up", {"modules": self.warmup_modules}, self.startup_timeout
+            )
+        if not self.handoff_only:  # the adopting pool does this (hand-off: instantly)
+            # What exists now (imported modules, mostly) lives as long as the kernel:
+            # frozen, the garbage collector skips it; each reset takes ms, not ~0.8 s.
+            calls.call(kernel, f"{INSIDE}:freeze", timeout=120)
+            calls.call(kernel, f"{INSIDE}:reset", timeout=120)
+
+    def _start_one(self, number: int, handoff: KernelHandoff | None = None) -> None:
+        started = time.perf_counter()
+        kernel = None
+        try:
+            kernel = PooledKernel(km=self._manager(number, handoff), number=number)
+            with self._launched:
+                self._kernels[id(kernel)] = kernel
+                self._launched.notify_all()
+            self._warm_up(kernel)
+        except BaseException as exc:
+            self._start_failed(number, kernel, exc)
+            return
+        with self._lock:
+            self._start_failures = 0
+            closed = self._closed
+        kernel.start_seconds = time.perf_counter() - started
+        self.stats["started"] += 1
+        self.stats["start_seconds"].append(round(kernel.start_seconds, 2))
+        if closed:
+            self._stop(kernel)
+            return
+        failed = (kernel.warmup_result or {}).get("failed") or []
+        log.info(
+            "kernel %d %s in %.1f s (pid %s)%s",
+            number,
+            "warmed up for hand-off" if self.handoff_only else "ready",
+            kernel.start_seconds,
+            kernel.pid,
+            # left for the notebook that imports them to report in its own words
+            f"; imports that failed: {'; '.join(failed)}" if failed else "",
+        )
+        if not self.handoff_only:  # a handed-off kernel is the adopting pool's to lend
+            kernel.ready = True
+            self._idle.put(kernel)
+
+    def _start_failed(self, number: int, kernel: PooledKernel | None, exc: BaseException) -> None:
+        if kernel is not None:
+            self._stop(kernel)
+        with self._launched:
+            self._launched.notify_all()
+            self._start_failures += 1
+            give_up = self._start_failures >= START_ATTEMPTS or self._closed
+        if self._closed:
+            log.debug("kernel %d stopped while starting: the pool is shut down", number)
+            self._idle.put(exc)
+        elif self.handoff_only:  # the adopting process starts its own instead
+            log.info("kernel %d for hand-off failed to start: %s", number, exc)
+        elif give_up:
+            log.error("kernel %d failed to start: %s", number, exc)
+            self._idle.put(exc)
+        else:
+            log.warning("kernel %d failed to start (%s); starting another", number, exc)
+            self._start_one_in_background()
+
+    def _stop(self, kernel: PooledKernel) -> None:
+        with self._lock:
+            self._kernels.pop(id(kernel), None)
+            claimed = _claim(kernel)
+        if claimed:
+            _stop_kernel(kernel)
+
+
+def _stop_kernel(kernel: PooledKernel) -> None:
+    # No gc.freeze is asked for here: the kernel's start line has it freeze as it exits.
+    km = kernel.km
+    km.close_clients()
+    if kernel.kc is not None:
+        kernel.kc.stop_channels()
+        kernel.kc = None
+    try:
+        if km.has_kernel:
+            # A kernel still warming up is busy: asked to shut down, it would fail to send
+            # its reply (and print a traceback); it has nothing to save, so it is killed.
+            # So is a handed-off one: its adopter has shut it down, or has failed.
+            run_managed(km.shutdown_kernel(now=not kernel.ready))
+    except Exception as exc:
+        log.warning("kernel %d did not shut down cleanly: %s", kernel.number, exc)
+        try:
+            run_managed(km.shutdown_kernel(now=True))
+        except Exception:
+            pass
+
+
+def _claim(kernel: PooledKernel) -> bool:
+    """Whether the caller (holding the pool's lock) is the one to stop ``kernel``."""
+    if kernel.stopping:
+        return False
+    kernel.stopping = True
+    return True
+
+
+def _shutdown_all(
+    kernels: dict[int, PooledKernel], lock: threading.Lock, ipc_dir: Path | None = None
+) -> None:
+    with lock:
+        todo = [k for k in kernels.values() if _claim(k)]
+        kernels.clear()
+    threads = [threading.Thread(target=_stop_kernel, args=(k,)) for k in todo]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    if ipc_dir is not None:
+        shutil.rmtree(ipc_dir, ignore_errors=True)
