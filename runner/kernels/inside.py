@@ -84,16 +84,18 @@ def preflight(cases: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Check each case's ``"params"`` with the train notebook's own checks
     (:func:`lib.train_checks.check_train_params`), in order.
 
-    Returns the first failure, ``{"varied": case["varied"], "name": the parameter's name
-    (None if the error names none), "error": "EName: message"}``, or None if all pass.
+    Returns the first failure, ``{"index": its position in cases, "varied":
+    case["varied"], "name": the parameter's name (None if the error names none), "error":
+    "EName: message"}``, or None if all pass.
     """
     from lib.train_checks import check_train_params
 
-    for case in cases:
+    for index, case in enumerate(cases):
         try:
             check_train_params(case["params"])
         except Exception as exc:
             return {
+                "index": index,
                 "varied": case.get("varied"),
                 "name": getattr(exc, "name", None),
                 "error": f"{type(exc).__name__}: {exc}",

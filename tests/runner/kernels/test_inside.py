@@ -36,6 +36,7 @@ def test_reset_gives_a_fresh_session_and_keeps_the_imports(shell):
     assert "colorsys" in sys.modules  # what was imported stays imported
 
 
+@pytest.mark.slow  # MLflow's import and a new store's migrations
 def test_reset_ends_an_active_mlflow_run_as_failed_and_closes_the_figures(tmp_path, monkeypatch):
     import matplotlib
 
@@ -88,7 +89,7 @@ def test_preflight_returns_the_first_failing_case_or_none(tmp_path):
     assert inside.preflight(cases[:1]) is None
     found = inside.preflight(cases)
     assert found is not None
-    assert found["varied"] == "epochs" and found["name"] == "epochs"
+    assert found["index"] == 1 and found["varied"] == "epochs" and found["name"] == "epochs"
     assert found["error"].startswith("ParameterError: epochs")
     missing = inside.preflight([{"varied": None, "params": {**good, "data_path": "no/such"}}])
     assert missing is not None and missing["name"] == "data_path"
