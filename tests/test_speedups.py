@@ -13,6 +13,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SKIPPED = f"all(__import__('sys').modules.get(m, 0) is None for m in {UNUSED_SLOW_MODULES!r})"
 
 
+@pytest.fixture(autouse=True)
+def tricks_on(monkeypatch):
+    """Every trick on, whatever $IMDB_SPEEDUPS says: these tests are the tricks' own (the
+    processes and kernels they start inherit this environment)."""
+    monkeypatch.delenv("IMDB_SPEEDUPS", raising=False)
+
+
 def test_import_in_background_loads_what_is_missing():
     out = run_python(
         """

@@ -22,6 +22,12 @@ from runner.kernels.handoff import _ProcessHandle, adopt, kill_handoff
 from tests.runner.kernels.support import gone
 
 
+@pytest.fixture(autouse=True)
+def handoff_on(monkeypatch):
+    """The ``handoff`` trick on, whatever $IMDB_SPEEDUPS says: these tests are its own."""
+    monkeypatch.delenv("IMDB_SPEEDUPS", raising=False)
+
+
 def test_hand_offs_travel_through_the_environment_once():
     handoffs = [KernelHandoff("/tmp/k1.json", 101), KernelHandoff("/tmp/k 2.json", 102)]
     env = {HANDOFF_ENV: handoff_env_value(handoffs), "OTHER": "kept"}
