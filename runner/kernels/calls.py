@@ -33,7 +33,8 @@ class KernelPoolError(RuntimeError):
 
 
 class KernelCodeError(RuntimeError):
-    """A function called in a kernel raised; ``ename``/``evalue``/``traceback`` say what."""
+    """A function called in a kernel raised; ``ename``/``evalue``/``traceback`` say what
+    (the traceback is IPython's exception lines: a user expression's error has no frames)."""
 
     def __init__(self, ename: str, evalue: str, traceback: list[str]) -> None:
         self.ename, self.evalue, self.traceback = ename, evalue, traceback
