@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib import paths, prep
-from lib.errors import DataError, ParameterError
+from lib.errors import DatasetError, ParameterError
 from lib.params import check_float, not_allowed
 
 
@@ -76,7 +76,7 @@ def load(data_path: str | os.PathLike[str], val_split: float, seed: int) -> Data
     test = _read_split(path / "test.parquet")
     counts = train_all.counts()
     if min(counts["pos"], counts["neg"]) < 2:
-        raise DataError(
+        raise DatasetError(
             f"data set {path} has {counts['pos']} positive and {counts['neg']} negative training "
             "reviews: at least 2 of each are needed; prepare it from more reviews"
         )

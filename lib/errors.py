@@ -30,8 +30,11 @@ class ParameterError(UserError):
         super().__init__(f"{name}: {problem}")
 
 
-class DataError(UserError):
-    """Raw or processed data cannot be used (missing, wrong layout, nothing left to write)."""
+class DatasetError(UserError):
+    """Raw or processed data cannot be used (missing, wrong layout, nothing left to write).
+
+    Not "DataError": a notebook reports an exception by its class name alone, and pandas has
+    a DataError of its own."""
 
 
 class FetchError(UserError):

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib import arrow_buffers, cleaning, paths, raw, scan
-from lib.errors import DataError
+from lib.errors import DatasetError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,23 +49,23 @@ def _check_output(processed_dir: Path, raw_dirs: list[Path]) -> None:
     out = processed_dir.resolve()
     for raw_dir in raw_dirs:
         if out == raw_dir or out.is_relative_to(raw_dir):
-            raise DataError(
+            raise DatasetError(
                 f"processed_dir {processed_dir} is inside raw dir {raw_dir}; the processed "
                 "files would mix with the reviews. Choose a folder outside the raw data, "
                 "e.g. data/processed"
             )
         if raw_dir.is_relative_to(out):
-            raise DataError(
+            raise DatasetError(
                 f"raw dir {raw_dir} is inside processed_dir {processed_dir}; replacing "
                 "processed_dir would delete the raw data. Choose another processed_dir"
             )
     if out.exists() and not out.is_dir():
-        raise DataError(
+        raise DatasetError(
             f"processed_dir {processed_dir} exists and is not a folder; choose a folder path, "
             "e.g. data/processed"
         )
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise DataError(
+        raise DatasetError(
             f"processed_dir {processed_dir} exists, is not empty and is not a processed "
             "data set (no manifest.json); refusing to replace it. Choose an empty or new folder"
         )
@@ -109,10 +109,10 @@ def prepare(
     """Read, clean and combine ``raw_dirs`` into ``processed_dir``; returns the manifest."""
     started = time.perf_counter()
     if not raw_dirs:
-        raise DataError("raw_dirs is empty; give at least one folder in the aclImdb layout")
+        raise DatasetError("raw_dirs is empty; give at least one folder in the aclImdb layout")
     resolved = [raw.check_raw_dir(paths.resolve(d)) for d in raw_dirs]
     if len(set(resolved)) != len(resolved):
-        raise DataError(
+        raise DatasetError(
             f"raw_dirs lists the same folder twice: {[str(d) for d in resolved]}; "
             "list each folder once"
         )
@@ -162,7 +162,7 @@ def prepare(
         if not part_keep.all():
             part = part.filter(arrow_buffers.mask(part_keep))
         if part.num_rows == 0:
-            raise DataError(
+            raise DatasetError(
                 f"nothing left to write for the {split} split of {sources}: no usable "
                 f"{split} reviews (missing folders: {missing or 'none'}); no data set was written. "
                 f"Give raw_dirs with reviews in <dir>/{split}/pos and <dir>/{split}/neg"

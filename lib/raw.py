@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from lib.errors import DataError
+from lib.errors import DatasetError
 
 SPLITS: tuple[str, ...] = ("train", "test")
 LABELS: dict[str, int] = {"pos": 1, "neg": 0}
@@ -41,14 +41,14 @@ def parse_review_name(name: str) -> tuple[int, int] | None:
 
 
 def check_raw_dir(path: Path) -> Path:
-    """The resolved folder, or DataError if it is missing, a file, or holds no reviews."""
+    """The resolved folder, or DatasetError if it is missing, a file, or holds no reviews."""
     if not path.exists():
-        raise DataError(
+        raise DatasetError(
             f"raw data folder {path} does not exist; run `python -m runner fetch-data` "
             "or pass the folder that holds train/ and test/ in raw_dirs"
         )
     if not path.is_dir():
-        raise DataError(
+        raise DatasetError(
             f"raw data path {path} is not a folder; raw_dirs takes folders in the aclImdb "
             "layout (<dir>/train/pos/<id>_<rating>.txt ...), not archives or files"
         )
@@ -59,7 +59,7 @@ def check_raw_dir(path: Path) -> Path:
         for label in LABELS
     )
     if not has_reviews:
-        raise DataError(
+        raise DatasetError(
             f"raw data folder {path} holds no review files: expected "
             f"{path}/train/pos/<id>_<rating>.txt (and train/neg, test/pos, test/neg); "
             "is it the folder above aclImdb/? then pass .../aclImdb"

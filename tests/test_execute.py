@@ -55,12 +55,12 @@ def test_a_notebook_that_succeeds_leaves_its_scraps_notebook_and_html(tmp_path):
 def test_a_family_error_is_a_user_error_with_its_one_line_and_no_traceback(tmp_path):
     execution = _run(
         tmp_path,
-        "from lib.errors import DataError\n"
-        "raise DataError('no reviews in /x: pass the folder that holds train/ and test/')",
+        "from lib.errors import DatasetError\n"
+        "raise DatasetError('no reviews in /x: pass the folder that holds train/ and test/')",
     )
     assert execution.user_error
     assert execution.error.endswith(
-        ": DataError: no reviews in /x: pass the folder that holds train/ and test/"
+        ": DatasetError: no reviews in /x: pass the folder that holds train/ and test/"
     )
     assert execution.error.startswith("cell ") and "\n" not in execution.error
     assert not execution.error_detail

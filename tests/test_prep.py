@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib import prep, scan
-from lib.errors import DataError
+from lib.errors import DatasetError
 from tests.datagen import make_raw_dir, write_review
 
 
@@ -88,27 +88,27 @@ def test_bad_files_are_skipped_counted_and_shown(tmp_path):
 
 
 def test_missing_raw_dir_names_the_path(tmp_path):
-    with pytest.raises(DataError, match=r"does not exist.*fetch-data"):
+    with pytest.raises(DatasetError, match=r"does not exist.*fetch-data"):
         prep.prepare([tmp_path / "nope"], tmp_path / "out")
 
 
 def test_raw_dir_that_is_a_file(tmp_path):
     (tmp_path / "a.tar.gz").write_bytes(b"x")
-    with pytest.raises(DataError, match="is not a folder"):
+    with pytest.raises(DatasetError, match="is not a folder"):
         prep.prepare([tmp_path / "a.tar.gz"], tmp_path / "out")
 
 
 def test_raw_dir_without_reviews(tmp_path):
     (tmp_path / "empty" / "train" / "pos").mkdir(parents=True)
-    with pytest.raises(DataError, match=r"holds no review files.*train/pos/<id>_<rating>\.txt"):
+    with pytest.raises(DatasetError, match=r"holds no review files.*train/pos/<id>_<rating>\.txt"):
         prep.prepare([tmp_path / "empty"], tmp_path / "out")
 
 
 def test_processed_dir_inside_a_raw_dir_is_refused(tmp_path):
     src = make_raw_dir(tmp_path / "raw", per_label=1)
-    with pytest.raises(DataError, match="inside raw dir"):
+    with pytest.raises(DatasetError, match="inside raw dir"):
         prep.prepare([src], src / "processed")
-    with pytest.raises(DataError, match="would delete the raw data"):
+    with pytest.raises(DatasetError, match="would delete the raw data"):
         prep.prepare([src], tmp_path)
 
 
@@ -117,7 +117,7 @@ def test_a_non_dataset_folder_is_never_replaced(tmp_path):
     precious = tmp_path / "mine"
     precious.mkdir()
     (precious / "thesis.tex").write_text("keep me")
-    with pytest.raises(DataError, match="not a processed data set"):
+    with pytest.raises(DatasetError, match="not a processed data set"):
         prep.prepare([src], precious)
     assert (precious / "thesis.tex").read_text() == "keep me"
 
@@ -129,7 +129,7 @@ def test_nothing_left_fails_and_keeps_the_earlier_data_set(tmp_path):
     bad = tmp_path / "bad"
     write_review(bad, "train", 1, 0, 9, "")
     write_review(bad, "test", 1, 0, 9, "...")
-    with pytest.raises(DataError, match="nothing left to write"):
+    with pytest.raises(DatasetError, match="nothing left to write"):
         prep.prepare([bad], tmp_path / "out")
     assert (tmp_path / "out" / "train.parquet").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "good", "out"]  # no temp left

@@ -110,7 +110,7 @@ def test_a_failing_prep_exits_non_zero_with_the_error_and_the_partial_notebook(t
     assert result.returncode == 2  # bad input: one line, no traceback
     last = result.stderr.splitlines()[-1]
     assert last.startswith("error: prep stopped at cell ")
-    assert f"DataError: raw data folder {missing} does not exist" in last
+    assert f"DatasetError: raw data folder {missing} does not exist" in last
     assert last.endswith(f"(partial notebook: {run_dir / 'prep.ipynb'})")
     assert "Traceback" not in result.stderr
     assert (run_dir / "prep.ipynb").is_file() and (run_dir / "prep.html").is_file()

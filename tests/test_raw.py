@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lib import raw
-from lib.errors import DataError
+from lib.errors import DatasetError
 from tests.datagen import make_raw_dir, write_review
 
 
@@ -44,7 +44,7 @@ def test_a_folder_with_reviews_in_one_split_and_label_is_enough(tmp_path):
 
 
 def test_a_missing_raw_dir_is_a_data_error_naming_the_path_and_the_fix(tmp_path):
-    with pytest.raises(DataError) as info:
+    with pytest.raises(DatasetError) as info:
         raw.check_raw_dir(tmp_path / "nope")
     message = str(info.value)
     assert str(tmp_path / "nope") in message and "does not exist" in message
@@ -53,7 +53,7 @@ def test_a_missing_raw_dir_is_a_data_error_naming_the_path_and_the_fix(tmp_path)
 
 def test_a_raw_dir_that_is_a_file_is_a_data_error(tmp_path):
     (tmp_path / "a.tar.gz").write_bytes(b"x")
-    with pytest.raises(DataError) as info:
+    with pytest.raises(DatasetError) as info:
         raw.check_raw_dir(tmp_path / "a.tar.gz")
     assert "not a folder" in str(info.value) and str(tmp_path / "a.tar.gz") in str(info.value)
 
@@ -61,7 +61,7 @@ def test_a_raw_dir_that_is_a_file_is_a_data_error(tmp_path):
 def test_a_raw_dir_without_review_files_is_a_data_error_that_shows_the_layout(tmp_path):
     (tmp_path / "aclImdb" / "train" / "pos").mkdir(parents=True)
     (tmp_path / "aclImdb" / "train" / "pos" / "notes.md").write_text("not a review")
-    with pytest.raises(DataError) as info:
+    with pytest.raises(DatasetError) as info:
         raw.check_raw_dir(tmp_path)  # the folder above aclImdb/
     message = str(info.value)
     assert "holds no review files" in message and "train/pos/<id>_<rating>.txt" in message

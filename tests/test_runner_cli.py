@@ -149,7 +149,7 @@ _TUNE = f"tune {_RUN} -p data_path {{data}} -p epochs 1"
         _case(
             "raw-missing",
             f"prep {_RUN} -p raw_dirs {{tmp}}/none -p processed_dir {{tmp}}/out",
-            "DataError: raw data folder {tmp}/none does not exist",
+            "DatasetError: raw data folder {tmp}/none does not exist",
             notebook=True,
         ),
         _case(

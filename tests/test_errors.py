@@ -1,0 +1,62 @@
+"""lib.errors: one family for the errors a user can fix, and its name lookup."""
+
+import pytest
+
+from lib import errors
+from lib.errors import (
+    DatasetError,
+    FetchError,
+    ModelError,
+    ParameterError,
+    StorageError,
+    TrackingError,
+    UserError,
+    first_line,
+    user_error_class,
+)
+
+AREAS = (ParameterError, DatasetError, FetchError, TrackingError, StorageError, ModelError)
+
+
+def test_every_area_is_a_user_error_and_nothing_else_in_the_module_is():
+    assert all(issubclass(cls, UserError) for cls in AREAS)
+    defined = {
+        obj
+        for obj in vars(errors).values()
+        if isinstance(obj, type) and issubclass(obj, BaseException)
+    }
+    assert defined == {UserError, *AREAS}
+
+
+def test_a_parameter_error_names_its_key_first():
+    exc = ParameterError("search_space.lr.low", "0 must be above 0 with log: true")
+    assert str(exc) == "search_space.lr.low: 0 must be above 0 with log: true"
+    assert exc.name == "search_space.lr.low"
+    assert exc.problem == "0 must be above 0 with log: true"
+
+
+@pytest.mark.parametrize("cls", [UserError, *AREAS])
+def test_the_family_is_found_by_the_name_a_kernel_reports(cls):
+    assert user_error_class(cls.__name__) is cls
+
+
+def test_a_subclass_of_an_area_is_found_too():
+    class BucketGone(StorageError):
+        pass
+
+    assert user_error_class("BucketGone") is BucketGone
+
+
+@pytest.mark.parametrize(
+    "name",
+    # pandas' DataError is why the data area is not called DataError.
+    ["ValueError", "RuntimeError", "DataError", "KeyboardInterrupt", "", None],
+)
+def test_other_names_are_not_user_errors(name):
+    assert user_error_class(name) is None
+
+
+def test_first_line_skips_blank_lines_and_falls_back_to_the_class_name():
+    assert first_line(RuntimeError("\n  the store is gone  \nTraceback ...")) == "the store is gone"
+    assert first_line(RuntimeError("")) == "RuntimeError"
+    assert first_line(KeyError()) == "KeyError"
