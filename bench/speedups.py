@@ -94,29 +94,33 @@ def one_round(
     runner = [sys.executable, "-m", "runner"]
     data = folder / "processed"
     common = ["-p", "mlflow_tracking_uri", store, "-r", "mlflow_exp_name", "bench"]
+    # prep always runs (train and tune need its data set); --stages says what is reported.
     figures = {
         "prep": run(
             [*runner, "prep", "-y", json.dumps({"raw_dirs": [str(raw)]})]
             + ["-r", "processed_dir", str(data), "--output-dir", str(folder / "prep")],
             env,
             folder / "prep.log",
-        ),
-        "train": run(
+        )
+    }
+    if "train" in args.stages:
+        figures["train"] = run(
             [*runner, "train", *common, "-r", "data_path", str(data), "-p", "epochs", "1"]
             + ["-r", "model_dir", str(folder / "model"), "--output-dir", str(folder / "train")],
             env,
             folder / "train.log",
-        ),
-    }
-    train_params = {"data_path": str(data), "epochs": 1}
-    figures["tune"] = run(
-        [*runner, "tune", *common, "-f", "conf/hptuning.yml", "-p", "n_trials", str(args.trials)]
-        + ["-y", json.dumps({"train_params": train_params}), "--output-dir", str(folder / "tune")],
-        env,
-        folder / "tune.log",
-    )
-    figures["trial_overhead"] = bench_tune.direct_overhead(folder / "tune")
-    return figures
+        )
+    if "tune" in args.stages:
+        train_params = {"data_path": str(data), "epochs": 1}
+        figures["tune"] = run(
+            [*runner, "tune", *common, "-f", "conf/hptuning.yml"]
+            + ["-p", "n_trials", str(args.trials), "-y", json.dumps({"train_params": train_params})]
+            + ["--output-dir", str(folder / "tune")],
+            env,
+            folder / "tune.log",
+        )
+        figures["trial_overhead"] = bench_tune.direct_overhead(folder / "tune")
+    return {k: v for k, v in figures.items() if k in args.stages or k == "trial_overhead"}
 
 
 def main() -> None:
@@ -127,7 +131,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tricks", default=",".join(TRICKS), help="comma list to measure")
     parser.add_argument("--keep", type=Path, default=None, help="keep the run folders here")
+    parser.add_argument("--stages", default=",".join(STAGES), help="comma list of stages to time")
     args = parser.parse_args()
+    args.stages = [st for st in args.stages.split(",") if st]
+    if set(args.stages) - set(STAGES):
+        sys.exit(f"unknown stages {sorted(set(args.stages) - set(STAGES))}; known: {STAGES}")
     tricks = [t for t in args.tricks.split(",") if t]
     unknown = sorted(set(tricks) - set(TRICKS))
     if unknown:
@@ -167,7 +175,7 @@ def main() -> None:
                 for key, value in figures.items():
                     kept[key] = min(kept[key], value)
 
-    keys = (*STAGES, "trial_overhead")
+    keys = [*args.stages] + (["trial_overhead"] if "tune" in args.stages else [])
     for setting in settings:
         print(f"{setting:>18}: " + " ".join(f"{k}_s={best[setting][k]:.2f}" for k in keys))
     for setting in [*tricks, "off"]:

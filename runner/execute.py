@@ -193,10 +193,10 @@ def execute_stage(
     log.info("executing %s -> %s", stage.path, output_path, extra={"stage": stage.name})
     # What runs after the notebook imports slowly (MLflow and its store for the default
     # hook, ~4 s; nbconvert for the HTML): import it while the notebook runs instead.
-    store = store_modules(resolve_tracking_uri(parameters.get("mlflow_tracking_uri")))
-    import_in_background(
-        (["nbconvert"] if render else []) + (store if hooks else []), "runner-imports"
-    )
+    later = ["nbconvert"] if render else []
+    if hooks and stage.tracked:
+        later += store_modules(resolve_tracking_uri(parameters.get("mlflow_tracking_uri")))
+    import_in_background(later, "runner-imports")
     if "km" not in engine_kwargs:  # nbclient starts the kernel
         engine_kwargs.setdefault("extra_arguments", kernel_arguments())
     started = time.perf_counter()

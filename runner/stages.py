@@ -13,6 +13,9 @@ class Stage:
     name: str
     notebook: str  # relative to notebooks/, or absolute
     description: str
+    # Whether the notebook logs to an MLflow run, so that the runner's hook needs MLflow's
+    # store modules after it (imported while the notebook runs).
+    tracked: bool = True
 
     @property
     def path(self) -> Path:
@@ -22,7 +25,7 @@ class Stage:
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
-        Stage("prep", "prep.ipynb", "raw review folders -> one processed data set"),
+        Stage("prep", "prep.ipynb", "raw review folders -> one processed data set", tracked=False),
         Stage(
             "train", "train.ipynb", "train, evaluate and export a Keras model, tracked in MLflow"
         ),

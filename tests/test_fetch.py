@@ -123,10 +123,13 @@ def test_a_relative_source_is_taken_from_the_cwd_then_the_project_root(
 def test_a_second_call_skips_without_reading_the_source(tmp_path: Path, archive: Path):
     dest = tmp_path / "raw"
     out = fetch_data(source=archive, dest=dest)
-    stamp = (out / MARKER).stat().st_mtime_ns
+    # Backdated: a rewrite would set a new time, however soon after the first run it came.
+    os.utime(out / MARKER, ns=(1_000_000_000, 1_000_000_000))
+    inode = (out / MARKER).stat().st_ino
     archive.unlink()  # a second run that touched the source would fail now
     assert fetch_data(source=archive, dest=dest) == out
-    assert (out / MARKER).stat().st_mtime_ns == stamp
+    assert (out / MARKER).stat().st_mtime_ns == 1_000_000_000
+    assert (out / MARKER).stat().st_ino == inode
 
 
 def test_force_extracts_again(tmp_path: Path, archive: Path):
@@ -307,7 +310,7 @@ def test_the_real_archive(tmp_path: Path, archive_path: Path, quiet_logs, capsys
     capsys.readouterr()
 
     # Present now: the second run is a skip, so the marker is not rewritten.
-    stamp = (out / MARKER).stat().st_mtime_ns
+    os.utime(out / MARKER, ns=(1_000_000_000, 1_000_000_000))  # a rewrite would show
     assert main(["fetch-data", "--source", str(archive_path), "--dest", str(dest)]) == 0
-    assert (out / MARKER).stat().st_mtime_ns == stamp
+    assert (out / MARKER).stat().st_mtime_ns == 1_000_000_000
     assert "skipping fetch" in capsys.readouterr().err

@@ -91,5 +91,7 @@ def test_a_call_in_a_kernel_that_dies_or_is_cancelled_raises_kernel_pool_error()
         kernel = pool.acquire(timeout=120)
         cancel = threading.Event()
         threading.Timer(0.5, cancel.set).start()
+        # The call would take 10 minutes: only the cancel can end it (the pool's shutdown
+        # then kills the busy kernel).
         with pytest.raises(KernelPoolError, match="cancelled"):
-            call(kernel, "time:sleep", 3, cancelled=cancel.is_set)
+            call(kernel, "time:sleep", 600, timeout=900, cancelled=cancel.is_set)
