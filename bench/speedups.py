@@ -1,7 +1,7 @@
 """Benchmark: what each speed trick of ``lib/speedups.py`` saves, measured with that trick off.
 
 Usage: python bench/speedups.py ../shared/data/aclImdb_v1.tar.gz [--reviews 500] [--trials 4]
-       [--repeat 3] [--tricks gc_freeze,handoff]
+       [--repeat 3] [--tricks gc_freeze,ready_client]
 
 Takes a small data set from the archive (the first ``--reviews`` reviews of each split and
 label: the tricks save fixed costs, imports and kernels, which do not grow with the data),
@@ -94,6 +94,8 @@ def one_round(
     runner = [sys.executable, "-m", "runner"]
     data = folder / "processed"
     common = ["-p", "mlflow_tracking_uri", store, "-r", "mlflow_exp_name", "bench"]
+    # The runs' artifacts in the run's folder, not in the project's mlartifacts/.
+    common += ["-r", "mlflow_artifact_location", str(folder / "artifacts")]
     # prep always runs (train and tune need its data set); --stages says what is reported.
     figures = {
         "prep": run(

@@ -1,14 +1,14 @@
 """Every speed trick of the project, in one place, behind one switch.
 
 ``$IMDB_SPEEDUPS``: unset or ``on``, every trick is on; ``off`` (or ``0``, ``false``), every
-trick is off and the code takes the plain path; a comma list such as ``-gc_freeze,-handoff``
+trick is off and the code takes the plain path; a comma list such as ``-gc_freeze,-ready_client``
 turns those named tricks off and keeps the others (what ``bench/speedups.py`` uses to measure
 each one). The README's table lists each trick, where it acts and what it saves.
 
 Each trick is a name in :data:`TRICKS`; code that applies one asks :func:`enabled` first.
-Tricks small enough to be a function live here; the larger ones (the kernel hand-off, the
-kernel client that is ready on ``kernel_info``) live with the code they speed up and are
-gated here.
+Tricks small enough to be a function live here; the one larger one (the kernel client that
+is ready on ``kernel_info``, a jupyter_client subclass) lives with the code it speeds up and
+is gated here.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ TRICKS: dict[str, str] = {
     "skip_imports": "a slow optional import that nothing here uses is made unimportable",
     "background_imports": "modules needed later are imported while waiting, at low priority",
     "gc_freeze": "long-lived objects are frozen out of the garbage collector's scans",
-    "handoff": "the runner starts the tune's trial kernels before the tune kernel",
     "ready_client": "a pooled kernel's client is ready on kernel_info, not after 0.2 s idle",
 }
 

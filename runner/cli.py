@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import sys
 import traceback
@@ -221,37 +220,20 @@ def _run_stage(args: argparse.Namespace) -> int:
     if upload_to:
         storage.check_bucket(upload_to)  # before the work, not after it
     run_dir = None if upload_to or not args.output_dir else _make_run_dir(args.output_dir)
-    prestarted = None
-    if stage.name == "tune":
-        # The trial kernels start first (TensorFlow imports while papermill and the tune
-        # kernel start); the tune notebook adopts them through the environment. None when
-        # the handoff trick is off: the notebook starts its own.
-        from runner.trials import prestart_trial_kernels
+    from runner.execute import KERNEL_NAME, execute_stage
+    from runner.hooks import default_hooks
 
-        prestarted = prestart_trial_kernels(parameters)
-    try:
-        from runner.execute import KERNEL_NAME, execute_stage
-        from runner.hooks import default_hooks
-
-        if prestarted is not None:
-            from runner.kernels import HANDOFF_ENV, handoff_env_value
-
-            os.environ[HANDOFF_ENV] = handoff_env_value(prestarted.handoffs())
-        execution = execute_stage(
-            stage,
-            parameters,
-            # Written locally, uploaded once at the end: saving to gs:// after every cell
-            # hits Cloud Storage's rate limits (papermill #312).
-            run_dir=run_dir,
-            kernel_name=args.kernel or KERNEL_NAME,
-            log_output=args.log_output,
-            render=not args.no_html,
-            hooks=default_hooks(),
-        )
-    finally:
-        if prestarted is not None:
-            os.environ.pop(HANDOFF_ENV, None)
-            prestarted.shutdown()
+    execution = execute_stage(
+        stage,
+        parameters,
+        # Written locally, uploaded once at the end: saving to gs:// after every cell
+        # hits Cloud Storage's rate limits (papermill #312).
+        run_dir=run_dir,
+        kernel_name=args.kernel or KERNEL_NAME,
+        log_output=args.log_output,
+        render=not args.no_html,
+        hooks=default_hooks(),
+    )
     code = _report(stage.name, execution)
     if upload_to:
         try:

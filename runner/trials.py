@@ -5,7 +5,7 @@
 ``pyproject.toml``). It starts a :class:`~runner.kernels.KernelPool` of trial kernels at
 once, each importing TensorFlow, Keras and MLflow (:data:`WARMUP_MODULES`) while the tune
 notebook reads its configuration and opens its study; kernels that the runner started
-ahead (:func:`prestart_trial_kernels`) are adopted first. :class:`NotebookTrials` runs one
+:class:`NotebookTrials` runs one
 trial as an execution of ``notebooks/train.ipynb`` in one of those kernels, with the
 runner's masking, scraps and MLflow hooks.
 
@@ -17,23 +17,20 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lib import paths, speedups
+from lib import paths
 from lib.errors import ParameterError
 from lib.tuning import (
-    DEFAULT_CONFIG_FILE,
     TrialFunction,
     TrialOutcome,
     TuneConfig,
     default_kernel_rss_mib,
-    requested_n_jobs,
     trial_params,
-    trials_tracking_uri,
 )
-from runner.kernels import HANDOFF_ENV, KernelCodeError, KernelPool, take_handoffs
+from runner.kernels import KernelCodeError, KernelPool
 from runner.stages import Stage, get_stage
 
 if TYPE_CHECKING:
@@ -77,31 +74,12 @@ def warmup_modules(tracking_uri: str | None) -> list[str]:
 
 
 def kernel_env(n_jobs: int) -> dict[str, str]:
-    """The trial kernels' environment: this one (less the hand-off, which is this process's
-    alone), and with several kernels on one machine, GPU memory taken as needed
-    (TensorFlow takes all of it by default) unless set."""
-    env = {k: v for k, v in os.environ.items() if k != HANDOFF_ENV}
+    """The trial kernels' environment: this one, and with several kernels on one machine,
+    GPU memory taken as needed (TensorFlow takes all of it by default) unless set."""
+    env = dict(os.environ)
     if n_jobs > 1:
         env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     return env
-
-
-def prestart_trial_kernels(params: Mapping[str, Any]) -> KernelPool | None:
-    """For the runner, before it starts the tune notebook: a hand-off-only KernelPool of the
-    trial kernels that the notebook's backend will adopt, already importing TensorFlow
-    while papermill and the tune kernel start. None when the ``handoff`` trick is off.
-    Shut it down after the notebook (whatever the notebook did not adopt or end then ends)."""
-    if not speedups.enabled("handoff"):
-        return None
-    n_jobs = requested_n_jobs(params, params.get("config_file", DEFAULT_CONFIG_FILE))
-    return KernelPool(
-        n_jobs,
-        # The notebook's pool runs the same warm-up again when it adopts them: instant then.
-        warmup_modules=warmup_modules(trials_tracking_uri(params)),
-        cwd=paths.project_root(),
-        env=kernel_env(n_jobs),
-        handoff_only=True,
-    ).start()
 
 
 class NotebookTrialBackend:
@@ -127,7 +105,6 @@ class NotebookTrialBackend:
             warmup_modules=warmup_modules(tracking_uri) if warmup is None else warmup,
             cwd=paths.project_root(),
             env=kernel_env(n_jobs),
-            adopt=take_handoffs(),
         ).start()
 
     def configure(self, config: TuneConfig) -> None:

@@ -20,7 +20,6 @@ from optuna.trial import TrialState
 from lib import prep, tuning
 from lib.errors import ParameterError
 from runner import trials
-from runner.kernels import HANDOFF_ENV
 from runner.stages import Stage
 from tests.datagen import make_raw_dir
 
@@ -104,10 +103,10 @@ def test_the_runner_declares_its_backend_under_the_entry_point_lib_looks_up():
     assert found.load() is trials.NotebookTrialBackend
 
 
-def test_the_kernels_environment_leaves_the_hand_off_out_and_shares_the_gpu(monkeypatch):
-    monkeypatch.setenv(HANDOFF_ENV, "[]")
+def test_the_kernels_environment_shares_the_gpu_between_kernels(monkeypatch):
     monkeypatch.delenv("TF_FORCE_GPU_ALLOW_GROWTH", raising=False)
-    assert HANDOFF_ENV not in trials.kernel_env(1)
+    monkeypatch.setenv("IMDB_TEST_MARKER", "kept")
+    assert trials.kernel_env(1)["IMDB_TEST_MARKER"] == "kept"
     assert "TF_FORCE_GPU_ALLOW_GROWTH" not in trials.kernel_env(1)
     assert trials.kernel_env(2)["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
     monkeypatch.setenv("TF_FORCE_GPU_ALLOW_GROWTH", "false")  # a user's own setting wins
@@ -121,11 +120,6 @@ def test_the_warm_up_imports_the_train_notebooks_modules_and_the_stores():
     assert "alembic.migration" in with_db[len(trials.WARMUP_MODULES) :]
     # Every name is an installed module (a misspelt one would only be logged in the kernel).
     assert all(importlib.util.find_spec(name) for name in with_db)
-
-
-def test_no_kernels_are_started_ahead_with_the_handoff_trick_off(monkeypatch):
-    monkeypatch.setenv("IMDB_SPEEDUPS", "-handoff")
-    assert trials.prestart_trial_kernels({"n_jobs": 2}) is None
 
 
 # --- trials in real kernels ------------------------------------------------------------

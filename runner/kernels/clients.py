@@ -123,7 +123,7 @@ class PooledKernel:
     warmup_result: dict[str, Any] | None = None  # what inside.warm_up returned
     kc: BlockingKernelClient | None = None  # the pool's own client: warm-up, resets
     stopping: bool = False  # set (under the pool's lock) by whoever shuts it down
-    ready: bool = False  # warmed up (and idle or lent); never, when warmed for a hand-off
+    ready: bool = False  # warmed up (and idle or lent)
 
     @property
     def pid(self) -> int | None:

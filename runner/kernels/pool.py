@@ -12,8 +12,7 @@ exceeds ``max_rss_mib``.
 
 Kernels are children of this process: ipykernel's parent poller ends them if this process
 dies, and :meth:`KernelPool.shutdown` (also on ``with`` exit and at interpreter exit) ends
-them otherwise. A pool can also adopt kernels that another process started
-(:mod:`runner.kernels.handoff`).
+them otherwise.
 """
 
 from __future__ import annotations
@@ -29,11 +28,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lib.speedups import enabled, kernel_arguments
+from lib.speedups import kernel_arguments
 from runner.kernels import calls
 from runner.kernels.calls import KernelPoolError
 from runner.kernels.clients import PooledKernel, PooledKernelManager, run_managed
-from runner.kernels.handoff import KernelHandoff, adopt, kill_handoff
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +64,8 @@ class KernelPool:
         max_uses: int | None = None,
         max_rss_mib: float | None = None,
         startup_timeout: float = 300.0,
-        adopt: Sequence[KernelHandoff] = (),
-        handoff_only: bool = False,
     ) -> None:
-        """``warmup_modules``: imported in each kernel before it is lent. ``adopt``:
-        running kernels (handed off by another process) to use before starting new ones,
-        if the ``handoff`` trick is on (else they are ended). ``handoff_only``: this pool
-        only starts and warms its kernels up for another process to adopt
-        (:meth:`handoffs`); it never lends or resets them."""
+        """``warmup_modules``: imported in each kernel before it is lent."""
         if size < 1:
             raise ValueError(f"a kernel pool needs at least one kernel, not {size}")
         self.size = size
@@ -84,20 +76,15 @@ class KernelPool:
         self.max_uses = max_uses
         self.max_rss_mib = max_rss_mib
         self.startup_timeout = startup_timeout
-        self.handoff_only = handoff_only
         self.stats: dict[str, Any] = {"started": 0, "recycled": 0, "lent": 0, "start_seconds": []}
         self._idle: queue.Queue[PooledKernel | BaseException] = queue.Queue()
         self._kernels: dict[int, PooledKernel] = {}
         self._lock = threading.Lock()
-        self._launched = threading.Condition(self._lock)
         self._closed = False
         self._start_failures = 0  # in a row
         self._count = 0
         self._ipc_dir = Path(tempfile.mkdtemp(prefix="kpool-"))
         self._starters: list[threading.Thread] = []
-        self._adoptable = list(adopt) if enabled("handoff") else []
-        for handoff in set(adopt) - set(self._adoptable):  # the trick is off: not adopted
-            kill_handoff(handoff)
         # At interpreter exit (weakref.finalize runs then too) no kernel is left behind.
         self._finalizer = weakref.finalize(
             self, _shutdown_all, self._kernels, self._lock, self._ipc_dir
@@ -126,27 +113,12 @@ class KernelPool:
     def _is_closed(self) -> bool:
         return self._closed
 
-    def handoffs(self, timeout: float = 30.0) -> list[KernelHandoff]:
-        """The pool's kernels, for another process to adopt, once each has been launched
-        (``timeout`` seconds at most; a kernel that failed to launch is left out)."""
-        deadline = time.monotonic() + timeout
-        with self._launched:
-            while len(self._kernels) < self.size and any(t.is_alive() for t in self._starters):
-                if not self._launched.wait(timeout=max(deadline - time.monotonic(), 0)):
-                    break
-            kernels = sorted(self._kernels.values(), key=lambda k: k.number)
-        return [KernelHandoff(k.km.connection_file, k.pid) for k in kernels if k.pid is not None]
-
     def shutdown(self) -> None:
         """Shut every kernel down, those still warming up or lent too."""
         with self._lock:
             self._closed = True
             starters = list(self._starters)
         _shutdown_all(self._kernels, self._lock)
-        with self._lock:
-            unused, self._adoptable = self._adoptable, []
-        for handoff in unused:  # handed to this pool, but more than it needed
-            kill_handoff(handoff)
         for thread in starters:  # a warming kernel's starter stops within a second
             thread.join(timeout=30)
         # Any that finished starting meanwhile; then the sockets' folder.
@@ -241,9 +213,8 @@ class KernelPool:
                 return
             self._count += 1
             number = self._count
-            handoff = self._adoptable.pop(0) if self._adoptable else None
             thread = threading.Thread(
-                target=self._start_one, args=(number, handoff), name=f"kernel-pool-start-{number}"
+                target=self._start_one, args=(number,), name=f"kernel-pool-start-{number}"
             )
             self._starters = [t for t in self._starters if t.is_alive()] + [thread]
         thread.daemon = True
@@ -268,37 +239,23 @@ class KernelPool:
             raise
         return km
 
-    def _manager(self, number: int, handoff: KernelHandoff | None) -> PooledKernelManager:
-        """The adopted kernel's manager, or (none, or it is gone) a new kernel's."""
-        if handoff is not None:
-            try:
-                km = adopt(handoff, self.kernel_name)
-                log.debug("kernel %d adopted (pid %d)", number, handoff.pid)
-                return km
-            except Exception as exc:  # gone, or unreadable: start one instead
-                log.warning("could not adopt kernel pid %d (%s); starting one", handoff.pid, exc)
-                kill_handoff(handoff)
-        return self._launch(number)
-
     def _warm_up(self, kernel: PooledKernel) -> None:
         if self.warmup_modules:
             kernel.warmup_result = self.call(  # stops within a second on shutdown
                 kernel, f"{INSIDE}:warm_up", {"modules": self.warmup_modules}, self.startup_timeout
             )
-        if not self.handoff_only:  # the adopting pool does this (hand-off: instantly)
-            # What exists now (imported modules, mostly) lives as long as the kernel:
-            # frozen, the garbage collector skips it; each reset takes ms, not ~0.8 s.
-            calls.call(kernel, f"{INSIDE}:freeze", timeout=120)
-            calls.call(kernel, f"{INSIDE}:reset", timeout=120)
+        # What exists now (imported modules, mostly) lives as long as the kernel: frozen,
+        # the garbage collector skips it; each reset takes ms, not ~0.8 s.
+        calls.call(kernel, f"{INSIDE}:freeze", timeout=120)
+        calls.call(kernel, f"{INSIDE}:reset", timeout=120)
 
-    def _start_one(self, number: int, handoff: KernelHandoff | None = None) -> None:
+    def _start_one(self, number: int) -> None:
         started = time.perf_counter()
         kernel = None
         try:
-            kernel = PooledKernel(km=self._manager(number, handoff), number=number)
-            with self._launched:
+            kernel = PooledKernel(km=self._launch(number), number=number)
+            with self._lock:
                 self._kernels[id(kernel)] = kernel
-                self._launched.notify_all()
             self._warm_up(kernel)
         except BaseException as exc:
             self._start_failed(number, kernel, exc)
@@ -314,30 +271,25 @@ class KernelPool:
             return
         failed = (kernel.warmup_result or {}).get("failed") or []
         log.info(
-            "kernel %d %s in %.1f s (pid %s)%s",
+            "kernel %d ready in %.1f s (pid %s)%s",
             number,
-            "warmed up for hand-off" if self.handoff_only else "ready",
             kernel.start_seconds,
             kernel.pid,
             # left for the notebook that imports them to report in its own words
             f"; imports that failed: {'; '.join(failed)}" if failed else "",
         )
-        if not self.handoff_only:  # a handed-off kernel is the adopting pool's to lend
-            kernel.ready = True
-            self._idle.put(kernel)
+        kernel.ready = True
+        self._idle.put(kernel)
 
     def _start_failed(self, number: int, kernel: PooledKernel | None, exc: BaseException) -> None:
         if kernel is not None:
             self._stop(kernel)
-        with self._launched:
-            self._launched.notify_all()
+        with self._lock:
             self._start_failures += 1
             give_up = self._start_failures >= START_ATTEMPTS or self._closed
         if self._closed:
             log.debug("kernel %d stopped while starting: the pool is shut down", number)
             self._idle.put(exc)
-        elif self.handoff_only:  # the adopting process starts its own instead
-            log.info("kernel %d for hand-off failed to start: %s", number, exc)
         elif give_up:
             log.error("kernel %d failed to start: %s", number, exc)
             self._idle.put(exc)
@@ -364,7 +316,6 @@ def _stop_kernel(kernel: PooledKernel) -> None:
         if km.has_kernel:
             # A kernel still warming up is busy: asked to shut down, it would fail to send
             # its reply (and print a traceback); it has nothing to save, so it is killed.
-            # So is a handed-off one: its adopter has shut it down, or has failed.
             run_managed(km.shutdown_kernel(now=not kernel.ready))
     except Exception as exc:
         log.warning("kernel %d did not shut down cleanly: %s", kernel.number, exc)
