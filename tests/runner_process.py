@@ -36,3 +36,11 @@ def run_python(code: str) -> str:
         check=True,
     )
     return result.stdout.strip()
+
+
+def error_traceback_shown(stderr: str) -> bool:
+    """Whether the runner's stderr shows a traceback through the project's code or a
+    notebook cell: what a user error must not print. A kernel's own shutdown noise (an
+    ipykernel/zmq callback traceback while it exits, rare) goes through neither."""
+    project = (f'File "{ROOT / "lib"}', f'File "{ROOT / "runner"}', "Cell In[")
+    return any(marker in stderr for marker in project)

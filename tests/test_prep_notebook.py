@@ -12,6 +12,7 @@ import scrapbook as sb
 
 from lib.paths import new_run_dir
 from tests.datagen import make_raw_dir, write_review
+from tests.runner_process import error_traceback_shown
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +113,7 @@ def test_a_failing_prep_exits_non_zero_with_the_error_and_the_partial_notebook(t
     assert last.startswith("error: prep stopped at cell ")
     assert f"DatasetError: raw data folder {missing} does not exist" in last
     assert last.endswith(f"(partial notebook: {run_dir / 'prep.ipynb'})")
-    assert "Traceback" not in result.stderr
+    assert not error_traceback_shown(result.stderr)
     assert (run_dir / "prep.ipynb").is_file() and (run_dir / "prep.html").is_file()
     assert not (tmp_path / "out").exists()
 

@@ -18,7 +18,7 @@ from runner.execute import execute_stage
 from runner.hooks import default_hooks
 from runner.stages import Stage
 from tests.datagen import make_raw_dir
-from tests.runner_process import run_runner
+from tests.runner_process import error_traceback_shown, run_runner
 from tests.services import BUCKET, tracking_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -146,7 +146,7 @@ def test_wrong_password_is_one_line_before_any_training(tmp_path, data, mlflow_s
         f"the MLflow tracking server {mlflow_server.url} refused the login of user "
         f"'{mlflow_server.username}' (HTTP 401)"
     ) in result.stderr
-    assert "Traceback" not in result.stderr and "not-the-password-123" not in result.stderr
+    assert not error_traceback_shown(result.stderr) and "not-the-password-123" not in result.stderr
     assert not (tmp_path / "model").exists()
 
 

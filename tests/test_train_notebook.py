@@ -13,7 +13,7 @@ import scrapbook as sb
 
 from lib import prep
 from tests.datagen import make_raw_dir
-from tests.runner_process import run_runner
+from tests.runner_process import error_traceback_shown, run_runner
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +117,7 @@ def test_unreachable_tracking_stops_before_training(tmp_path, data):
     result, _ = _train(tmp_path, data, "-p", "mlflow_tracking_uri", f"http://127.0.0.1:{port}")
     assert result.returncode == 2
     assert f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert not error_traceback_shown(result.stderr)
     nb = nbformat.read(tmp_path / "run" / "train.ipynb", as_version=4)
     train_cell = next(c for c in nb.cells if "training.train(" in c.source)
     assert train_cell.get("execution_count") is None and not train_cell.get("outputs")
@@ -134,7 +134,7 @@ def test_unreachable_tracking_stops_before_training(tmp_path, data):
 )
 def test_bad_parameters_are_named_before_data_is_loaded(tmp_path, data, name, value, expected):
     result, _ = _train(tmp_path, data, "-p", name, value)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and not error_traceback_shown(result.stderr)
     assert expected in result.stderr
     nb = nbformat.read(tmp_path / "run" / "train.ipynb", as_version=4)
     data_cell = next(c for c in nb.cells if "datasets.load(" in c.source)
