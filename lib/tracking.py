@@ -295,3 +295,19 @@ def log_notebook(
         if error:
             client.set_tag(run_id, "notebook_error", error[:5000])
         client.set_terminated(run_id, status="FAILED")
+
+
+# The scraps through which a notebook tells the runner which MLflow run is its own: the
+# runner's hook logs the executed notebook (and its HTML) to that run.
+RUN_ID_SCRAP = "mlflow_run_id"
+TRACKING_URI_SCRAP = "mlflow_tracking_uri"
+
+
+def glue_run(run_id: str, tracking_uri: str) -> None:
+    """Glue the notebook's MLflow run (and its store, without credentials) for the runner.
+    Call it as soon as the run exists, so that a later failing cell still has its notebook
+    logged to the run."""
+    import scrapbook as sb
+
+    sb.glue(RUN_ID_SCRAP, run_id)
+    sb.glue(TRACKING_URI_SCRAP, public_uri(tracking_uri))

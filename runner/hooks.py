@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from lib.tracking import RUN_ID_SCRAP, TRACKING_URI_SCRAP
 from runner.execute import Execution, PostHook
 
 log = logging.getLogger(__name__)
@@ -12,12 +13,12 @@ log = logging.getLogger(__name__)
 def log_notebook_to_mlflow(execution: Execution) -> None:
     """Attach the executed notebook and its HTML to the MLflow run that the notebook glued,
     and mark that run FAILED when the execution failed."""
-    run_id = execution.scraps.get("mlflow_run_id")
+    run_id = execution.scraps.get(RUN_ID_SCRAP)
     if not run_id:
         return
     from lib.tracking import log_notebook, resolve_tracking_uri
 
-    uri = resolve_tracking_uri(execution.scraps.get("mlflow_tracking_uri"))
+    uri = resolve_tracking_uri(execution.scraps.get(TRACKING_URI_SCRAP))
     files = [execution.output_path] + ([execution.html_path] if execution.html_path else [])
     log_notebook(uri, run_id, files, failed=not execution.ok, error=execution.error)
     log.info("executed notebook logged to MLflow run %s", run_id)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from lib import paths
 from lib.errors import ParameterError
+from lib.tracking import RUN_ID_SCRAP
 from lib.tuning import (
     TrialFunction,
     TrialOutcome,
@@ -216,7 +217,7 @@ class NotebookTrials:
         finally:
             self.pool.release(kernel, reuse=ok)
         scraps = execution.scraps
-        run_id = scraps.get("mlflow_run_id")
+        run_id = scraps.get(RUN_ID_SCRAP)
         if not execution.ok and not run_id and self.config.setup_mlflow:
             run_id = record_failed_run(
                 self.config, number, execution, self.parent_run_id, self.hptuning_tag

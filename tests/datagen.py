@@ -42,3 +42,20 @@ def make_raw_dir(
                     root, split, label, first_id + i, rating, review_text(label, rng, words)
                 )
     return root
+
+
+def make_mixed_raw_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """Two raw dirs with every awkward case the scan meets: ids in both (the first wins),
+    a second dir with test reviews only, an empty file, non-UTF-8 bytes, reviews that
+    clean to nothing."""
+    import shutil
+
+    one = make_raw_dir(tmp_path / "set1", per_label=5, seed=1)
+    two = make_raw_dir(tmp_path / "set2", per_label=4, seed=2, first_id=3)  # ids 3, 4 twice
+    shutil.rmtree(two / "train")  # the second raw dir adds test reviews only
+    write_review(one, "train", 0, 50, 2, "")
+    write_review(one, "train", 1, 51, 9, b"caf\xe9 ok")
+    write_review(one, "test", 1, 52, 8, "!!! ?")
+    write_review(two, "test", 0, 53, 3, " \u2003 ")
+    write_review(two, "test", 0, 54, 3, b"bad \xff byte")
+    return one, two

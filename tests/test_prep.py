@@ -1,5 +1,4 @@
 import json
-import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -7,7 +6,7 @@ import pytest
 
 from lib import prep, scan
 from lib.errors import DatasetError
-from tests.datagen import make_raw_dir, write_review
+from tests.datagen import make_mixed_raw_dirs, make_raw_dir, write_review
 
 
 def _read(processed: Path, split: str) -> list[dict]:
@@ -173,14 +172,7 @@ def test_rows_and_skipped_tables_show_the_manifest(tmp_path):
 
 
 def test_the_data_set_does_not_depend_on_how_files_are_chunked(tmp_path, monkeypatch):
-    one = make_raw_dir(tmp_path / "set1", per_label=5, seed=1)
-    two = make_raw_dir(tmp_path / "set2", per_label=4, seed=2, first_id=3)  # ids 3, 4 twice
-    shutil.rmtree(two / "train")  # the second raw dir adds test reviews only
-    write_review(one, "train", 0, 50, 2, "")
-    write_review(one, "train", 1, 51, 9, b"caf\xe9 ok")
-    write_review(one, "test", 1, 52, 8, "!!! ?")
-    write_review(two, "test", 0, 53, 3, " \u2003 ")
-    write_review(two, "test", 0, 54, 3, b"bad \xff byte")
+    one, two = make_mixed_raw_dirs(tmp_path)
     whole = prep.prepare([one, two], tmp_path / "whole")
     monkeypatch.setattr(scan, "READ_CHUNK", 3)  # chunk bounds fall inside folders and dirs
     chunked = prep.prepare([one, two], tmp_path / "chunked", threads=3)

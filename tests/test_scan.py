@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from lib import cleaning, scan
-from tests.datagen import make_raw_dir, write_review
+from tests.datagen import make_mixed_raw_dirs, make_raw_dir, write_review
 
 
 def _as_dict(result: scan.Scan) -> dict:
@@ -91,14 +91,7 @@ def test_the_fingerprint_follows_the_files_read_not_where_they_lie(tmp_path):
 
 
 def test_the_scan_does_not_depend_on_chunks_or_threads(tmp_path, monkeypatch):
-    one = make_raw_dir(tmp_path / "set1", per_label=5, seed=1)
-    two = make_raw_dir(tmp_path / "set2", per_label=4, seed=2, first_id=3)  # ids 3, 4 twice
-    shutil.rmtree(two / "train")  # the second raw dir adds test reviews only
-    write_review(one, "train", 0, 50, 2, "")
-    write_review(one, "train", 1, 51, 9, b"caf\xe9 ok")
-    write_review(one, "test", 1, 52, 8, "!!! ?")
-    write_review(two, "test", 0, 53, 3, " \u2003 ")
-    write_review(two, "test", 0, 54, 3, b"bad \xff byte")
+    one, two = make_mixed_raw_dirs(tmp_path)
     whole = _as_dict(scan.scan([one, two], threads=1))
     assert whole["per_dir_files"] == [23, 6]  # set2: test ids 5, 6 (pos and neg), 53, 54
     monkeypatch.setattr(scan, "READ_CHUNK", 3)  # chunk bounds fall inside folders and dirs
