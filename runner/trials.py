@@ -4,13 +4,12 @@
 ``notebook`` in the entry-point group ``imdb_sentiment.trial_backends`` (see
 ``pyproject.toml``). It starts a :class:`~runner.kernels.KernelPool` of trial kernels at
 once, each importing TensorFlow, Keras and MLflow (:data:`WARMUP_MODULES`) while the tune
-notebook reads its configuration and opens its study; kernels that the runner started
-:class:`NotebookTrials` runs one
+notebook reads its configuration and opens its study. :class:`NotebookTrials` runs one
 trial as an execution of ``notebooks/train.ipynb`` in one of those kernels, with the
 runner's masking, scraps and MLflow hooks.
 
-Nothing here imports papermill at the top: the runner starts the trial kernels before
-papermill has been imported (about 1.6 s).
+Nothing here imports papermill at the top: the backend is opened in the tune notebook's
+kernel, which starts the trial kernels before it has imported papermill (about 1.6 s).
 """
 
 from __future__ import annotations
