@@ -3,6 +3,7 @@
 # Extra arguments go to pytest (e.g. scripts/test.sh -m "not slow" -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/system_packages.sh
 scripts/setup.sh requirements-test.txt
 py=.venv/bin/python
 $py -m ruff check .
