@@ -9,8 +9,9 @@ own code (``polyaxon`` package, test requirement only):
 3. the agent-side resolver (``polyaxon._compiler.resolver.resolve``) applies the params and
    the ``globals`` context, checks the connections against the agent's catalog and renders
    the ``{{ }}`` templates of the run section, as the agent does before creating the pod;
-4. the container's ``command + args`` is the argv the pod runs; its ``env`` entries are
-   plain values or Kubernetes secret references.
+4. the container's ``command + args`` is the argv the pod runs (tini, the init, first: a
+   command replaces the image's ENTRYPOINT); its ``env`` entries are plain values or
+   Kubernetes secret references.
 
 A DAG (pipeline.yml) is rendered op by op in topological order, each op's ``ref: dag`` and
 ``ref: ops.NAME`` params replaced by the pipeline's and the upstream ops' input values (what
@@ -21,6 +22,7 @@ suggestion (``get_ops_from_suggestions``, as the tuner does for a ``mapping``).
 from __future__ import annotations
 
 import copy
+import json
 import os
 import uuid
 from collections.abc import Iterator, Mapping
@@ -71,6 +73,10 @@ class _Resolver(BaseResolver):
         self.agent_config = AgentConfig.read(copy.deepcopy(AGENT_CONFIG))
 
 
+# The init every component's command starts with: PID 1 forwards signals and reaps orphans.
+INIT = ["/usr/bin/tini", "-g", "--"]
+
+
 @dataclass
 class RenderedJob:
     """One resolved job: what the agent hands to Kubernetes for the main container."""
@@ -87,6 +93,23 @@ class RenderedJob:
     contexts: dict[str, Any]  # the runtime context the templates were rendered in
     compiled: Any = field(repr=False)
     security_context: dict[str, Any] = field(default_factory=dict)  # the pod's (runAsUser ...)
+    # The container's own (readOnlyRootFilesystem ...), the pod's volumes and their mounts.
+    container_security_context: dict[str, Any] = field(default_factory=dict)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    volume_mounts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def script(self) -> str:
+        """The bash script the container runs (the last argument of ``bash -c``)."""
+        return self.argv[-1]
+
+    @property
+    def shell_argv(self) -> list[str]:
+        """The argv less the init (tini, which the images hold): how a test runs the pod's
+        command on this machine, where tini need not be installed."""
+        if self.argv[: len(INIT)] != INIT:
+            raise AssertionError(f"{self.name}: the command does not start with {INIT}")
+        return self.argv[len(INIT) :]
 
     def process_env(
         self, base: Mapping[str, str], secrets: Mapping[tuple[str, str], str] | None = None
@@ -113,6 +136,38 @@ class RenderedJob:
             else:
                 env.pop(name, None)
         return env
+
+    def pod(self) -> dict[str, Any]:
+        """The Kubernetes pod spec the agent creates for this job (Polyaxon's own converter:
+        its init and sidecar containers, the artifacts and connection volumes added)."""
+        from polyaxon import settings
+        from polyaxon._k8s.executor.executor import Executor
+
+        agent = AgentConfig.read(copy.deepcopy(AGENT_CONFIG))
+        saved, settings.AGENT_CONFIG = settings.AGENT_CONFIG, agent  # read by the converter
+        try:
+            resource = Executor.convert(
+                owner_name="aisg",
+                project_name="imdb-sentiment",
+                run_name=self.name,
+                run_uuid=self.run_uuid,
+                content=self.compiled.to_json(),
+                default_auth=False,
+                agent_content=json.dumps(AGENT_CONFIG),
+            )
+        finally:
+            settings.AGENT_CONFIG = saved
+        return resource["batchJobSpec"]["template"]["spec"]
+
+    def main_container(self, pod: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The pod's main container (the one that runs the command)."""
+        pod = pod or self.pod()
+        (main,) = [c for c in pod["containers"] if c["name"] == MAIN_CONTAINER]
+        return main
+
+
+# The name Polyaxon's converter gives the container that runs the component's command.
+MAIN_CONTAINER = "polyaxon-main"
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -163,6 +218,9 @@ def _resolve_operation(op: Any, name: str, run_uuid: str | None = None) -> Rende
         contexts=contexts,
         compiled=resolved,
         security_context=_to_dict(environment.security_context) if environment else {},
+        container_security_context=_to_dict(container.security_context) or {},
+        volumes=_to_dict(resolved.run.volumes) or [],
+        volume_mounts=_to_dict(container.volume_mounts) or [],
     )
 
 

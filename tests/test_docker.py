@@ -247,7 +247,7 @@ def test_the_image_fits_the_jobs_that_run_it(name):
     # The jobs (as Polyaxon renders them) run as the image's user in its project folder.
     for job in JOBS_BY_IMAGE[name]:
         assert job.working_dir == workdirs[0], job.name
-        assert f"cd '{workdirs[0]}'\n" in job.argv[2], job.name
+        assert f"cd '{workdirs[0]}'\n" in job.script, job.name
         assert job.security_context["runAsUser"] == int(uid), job.name
         assert job.security_context["runAsGroup"] == int(gid), job.name
     # requirements.txt, never the test requirements (polyaxon, hadolint stay out).

@@ -6,6 +6,9 @@ What is checked (see tests/polyaxon_render.py for how Polyaxon's code is driven)
 * every ``{{ }}`` name is a declared input/output or a context Polyaxon provides (Polyaxon
   renders an unknown name as an empty string without a word);
 * a GPU file and its CPU twin differ only in the GPU lines;
+* every job's pod, as Polyaxon's converter makes it, runs under the restricted profile
+  (read-only root filesystem, no privilege escalation, non-root, an emptyDir at /tmp), with
+  tini as PID 1, and the paths it writes by default lie on writable volumes;
 * the rendered container command, run by bash with a stand-in ``python`` that records how it
   was called, hands the runner exactly the parameters and environment intended, whatever the
   values hold (spaces, quotes, ``$``, JSON);
@@ -81,6 +84,9 @@ EXPECTED_INPUTS = {
 EXPECTED_INPUTS["train-model-cpu.yml"] = EXPECTED_INPUTS["train-model-gpu.yml"]
 EXPECTED_INPUTS["train-model-cpu-hptuning.yml"] = EXPECTED_INPUTS["train-model-gpu-hptuning.yml"]
 
+# Every container command: tini as PID 1, then bash runs the one script argument.
+SHELL = [*plx.INIT, "/bin/bash", "-c"]
+
 # A value that breaks any careless quoting: spaces, both quotes, $, backslash, glob, ;.
 NASTY = 'it\'s a "test" $HOME `id` \\ * ; {x}'
 
@@ -148,7 +154,7 @@ def test_every_file_resolves_with_its_defaults_into_runner_commands(name):
     jobs = _render(name)
     assert jobs
     for job in jobs:
-        assert job.argv[:2] == ["/bin/bash", "-c"] and "exec python -m runner " in job.argv[2]
+        assert job.argv[:-1] == SHELL and "exec python -m runner " in job.script
         assert job.image.startswith("registry.example.com/imdb-sentiment/")
     if _kind(name) == "job":
         assert jobs[0].inputs == _defaults(name)  # every input holds its declared default
@@ -185,7 +191,7 @@ def test_components_declare_the_documented_inputs(name):
         assert io.get("description"), f"{name}: input {io['name']} has no description"
         assert io.get("isOptional") and "value" in io, f"{name}: {io['name']} needs a default"
     container = data["run"]["container"]
-    assert container["command"] == ["/bin/bash", "-c"] and len(container["args"]) == 1
+    assert container["command"] == SHELL and len(container["args"]) == 1
 
 
 # --------------------------------------------------------------------------- templates
@@ -230,7 +236,7 @@ def test_a_misspelt_name_in_a_real_file_is_caught_and_polyaxon_would_render_it_e
     # What the scan guards against: Polyaxon renders the unknown names as empty strings.
     misspelt = tmp_path / "process-data.yml"
     misspelt.write_text(yaml.safe_dump(data), encoding="utf-8")
-    script = plx.render_job(misspelt).argv[2]
+    script = plx.render_job(misspelt).script
     assert "\ncd '' \n" in script
 
 
@@ -306,6 +312,68 @@ def test_gpu_and_cpu_twins_render_the_same_command(gpu, cpu):
     assert g.argv == c.argv and g.env == c.env and g.working_dir == c.working_dir
 
 
+# --------------------------------------------------------------------------- restricted pods
+
+
+def _every_job() -> list[plx.RenderedJob]:
+    return [job for name in ALL_FILES for job in _render(name, EXAMPLE_PARAMS[name])]
+
+
+def _mount_of(path: str, mounts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The mount that holds ``path`` (the deepest mount path that is a parent of it)."""
+    holding = [m for m in mounts if Path(path).is_relative_to(m["mountPath"])]
+    return max(holding, key=lambda m: len(m["mountPath"]), default=None)
+
+
+def test_every_pod_runs_under_the_restricted_profile_with_tini_as_pid_1():
+    jobs = _every_job()
+    assert len(jobs) == 5 + 4 + 3  # the job components, the matrix's workers, the DAG's ops
+    for job in jobs:
+        pod = job.pod()
+        main = job.main_container(pod)
+        assert pod["securityContext"] == {
+            "runAsUser": 2222,
+            "runAsGroup": 2222,
+            "runAsNonRoot": True,
+        }, job.name
+        assert main["securityContext"] == {
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+        }, job.name
+        assert main["command"] == SHELL and main["args"] == [job.script], job.name
+        tmp = _mount_of("/tmp/x", main["volumeMounts"])
+        assert tmp and tmp["mountPath"] == "/tmp" and not tmp.get("readOnly"), job.name
+        (volume,) = [v for v in pod["volumes"] if v["name"] == tmp["name"]]
+        assert volume["emptyDir"] == {}, job.name
+
+
+def test_what_a_pod_writes_by_default_lies_on_a_writable_volume():
+    """The read-only root leaves the mounts: the defaults of every output path are on one."""
+    for name in JOB_FILES:
+        job = plx.render_job(FILES / name)
+        main = job.main_container()
+        (out,) = re.findall(r"^out='([^']*)'$", job.script, re.MULTILINE)
+        data = job.inputs.get("PROCESSED_DATA_DIR") or job.inputs["INPUT_DATA_DIR"]
+        outputs = [out, data]
+        for path in outputs:
+            mount = _mount_of(path, main["volumeMounts"])
+            assert mount and not mount.get("readOnly"), f"{name}: {path} is not writable"
+        assert outputs[0].startswith(f"/plx-context/artifacts/{job.run_uuid}/outputs/")
+        assert outputs[1].startswith("/polyaxon-v1-data/")
+
+
+def test_a_file_without_the_profile_is_caught(tmp_path):
+    data = plx.read_yaml(FILES / "train-model-cpu.yml")
+    del data["run"]["container"]["securityContext"]
+    data["run"]["container"]["command"] = ["/bin/bash", "-c"]
+    bare = tmp_path / "train-model-cpu.yml"
+    bare.write_text(yaml.safe_dump(data), encoding="utf-8")
+    main = plx.render_job(bare).main_container()
+    assert "securityContext" not in main and main["command"] == ["/bin/bash", "-c"]
+    with pytest.raises(AssertionError, match="does not start with"):
+        _ = plx.render_job(bare).shell_argv
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -343,7 +411,8 @@ def run_with_stub(
     tmp_path: Path,
     secrets: dict[tuple[str, str], str] | None = None,
 ) -> dict[str, Any]:
-    """Run the rendered argv with bash as the pod would, `python` replaced by the stub.
+    """Run the rendered argv (less tini, the images' init) with bash as the pod would,
+    `python` replaced by the stub.
 
     Returns the runner call: ``stage``, the notebook ``parameters`` exactly as the runner's
     own CLI parses them (in the call's working directory), ``output_dir``, ``cwd``, ``env``.
@@ -358,7 +427,7 @@ def run_with_stub(
         ),
         secrets,
     )
-    result = subprocess.run(job.argv, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(job.shell_argv, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     call = json.loads(record.read_text(encoding="utf-8"))
     argv = call["argv"]
@@ -398,7 +467,7 @@ def test_process_data_hands_the_runner_exact_values(tmp_path):
             "NOTEBOOK_PARAMS": "{note: 'it''s', processed_dir: /elsewhere}",
         },
     )
-    assert job.argv[:2] == ["/bin/bash", "-c"] and len(job.argv) == 3
+    assert job.argv == [*SHELL, job.script]
     call = run_with_stub(job, tmp_path)
     assert call["stage"] == "prep"
     # NOTEBOOK_PARAMS comes last: it may override an input's parameter.
@@ -418,7 +487,7 @@ def test_process_data_hands_the_runner_exact_values(tmp_path):
 
 def test_process_data_defaults(tmp_path):
     job = plx.render_job(FILES / "process-data.yml")
-    script = job.argv[2]
+    script = job.script
     assert "cd '/home/aisg/project'\n" in script
     assert f"out='/plx-context/artifacts/{job.run_uuid}/outputs/notebook'" in script
     assert f"export POLYAXON_RUN_UUID='{job.run_uuid}'" in script
@@ -426,11 +495,11 @@ def test_process_data_defaults(tmp_path):
     assert job.image == "registry.example.com/imdb-sentiment/data-prep:0.1.0"
     assert job.working_dir == "/home/aisg/project"
     assert job.env == []
-    mounts = plx._to_dict(job.compiled.run.container.volume_mounts)
-    assert [m["mountPath"] for m in mounts] == ["/var/secret/cloud.google.com"]
+    mounts = job.volume_mounts
+    assert [m["mountPath"] for m in mounts] == ["/var/secret/cloud.google.com", "/tmp"]
     assert job.inputs["SA_CRED_PATH"].startswith(mounts[0]["mountPath"] + "/")
-    volumes = plx._to_dict(job.compiled.run.volumes)
-    assert volumes[0]["secret"] == {"secretName": "gcp-sa-credentials", "optional": True}
+    assert job.volumes[0]["secret"] == {"secretName": "gcp-sa-credentials", "optional": True}
+    assert job.volumes[1] == {"name": "tmp", "emptyDir": {}}
 
 
 def test_a_missing_credentials_file_is_not_exported(tmp_path):
@@ -681,7 +750,7 @@ def test_process_data_command_executes_the_prep_notebook(tmp_path):
         },
     )
     env = job.process_env(_venv_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}"))
-    result = subprocess.run(job.argv, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(job.shell_argv, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert "prep succeeded" in result.stdout
     rows = {s: pq.read_table(processed / f"{s}.parquet").num_rows for s in ("train", "test")}
@@ -734,7 +803,7 @@ def test_the_pipeline_ops_execute_in_order_and_leave_their_mlflow_runs(tmp_path)
     mount = "/plx-context/artifacts"
     artifacts = tmp_path / "plx-artifacts"
     for name, job in ops.items():
-        argv = [arg.replace(mount, str(artifacts)) for arg in job.argv]
+        argv = [arg.replace(mount, str(artifacts)) for arg in job.shell_argv]
         result = subprocess.run(
             argv, env=job.process_env(base), capture_output=True, text=True, timeout=900
         )
