@@ -1,8 +1,10 @@
 # The data-prep image: runs notebooks/prep.ipynb through `python -m runner prep`
 # (polyaxonfiles/process-data.yml). Build from the project root:
 #   docker build -f docker/data-prep.Dockerfile -t IMAGE .
-# The same runtime as model-training-cpu.Dockerfile (the pinned requirements.txt), without
-# the PostgreSQL driver that only tuning needs.
+# Only what the prep stage imports (requirements-prep.txt): no TensorFlow, MLflow or
+# JupyterLab. Otherwise as model-training-cpu.Dockerfile: tini as PID 1, user 2222, and
+# everything that would write under HOME pointed at /tmp, so that the pod's root
+# filesystem can be read-only with only /tmp (an emptyDir) and the volumes writable.
 FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,9 +16,21 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     HOME=/home/aisg \
-    PROJECT_ROOT=/home/aisg/project
+    PROJECT_ROOT=/home/aisg/project \
+    LOG_DIR=/tmp/logs \
+    JUPYTER_RUNTIME_DIR=/tmp/jupyter/runtime \
+    JUPYTER_DATA_DIR=/tmp/jupyter/data \
+    IPYTHONDIR=/tmp/ipython \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    XDG_CACHE_HOME=/tmp/cache \
+    XDG_CONFIG_HOME=/tmp/config
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# tini: PID 1 that forwards signals to the runner and reaps orphaned kernel processes.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini=0.19.0-1* \
+    && rm -rf /var/lib/apt/lists/*
 
 # The non-root user the pods run as (securityContext runAsUser 2222 in the polyaxonfiles).
 RUN groupadd --gid 2222 aisg \
@@ -26,13 +40,13 @@ RUN groupadd --gid 2222 aisg \
 
 WORKDIR /home/aisg/project
 
-# Dependencies first: this layer is rebuilt only when requirements.txt changes.
-COPY requirements.txt ./
+# Dependencies first: this layer is rebuilt only when requirements-prep.txt changes.
+COPY requirements-prep.txt ./
 RUN python -m venv "$VIRTUAL_ENV" \
-    && pip install --no-cache-dir -r requirements.txt
+    && pip install --no-cache-dir -r requirements-prep.txt
 
 # The project, installed editable so that /home/aisg/project is the code that runs.
-COPY --chown=2222:2222 pyproject.toml README.md ./
+COPY --chown=2222:2222 requirements.txt requirements-train.txt pyproject.toml README.md ./
 COPY --chown=2222:2222 lib ./lib
 COPY --chown=2222:2222 runner ./runner
 COPY --chown=2222:2222 conf ./conf
@@ -45,4 +59,5 @@ RUN pip install --no-cache-dir --no-deps -e . \
 
 USER 2222:2222
 
+ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
 CMD ["python", "-m", "runner", "--help"]

@@ -1,8 +1,11 @@
 # The CPU training image: runs notebooks/train.ipynb and notebooks/tune.ipynb through
 # `python -m runner` (polyaxonfiles/train-model-cpu*.yml). Build from the project root:
 #   docker build -f docker/model-training-cpu.Dockerfile -t IMAGE .
-# model-training-gpu.Dockerfile is this file with TensorFlow's CUDA libraries added;
-# data-prep.Dockerfile is this file for the prep stage.
+# tini is PID 1 (signals forwarded to the runner, orphaned kernels reaped); everything that
+# would write under HOME (Jupyter, IPython, matplotlib, Keras, caches, logs) goes to /tmp, so
+# that the pod's root filesystem can be read-only with only /tmp (an emptyDir) and the
+# volumes writable. model-training-gpu.Dockerfile is this file with TensorFlow's CUDA
+# libraries added; data-prep.Dockerfile is this file with only the prep stage's dependencies.
 FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,9 +17,22 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     HOME=/home/aisg \
-    PROJECT_ROOT=/home/aisg/project
+    PROJECT_ROOT=/home/aisg/project \
+    LOG_DIR=/tmp/logs \
+    JUPYTER_RUNTIME_DIR=/tmp/jupyter/runtime \
+    JUPYTER_DATA_DIR=/tmp/jupyter/data \
+    IPYTHONDIR=/tmp/ipython \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    XDG_CACHE_HOME=/tmp/cache \
+    XDG_CONFIG_HOME=/tmp/config \
+    KERAS_HOME=/tmp/keras
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# tini: PID 1 that forwards signals to the runner and reaps orphaned kernel processes.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini=0.19.0-1* \
+    && rm -rf /var/lib/apt/lists/*
 
 # The non-root user the pods run as (securityContext runAsUser 2222 in the polyaxonfiles).
 RUN groupadd --gid 2222 aisg \
@@ -26,9 +42,9 @@ RUN groupadd --gid 2222 aisg \
 
 WORKDIR /home/aisg/project
 
-# Dependencies first: this layer is rebuilt only when requirements.txt changes.
+# Dependencies first: this layer is rebuilt only when the requirements change.
 # psycopg2-binary: the PostgreSQL driver for a shared Optuna storage (postgresql://...).
-COPY requirements.txt ./
+COPY requirements.txt requirements-prep.txt requirements-train.txt ./
 RUN python -m venv "$VIRTUAL_ENV" \
     && pip install --no-cache-dir -r requirements.txt psycopg2-binary==2.9.13
 
@@ -46,4 +62,5 @@ RUN pip install --no-cache-dir --no-deps -e . \
 
 USER 2222:2222
 
+ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
 CMD ["python", "-m", "runner", "--help"]

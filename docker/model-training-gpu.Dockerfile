@@ -2,8 +2,9 @@
 # `python -m runner` (polyaxonfiles/train-model-gpu*.yml). Build from the project root:
 #   docker build -f docker/model-training-gpu.Dockerfile -t IMAGE .
 # This is model-training-cpu.Dockerfile plus TensorFlow's CUDA libraries, which come as pip
-# wheels (tensorflow[and-cuda], same TensorFlow pin as requirements.txt): the base image needs
-# no CUDA toolkit, only the node's NVIDIA driver, which the NVIDIA container runtime mounts.
+# wheels (tensorflow[and-cuda], same TensorFlow pin as requirements-train.txt): the base image
+# needs no CUDA toolkit, only the node's NVIDIA driver, which the NVIDIA container runtime
+# mounts.
 FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,11 +17,24 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     HOME=/home/aisg \
     PROJECT_ROOT=/home/aisg/project \
+    LOG_DIR=/tmp/logs \
+    JUPYTER_RUNTIME_DIR=/tmp/jupyter/runtime \
+    JUPYTER_DATA_DIR=/tmp/jupyter/data \
+    IPYTHONDIR=/tmp/ipython \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    XDG_CACHE_HOME=/tmp/cache \
+    XDG_CONFIG_HOME=/tmp/config \
+    KERAS_HOME=/tmp/keras \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     TF_FORCE_GPU_ALLOW_GROWTH=true
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# tini: PID 1 that forwards signals to the runner and reaps orphaned kernel processes.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini=0.19.0-1* \
+    && rm -rf /var/lib/apt/lists/*
 
 # The non-root user the pods run as (securityContext runAsUser 2222 in the polyaxonfiles).
 RUN groupadd --gid 2222 aisg \
@@ -30,9 +44,9 @@ RUN groupadd --gid 2222 aisg \
 
 WORKDIR /home/aisg/project
 
-# Dependencies first: this layer is rebuilt only when requirements.txt changes.
+# Dependencies first: this layer is rebuilt only when the requirements change.
 # psycopg2-binary: the PostgreSQL driver for a shared Optuna storage (postgresql://...).
-COPY requirements.txt ./
+COPY requirements.txt requirements-prep.txt requirements-train.txt ./
 RUN python -m venv "$VIRTUAL_ENV" \
     && pip install --no-cache-dir -r requirements.txt "tensorflow[and-cuda]==2.21.0" \
         psycopg2-binary==2.9.13
@@ -51,4 +65,5 @@ RUN pip install --no-cache-dir --no-deps -e . \
 
 USER 2222:2222
 
+ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
 CMD ["python", "-m", "runner", "--help"]

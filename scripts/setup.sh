@@ -21,7 +21,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(basename "$req")
 # This script is part of the stamp: a change to how it installs reinstalls.
-want=$(cat "$req" requirements.txt pyproject.toml "$0" | sha256sum | cut -d' ' -f1)
+want=$(cat "$req" requirements.txt requirements-prep.txt requirements-train.txt pyproject.toml "$0" | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi

@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,30 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 DOCKERFILES = sorted(p.name for p in DOCKER.glob("*.Dockerfile"))
 # What the images need, and so all that .dockerignore lets into the build context.
-CONTEXT = {"requirements.txt", "pyproject.toml", "README.md", "lib", "runner", "conf", "notebooks"}
+CONTEXT = {
+    "requirements.txt",
+    "requirements-prep.txt",
+    "requirements-train.txt",
+    "pyproject.toml",
+    "README.md",
+    "lib",
+    "runner",
+    "conf",
+    "notebooks",
+}
+# What the data-prep image must not hold (the prep stage never imports them).
+NOT_FOR_PREP = {"tensorflow", "keras", "mlflow", "jupyterlab", "matplotlib", "optuna"}
+# Where the images point what would write under HOME: the root filesystem is read-only in
+# the pods, and /tmp (an emptyDir) is writable.
+TMP_ENV = (
+    "LOG_DIR",
+    "JUPYTER_RUNTIME_DIR",
+    "JUPYTER_DATA_DIR",
+    "IPYTHONDIR",
+    "MPLCONFIGDIR",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+)
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -136,6 +160,8 @@ def test_the_build_context_leaves_out(path):
     "path",
     [
         "requirements.txt",
+        "requirements-prep.txt",
+        "requirements-train.txt",
         "pyproject.toml",
         "README.md",
         "lib/paths.py",
@@ -250,8 +276,10 @@ def test_the_image_fits_the_jobs_that_run_it(name):
         assert f"cd '{workdirs[0]}'\n" in job.script, job.name
         assert job.security_context["runAsUser"] == int(uid), job.name
         assert job.security_context["runAsGroup"] == int(gid), job.name
-    # requirements.txt, never the test requirements (polyaxon, hadolint stay out).
-    assert "-r requirements.txt" in text and "requirements-test" not in text
+    # The runtime pins (the prep stage's alone for data-prep), never the test requirements
+    # (polyaxon, hadolint stay out).
+    wanted = "-r requirements-prep.txt" if name == "data-prep.Dockerfile" else "-r requirements.txt"
+    assert wanted in text and "requirements-test" not in text
     assert "polyaxon" not in text.lower()
     assert "pip install --no-cache-dir --no-deps -e ." in text
     # papermill's kernel: ipykernel's python3, registered in the image's environment.
@@ -264,8 +292,41 @@ def test_the_image_fits_the_jobs_that_run_it(name):
             assert f"docker/{name}" in inputs["DOCKER_IMAGE"]["description"], job.name
 
 
+def _pins(name: str) -> dict[str, str]:
+    """A requirements file's pins: package name (lower case, extras dropped) -> line."""
+    pins = {}
+    for line in (ROOT / name).read_text(encoding="utf-8").splitlines():
+        if line[:1].isalnum():
+            pins[re.split(r"[=<>\[ ;]", line, maxsplit=1)[0].lower()] = line.strip()
+    return pins
+
+
+def test_each_runtime_pin_lives_once_and_the_prep_pins_leave_out_training():
+    prep, train = _pins("requirements-prep.txt"), _pins("requirements-train.txt")
+    assert prep and train and not prep.keys() & train.keys()
+    assert not prep.keys() & NOT_FOR_PREP and NOT_FOR_PREP <= train.keys()
+    # requirements.txt is both files, and they are the project's declared dependencies.
+    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert [x for x in lines if x and not x.startswith("#")] == [
+        "-r requirements-prep.txt",
+        "-r requirements-train.txt",
+    ]
+    dynamic = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    files = dynamic["tool"]["setuptools"]["dynamic"]["dependencies"]["file"]
+    assert files == ["requirements-prep.txt", "requirements-train.txt"]
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_what_would_write_under_home_goes_to_tmp(name):
+    """With a read-only root filesystem only /tmp is writable: Jupyter's runtime files,
+    IPython's profile, matplotlib's and other caches, the log files all go there."""
+    env = " ".join(a for k, a in instructions(DOCKER / name) if k == "ENV")
+    for var in TMP_ENV:
+        assert re.search(rf"\b{var}=/tmp/\S+", env), f"{name}: {var} is not under /tmp"
+
+
 def test_the_gpu_image_adds_cuda_to_the_same_tensorflow():
-    pin = re.search(r"^tensorflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    pin = re.search(r"^tensorflow==(\S+)$", (ROOT / "requirements-train.txt").read_text(), re.M)
     assert pin
     gpu = (DOCKER / "model-training-gpu.Dockerfile").read_text(encoding="utf-8")
     assert f'"tensorflow[and-cuda]=={pin.group(1)}"' in gpu
@@ -276,7 +337,10 @@ def test_the_gpu_image_adds_cuda_to_the_same_tensorflow():
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_the_cmd_names_a_real_entry_point(name):
     steps = instructions(DOCKER / name)
-    assert not [a for k, a in steps if k == "ENTRYPOINT"]
+    # tini (Debian's package, installed in the image) is PID 1: it forwards signals to the
+    # process group (-g) and reaps orphans; the CMD runs under it.
+    assert [json.loads(a) for k, a in steps if k == "ENTRYPOINT"] == [["/usr/bin/tini", "-g", "--"]]
+    assert any(k == "RUN" and "apt-get install" in a and " tini=" in a for k, a in steps)
     cmds = [a for k, a in steps if k == "CMD"]
     assert len(cmds) == 1
     argv = json.loads(cmds[0])  # exec form
