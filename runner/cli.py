@@ -6,15 +6,20 @@ rules: True/False/None, ints, floats, else a string), ``-r NAME VALUE`` (always 
 override earlier ones.
 
 Exit status: 0 done; 2 bad input (one line on stderr names the problem and the fix); 1 an
-execution that failed (its error line, then the traceback); 130 interrupted.
+execution that failed (its error line, then the traceback); 130 interrupted (Ctrl-C); 143
+terminated (SIGTERM: a stopped Polyaxon job, ``docker stop``), which is handled as Ctrl-C is:
+the execution stopped, its kernels (the tune notebook's trial kernels too) shut down.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import re
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -301,15 +306,63 @@ def _command(args: argparse.Namespace) -> int:
     return _run_stage(args)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where a Ctrl-C would be, so that every clean-up a Ctrl-C runs (the
+    execution stopped, the kernels shut down) runs for it too. ``processes``: this process's
+    descendants when the signal came."""
+
+    def __init__(self, processes: list[Any]) -> None:
+        super().__init__()
+        self.processes = processes
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    import psutil
+
+    # One is enough: a second SIGTERM must not cut the kernels' shutdown short (the kubelet
+    # follows with SIGKILL after the grace period anyway).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Taken now: once the stage's kernel is shut down, the trial kernels it started are
+    # no longer this process's descendants.
+    try:
+        processes = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        processes = []
+    raise Terminated(processes)
+
+
+def _end_processes(processes: list[Any], grace: float = 10.0) -> None:
+    """End what the clean-up left alive of ``processes``: a kernel that the signal caught
+    while it started (nbclient had no hold on it yet), the trial kernels of a tune kernel.
+    SIGTERM first, SIGKILL after ``grace`` seconds."""
+    import psutil
+
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()  # psutil checks the pid is still that process
+    _, alive = psutil.wait_procs(processes, timeout=grace)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=grace)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; its exit status (see the module's docstring)."""
     args = build_parser().parse_args(argv)
     setup_logging(level=args.log_level)
+    # Only the main thread may set a handler (a test may call main from another one).
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
         return _command(args)
     except UserError as exc:
         _print_error(str(exc))
         return 2
+    except Terminated as stop:
+        _end_processes(stop.processes)
+        print(f"terminated (SIGTERM): {args.command} stopped", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -319,3 +372,6 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(f"{args.command} failed: {type(exc).__name__}: {first_line(exc)}")
         print(mask_text("".join(traceback.format_exception(exc)), secret_values()), file=sys.stderr)
         return 1
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,161 @@
+"""SIGTERM (a stopped Polyaxon job, ``docker stop``) stops a running stage as Ctrl-C does:
+the execution stopped, every kernel it started shut down (the tune notebook's trial kernels
+too), exit status 143 with one line. Run for real: ``python -m runner`` on a small generated
+data set, signalled while its notebook runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import psutil
+import pytest
+from optuna.trial import TrialState
+
+from lib import prep
+from tests.datagen import make_raw_dir
+from tests.runner_process import error_traceback_shown
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+TERMINATED = "terminated (SIGTERM)"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("signal-data")
+    prep.prepare([make_raw_dir(root / "raw", per_label=20, words=30)], root / "processed")
+    return root / "processed"
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    """The test's own LOG_DIR marks every process of the run (the kernels inherit it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return {**env, "LOG_DIR": str(tmp_path / "logs"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _processes(tmp_path: Path) -> list[psutil.Process]:
+    """The live processes of this test's run: the runner and its kernels."""
+    marker = str(tmp_path / "logs")
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("LOG_DIR") == marker and proc.status() != "zombie":
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _kernels(tmp_path: Path, runner_pid: int) -> list[psutil.Process]:
+    return [p for p in _processes(tmp_path) if p.pid != runner_pid]
+
+
+def _all_gone(tmp_path: Path, timeout: float = 30.0) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while (left := _processes(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+def _start(tmp_path: Path, stage: str, *params: str) -> subprocess.Popen:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = [sys.executable, "-m", "runner", stage, "-p", "mlflow_tracking_uri", store, *params]
+    return subprocess.Popen(
+        [*argv, "--output-dir", str(tmp_path / "run")],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the runner ended ({proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"no {what} within {timeout} s")
+        time.sleep(0.2)
+
+
+def _terminate(proc: subprocess.Popen) -> tuple[int, str]:
+    # To the runner alone, as tini forwards it to the process that bash exec'd.
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    return proc.returncode, stderr
+
+
+def _cell_running(notebook: Path, code: str) -> bool:
+    """Whether the executed notebook, as papermill saved it, has the cell holding ``code``
+    started and not ended (papermill saves the notebook when a cell starts)."""
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):  # not written yet, or caught mid-write
+        return False
+    for cell in cells:
+        meta = cell["metadata"].get("papermill", {})
+        if code in "".join(cell["source"]) and meta.get("start_time"):
+            return not meta.get("end_time")
+    return False
+
+
+@pytest.mark.parametrize("when", ["kernel starting", "model training"])
+def test_sigterm_stops_a_training_run_and_its_kernel(tmp_path, data, when):
+    # Enough epochs that the training is still running when the signal comes.
+    proc = _start(
+        tmp_path, "train", "-r", "data_path", str(data), "-p", "epochs", "100000", "-p", "bs", "8"
+    )
+    if when == "kernel starting":  # before nbclient holds the kernel: the runner ends it
+        _wait_for(lambda: _kernels(tmp_path, proc.pid), proc, "kernel started")
+    else:
+        notebook = tmp_path / "run" / "train.ipynb"
+        _wait_for(lambda: _cell_running(notebook, "models.build_model("), proc, "training")
+    code, stderr = _terminate(proc)
+    assert code == 143, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == f"{TERMINATED}: train stopped"
+    assert not error_traceback_shown(stderr), stderr[-3000:]
+    # Ended by the runner before it exits, not later by their own watch on their parent.
+    assert not _processes(tmp_path), "the kernel outlived the terminated runner"
+
+
+def test_sigterm_stops_a_study_and_its_trial_kernels(tmp_path, data):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    train = {"data_path": str(data), "epochs": 100000, "bs": 8}
+    proc = _start(
+        tmp_path,
+        "tune",
+        "-r",
+        "storage",
+        storage,
+        "-r",
+        "study_name",
+        "stopped",
+        "-y",
+        json.dumps({"train_params": train, "n_trials": 2}),
+    )
+
+    def trial_running() -> bool:
+        try:
+            study = optuna.load_study(study_name="stopped", storage=storage)
+        except KeyError:  # not created yet
+            return False
+        return any(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False))
+
+    _wait_for(trial_running, proc, "trial running")
+    # The runner, the tune notebook's kernel and at least one trial kernel.
+    assert len(_processes(tmp_path)) >= 3
+    code, stderr = _terminate(proc)
+    assert code == 143, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == f"{TERMINATED}: tune stopped"
+    assert not error_traceback_shown(stderr), stderr[-3000:]
+    assert not _all_gone(tmp_path), "trial kernels outlived the terminated runner"
