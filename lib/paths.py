@@ -3,13 +3,16 @@
 Relative paths given to notebooks are resolved against the project root, so the same
 defaults work from JupyterLab (whose working directory is ``notebooks/``), from the runner
 and from plain papermill run in the project root. A file or folder that others may read is
-written beside its place and renamed into it, so a reader never sees half of it.
+written beside its place and renamed into it, so a reader never sees half of it. What is
+written gets the permissions the umask gives: a data set on a shared volume is read by
+teammates' jobs under other uids.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +112,20 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def new_temp_dir(parent: Path, prefix: str) -> Path:
+    """A new empty folder ``parent/<prefix><random>``, made with the permissions the umask
+    gives. Not ``tempfile.mkdtemp``: its folder is 0700, and renamed into place it would keep
+    a data set from a teammate's job running under another uid."""
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            path.mkdir()
+        except FileExistsError:  # another writer drew the same name: draw again
+            continue
+        return path
 
 
 def replace_folder(new: Path, target: Path, aside: Path) -> bool:

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -82,8 +81,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 
 
 def _write_atomically(processed_dir: Path, tables: dict[str, pa.Table], manifest: dict) -> None:
-    processed_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{processed_dir.name}.tmp-", dir=processed_dir.parent))
+    tmp = paths.new_temp_dir(processed_dir.parent, f".{processed_dir.name}.tmp-")
     try:
         with ThreadPoolExecutor(len(tables)) as pool:  # the writer lets go of the GIL
             written = [
