@@ -76,7 +76,7 @@ MLFLOW_INPUTS = {
 }
 EXPECTED_INPUTS = {
     "process-data.yml": COMMON_INPUTS | {"RAW_DATA_DIRS", "PROCESSED_DATA_DIR"},
-    "train-model-gpu.yml": COMMON_INPUTS | MLFLOW_INPUTS,
+    "train-model-gpu.yml": COMMON_INPUTS | MLFLOW_INPUTS | {"MODEL_DIR"},
     "train-model-gpu-hptuning.yml": COMMON_INPUTS
     | MLFLOW_INPUTS
     | {"STUDY_NAME", "TUNING_STORAGE", "MLFLOW_HPTUNING_TAG", "TUNING_WORKER"},
@@ -339,6 +339,7 @@ def test_every_pod_runs_under_the_restricted_profile_with_tini_as_pid_1():
         assert main["securityContext"] == {
             "readOnlyRootFilesystem": True,
             "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
         }, job.name
         assert main["command"] == SHELL and main["args"] == [job.script], job.name
         tmp = _mount_of("/tmp/x", main["volumeMounts"])
@@ -354,7 +355,7 @@ def test_what_a_pod_writes_by_default_lies_on_a_writable_volume():
         main = job.main_container()
         (out,) = re.findall(r"^out='([^']*)'$", job.script, re.MULTILINE)
         data = job.inputs.get("PROCESSED_DATA_DIR") or job.inputs["INPUT_DATA_DIR"]
-        outputs = [out, data]
+        outputs = [out, data, *re.findall(r"-r model_dir '([^']*)'", job.script)]
         for path in outputs:
             mount = _mount_of(path, main["volumeMounts"])
             assert mount and not mount.get("readOnly"), f"{name}: {path} is not writable"
@@ -542,6 +543,7 @@ def test_train_hands_the_runner_its_parameters_and_keeps_credentials_in_the_env(
     assert call["stage"] == "train"
     assert call["parameters"] == {
         "data_path": f"/data/processed {NASTY}",
+        "model_dir": f"/plx-context/artifacts/{job.run_uuid}/outputs/model",
         "setup_mlflow": True,
         "mlflow_autolog": False,
         "mlflow_exp_name": "exp 'one'",
@@ -565,6 +567,8 @@ def test_train_defaults_leave_tracking_to_the_notebook(tmp_path):
     call = run_with_stub(job, tmp_path)
     assert call["parameters"] == {
         "data_path": "/polyaxon-v1-data/imdb-sentiment/data/processed",
+        # The model goes to the run's outputs: the image's project folder is read-only.
+        "model_dir": f"/plx-context/artifacts/{job.run_uuid}/outputs/model",
         "setup_mlflow": False,
         "mlflow_autolog": False,
         "mlflow_exp_name": "sentiment-classification",
