@@ -663,7 +663,7 @@ def test_distributed_tuning_starts_workers_on_one_shared_study(tmp_path):
     assert studies == {
         (
             "imdb-sentiment-distributed",
-            "postgresql://optuna@optuna-postgresql.example.internal:5432/optuna",
+            "postgresql+psycopg2://optuna@optuna-postgresql.example.internal:5432/optuna",
         )
     }
     assert {c["env"]["MLFLOW_HPTUNING_TAG"] for c in calls} == {"imdb-sentiment-distributed"}
