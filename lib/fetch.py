@@ -26,7 +26,9 @@ from urllib.request import url2pathname
 
 import requests
 import urllib3
-from tqdm import tqdm
+
+# tqdm.auto: a widget in a notebook (JupyterLab, with ipywidgets), text on a terminal.
+from tqdm.auto import tqdm
 
 from lib import paths
 from lib.errors import FetchError

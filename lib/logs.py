@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -18,7 +20,9 @@ def setup_logging(
     log_dir: str | Path | None = None,
     level: str | int | None = None,
 ) -> None:
-    """Configure logging from ``conf/logging.yml``: JSON lines to stderr and rotating files.
+    """Configure logging from ``conf/logging.yml``: JSON lines to stderr and rotating files;
+    inside a notebook kernel, plain lines for a person instead of JSON on the console
+    (information on stdout, warnings and errors on stderr: the file's ``notebook_console``).
 
     File handlers' relative file names are placed in ``log_dir`` (default ``logs/`` in the
     project root, or $LOG_DIR). Calling it again replaces only the handlers it installed:
@@ -33,6 +37,8 @@ def setup_logging(
         logging.getLogger(__name__).warning("logging config %s not found", config_path)
         return
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    # Read by MLflow as it is imported: its loggers then keep no stderr handler of their own.
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     log_dir.mkdir(parents=True, exist_ok=True)
     for handler in config.get("handlers", {}).values():
         filename = handler.get("filename")
@@ -63,9 +69,57 @@ def setup_logging(
         root.removeHandler(old)
         old.close()
     root_spec = config.get("root", {})
+    notebook = config.get("notebook_console")
     for name in root_spec.get("handlers", []):
-        root.addHandler(handlers[name])
+        if name == "console" and notebook and in_notebook_kernel():
+            for handler in _notebook_console(handlers[name], notebook, formatters, secret_filter):
+                root.addHandler(handler)
+        else:
+            root.addHandler(handlers[name])
     root.setLevel(level or root_spec.get("level", "INFO"))
     for name, spec in config.get("loggers", {}).items():
+        logger = logging.getLogger(name)
         if "level" in spec:
-            logging.getLogger(name).setLevel(spec["level"])
+            logger.setLevel(spec["level"])
+        if spec.get("take_over"):
+            logger.handlers = [h for h in logger.handlers if getattr(h, _OURS, False)]
+            logger.propagate = True
+
+
+def in_notebook_kernel() -> bool:
+    """Whether this process is a Jupyter kernel (JupyterLab's, or one papermill started)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+class _Below(logging.Filter):
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < self.level
+
+
+def _notebook_console(
+    console: logging.Handler,
+    spec: dict,
+    formatters: dict,
+    secret_filter: logging.Filter,
+) -> list[logging.Handler]:
+    """The console handler's two stand-ins in a kernel, at its level: records below
+    ``stdout_below`` to stdout, the others to stderr, both in ``spec["formatter"]``."""
+    below = logging.getLevelName(spec.get("stdout_below", "WARNING"))
+    info = logging.StreamHandler(sys.stdout)
+    info.setLevel(console.level)
+    info.addFilter(_Below(below))
+    problems = logging.StreamHandler(sys.stderr)
+    problems.setLevel(max(below, console.level))
+    console.close()
+    for name, handler in (("console", info), ("console_problems", problems)):
+        handler.name = name
+        handler.setFormatter(formatters[spec["formatter"]])
+        handler.addFilter(secret_filter)
+        setattr(handler, _OURS, True)
+    return [info, problems]

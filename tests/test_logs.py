@@ -1,6 +1,7 @@
 import io
 import json
 import logging
+import re
 
 import pytest
 
@@ -37,3 +38,42 @@ def test_json_lines_to_rotating_files_with_secrets_masked(tmp_path, monkeypatch,
     assert record["level"] == "INFO" and record["stage"] == "prep"
     assert json.loads((tmp_path / "error.log").read_text().splitlines()[-1])["level"] == "ERROR"
     assert not foreign.stream.closed
+
+
+def test_a_library_logger_with_its_own_stderr_handler_goes_through_ours(
+    tmp_path, monkeypatch, restore_root
+):
+    import mlflow  # noqa: F401  (as it is imported, MLflow may give its logger a handler)
+
+    logger = logging.getLogger("mlflow")
+    monkeypatch.setattr(logger, "handlers", [logging.StreamHandler(io.StringIO())])
+    monkeypatch.setattr(logger, "propagate", False)
+    monkeypatch.setenv("DEMO_TOKEN", "tok-abcdef-123")
+    setup_logging(log_dir=tmp_path)
+    assert logger.handlers == [] and logger.propagate
+    logger.warning("store at http://u:tok-abcdef-123@host")
+    for handler in restore_root.handlers:
+        handler.flush()
+    record = json.loads((tmp_path / "info.log").read_text().splitlines()[-1])
+    assert record["logger"] == "mlflow" and "tok-abcdef-123" not in record["message"]
+
+
+@pytest.mark.slow
+def test_in_a_notebook_kernel_the_console_is_plain_and_the_files_stay_json(tmp_path):
+    import nbclient
+    import nbformat
+
+    code = (
+        "import logging\n"
+        "from lib.logs import setup_logging\n"
+        f"setup_logging(log_dir={str(tmp_path)!r})\n"
+        "logging.getLogger('lib.demo').info('hello %s', 'there')\n"
+        "logging.getLogger('lib.demo').warning('careful')\n"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    streams = {out["name"]: out["text"] for out in nb.cells[0].outputs}
+    assert re.fullmatch(r"\d\d:\d\d:\d\d INFO lib\.demo: hello there\n", streams["stdout"])
+    assert re.fullmatch(r"\d\d:\d\d:\d\d WARNING lib\.demo: careful\n", streams["stderr"])
+    lines = (tmp_path / "info.log").read_text().splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["hello there", "careful"]
