@@ -128,7 +128,8 @@ def _read_params_file(name: str) -> str:
         raise ParameterError(f"-f {name}", f"cannot be read: {first_line(exc)}") from None
 
 
-def _add_param_options(p: argparse.ArgumentParser) -> None:
+def add_parameter_options(p: argparse.ArgumentParser) -> None:
+    """-p/-r/-y/-f, gathered in order into ``params`` (see :func:`collect_parameters`)."""
     p.add_argument(
         "-p",
         "--parameters",
@@ -167,6 +168,10 @@ def _add_param_options(p: argparse.ArgumentParser) -> None:
         const="f",
         help="parameters from a YAML file",
     )
+
+
+def _add_param_options(p: argparse.ArgumentParser) -> None:
+    add_parameter_options(p)
     p.add_argument(
         "--output-dir",
         default=None,  # a string: gs://BUCKET/x would not survive pathlib
@@ -202,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for stage in STAGES.values():
         _add_param_options(sub.add_parser(stage.name, help=stage.description))
+
+    from runner import pipeline_cli
+
+    pipeline_cli.add_commands(sub, add_parameter_options)
 
     predict = sub.add_parser("predict", help="label raw review texts with an exported model")
     predict.add_argument(
@@ -303,6 +312,10 @@ def _command(args: argparse.Namespace) -> int:
         for text, label, probability in predict_texts(args.model, args.texts):
             print(f"{label}\t{probability:.4f}\t{text[:80]}")
         return 0
+    if args.command in ("pipeline", "status"):
+        from runner import pipeline_cli
+
+        return pipeline_cli.run(args)
     return _run_stage(args)
 
 
