@@ -329,7 +329,7 @@ class Terminated(KeyboardInterrupt):
         self.processes = processes
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
+def _on_sigterm(_signum: int, _frame: Any) -> None:
     import psutil
 
     # One is enough: a second SIGTERM must not cut the kernels' shutdown short (the kubelet

@@ -95,7 +95,7 @@ def _terminate(proc: subprocess.Popen) -> tuple[int, str]:
     return proc.returncode, stderr
 
 
-def _cell_running(notebook: Path, code: str) -> bool:
+def cell_running(notebook: Path, code: str) -> bool:
     """Whether the executed notebook, as papermill saved it, has the cell holding ``code``
     started and not ended (papermill saves the notebook when a cell starts)."""
     try:
@@ -119,7 +119,7 @@ def test_sigterm_stops_a_training_run_and_its_kernel(tmp_path, data, when):
         _wait_for(lambda: _kernels(tmp_path, proc.pid), proc, "kernel started")
     else:
         notebook = tmp_path / "run" / "train.ipynb"
-        _wait_for(lambda: _cell_running(notebook, "models.build_model("), proc, "training")
+        _wait_for(lambda: cell_running(notebook, "models.build_model("), proc, "training")
     code, stderr = _terminate(proc)
     assert code == 143, stderr[-3000:]
     assert stderr.strip().splitlines()[-1] == f"{TERMINATED}: train stopped"
