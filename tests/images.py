@@ -3,11 +3,17 @@
 API, for tests that run things inside the images::
 
     from tests.docker_engine import docker_engine  # noqa: F401  (a session fixture)
-    from tests.images import built_image, image_size
+    from tests.images import POD_ARGS, built_image
 
-    def test_something(docker_engine):
+    pytestmark = pytest.mark.usefixtures("docker_engine")  # as an argument, ruff says F811
+
+    def test_something():
         tag = built_image("data-prep")   # "imdb-sentiment/data-prep:test"
         subprocess.run(["docker", "run", "--rm", tag, "python", "-m", "runner", "--help"])
+
+To run a container as a restricted Kubernetes pod runs it (the polyaxonfiles' profile:
+user 2222, read-only root filesystem, only /tmp and the volumes writable, no capabilities),
+put :data:`POD_ARGS` after ``docker run``.
 
 ``built_image(name)`` takes a Dockerfile's stem (one of :data:`IMAGES`), makes sure an engine
 answers (tests.docker_engine), builds the base image's offline stand-in with
@@ -41,6 +47,20 @@ BASE_SCRIPT = ROOT / "scripts" / "base_image.sh"
 BUILD_TIMEOUT_S = 1800
 TAIL_LINES = 40
 
+# ``docker run`` options for a container run like the pods: /tmp is a tmpfs that, like an
+# emptyDir, allows exec (Docker's default tmpfs is noexec).
+POD_ARGS = (
+    "--read-only",
+    "--tmpfs",
+    "/tmp:rw,exec,nosuid,nodev,mode=1777",
+    "--user",
+    "2222:2222",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+)
+
 BUILD_SECONDS: dict[str, float] = {}
 _built: dict[str, str] = {}
 
@@ -48,6 +68,15 @@ _built: dict[str, str] = {}
 def tag_of(name: str) -> str:
     """The tag the tests give the image built from docker/<name>.Dockerfile."""
     return f"imdb-sentiment/{name}:test"
+
+
+def requirement_pins(name: str) -> dict[str, str]:
+    """A requirements file's pins: package name (lower case, extras dropped) -> line."""
+    pins = {}
+    for line in (ROOT / name).read_text(encoding="utf-8").splitlines():
+        if line[:1].isalnum():
+            pins[re.split(r"[=<>\[ ;]", line, maxsplit=1)[0].lower()] = line.strip()
+    return pins
 
 
 def base_of(name: str) -> str:

@@ -25,6 +25,7 @@ import yaml
 from docker.utils.build import PatternMatcher, exclude_paths
 
 from tests import polyaxon_render as plx
+from tests.images import requirement_pins
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
@@ -292,17 +293,9 @@ def test_the_image_fits_the_jobs_that_run_it(name):
             assert f"docker/{name}" in inputs["DOCKER_IMAGE"]["description"], job.name
 
 
-def _pins(name: str) -> dict[str, str]:
-    """A requirements file's pins: package name (lower case, extras dropped) -> line."""
-    pins = {}
-    for line in (ROOT / name).read_text(encoding="utf-8").splitlines():
-        if line[:1].isalnum():
-            pins[re.split(r"[=<>\[ ;]", line, maxsplit=1)[0].lower()] = line.strip()
-    return pins
-
-
 def test_each_runtime_pin_lives_once_and_the_prep_pins_leave_out_training():
-    prep, train = _pins("requirements-prep.txt"), _pins("requirements-train.txt")
+    prep = requirement_pins("requirements-prep.txt")
+    train = requirement_pins("requirements-train.txt")
     assert prep and train and not prep.keys() & train.keys()
     assert not prep.keys() & NOT_FOR_PREP and NOT_FOR_PREP <= train.keys()
     # requirements.txt is both files, and they are the project's declared dependencies.
