@@ -121,7 +121,7 @@ class FileDigests:
                         if entry.name.endswith(".txt") and entry.is_file():
                             digest = self.file(entry.path, entry.stat())
                             entries.append((f"{split}/{label}/{entry.name}", digest))
-            parts.append((str(root), of_entries(entries)))
+            parts.append((relative(root), of_entries(entries)))
         return of_text("".join(f"{name}\0{digest}\n" for name, digest in parts))  # in order
 
     def processed_data(self, processed_dir: str | os.PathLike[str]) -> str | None:

@@ -37,14 +37,17 @@ def stage_lock(
     stage: str,
     timeout: float,
     on_wait: Callable[[str], None] | None = None,
+    notice_after: float = 1.0,
 ) -> Iterator[None]:
     """Hold the lock at ``path`` in the block; wait for another holder at most ``timeout``
     seconds (StageBusy naming its pid after that). ``on_wait(pid)`` is called once, when the
-    lock is found taken."""
+    lock has been found taken for ``notice_after`` seconds (a holder that only decides that
+    the stage is up to date lets go sooner)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         waited = False
         while True:
             try:
@@ -52,10 +55,11 @@ def stage_lock(
                 break
             except BlockingIOError:
                 pid = _holder(fd)
-                if not waited and on_wait is not None:
+                now = time.monotonic()
+                if not waited and on_wait is not None and now - started >= notice_after:
                     on_wait(pid)
-                waited = True
-                if time.monotonic() >= deadline:
+                    waited = True
+                if now >= deadline:
                     raise StageBusy(
                         f"{stage}: another pipeline (pid {pid}) has been running this stage for "
                         f"more than {timeout:g} s; wait for it to finish, or stop it "

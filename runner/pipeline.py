@@ -210,10 +210,10 @@ def _products(planned: Planned, scraps: dict[str, Any], run_dir: Path, files) ->
         found = {"kind": "folder", "path": digests.relative(path)}
         return {DATA_SET: {**found, "digest": files.processed_data(path)}}
     if planned.stage == "train":
-        model = scraps.get("model_path") or paths.resolve(params["model_dir"]) / "model.keras"
+        model = paths.resolve(scraps.get("model_path") or Path(params["model_dir"], "model.keras"))
         return {"model": {"path": digests.relative(model), "digest": files.maybe_file(model)}}
     trials = scraps.get("trials_dir")
-    table = (Path(trials).parent if trials else run_dir) / "study" / "trials.csv"
+    table = paths.resolve((Path(trials).parent if trials else run_dir) / "study" / "trials.csv")
     return {"study": {"path": digests.relative(table), "digest": files.maybe_file(table)}}
 
 
@@ -257,7 +257,7 @@ def run_pipeline(
         name = planned.stage
 
         def waiting(pid: str, name: str = name) -> None:
-            say(f"{name}: waiting for another pipeline (pid {pid}) that is running it")
+            say(f"{name}: waiting for another pipeline (pid {pid}), which is running this stage")
 
         with stage_lock(state.lock_path(name), name, options.lock_timeout, waiting):
             files = state.digests()

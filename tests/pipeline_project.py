@@ -1,0 +1,75 @@
+"""A copy of the project (code, notebooks, configuration, pins) with small generated raw data,
+for the pipeline's tests: its stamps, data, models and MLflow store stay in the copy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from tests.datagen import make_raw_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+COPIED = ("lib", "runner", "notebooks", "conf")
+PINS = ("requirements.txt", "requirements-prep.txt", "requirements-train.txt", "pyproject.toml")
+RAW = Path("data/raw/aclImdb")  # the prep notebook's default raw_dirs
+# Small and fast: the train parameters of tests/test_train_notebook.py, one epoch.
+FAST = ["-p", "train.epochs", "1", "-p", "train.bs", "16"]
+
+
+def copy_project(dest: Path, per_label: int = 20) -> Path:
+    """``dest`` holding a copy of the project and raw reviews at ``data/raw/aclImdb``."""
+    ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
+    for name in COPIED:
+        shutil.copytree(ROOT / name, dest / name, ignore=ignore)
+    for name in PINS:
+        shutil.copy2(ROOT / name, dest / name)
+    make_raw_dir(dest / RAW, per_label=per_label, words=20)
+    return dest
+
+
+def project_env(root: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTHONPATH")}
+    env.update(LOG_DIR=str(root / "logs"), TF_CPP_MIN_LOG_LEVEL="2", **(extra or {}))
+    return env
+
+
+def runner_in(
+    root: Path, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """``python -m runner ARGS`` in the copy (its own runner and lib)."""
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        cwd=root,
+        env=dict(env or project_env(root)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def popen_runner(root: Path, args: Sequence[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", *args],
+        cwd=root,
+        env=project_env(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+HEAVY = ("mlflow", "tensorflow", "papermill", "keras", "nbclient", "scrapbook")
+
+
+def without_heavy_imports(folder: Path) -> str:
+    """A folder for PYTHONPATH in which importing MLflow, TensorFlow, papermill, ... fails."""
+    for name in HEAVY:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name / "__init__.py").write_text(
+            f"raise ImportError('{name} must not be imported to decide')\n"
+        )
+    return str(folder)

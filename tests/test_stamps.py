@@ -1,0 +1,224 @@
+"""The up-to-date decision on real files: each input changes it, a removed product and an
+unreadable stamp make a stage outdated, and what does not matter (a markdown cell, a touched
+file, a module the notebook does not import, when a data set was made) does not."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from lib import prep
+from runner import code_deps, digests
+from runner.pipeline import State, _products, judge, plan
+from runner.stamps import FORMAT_VERSION, Stamp, write_stamp
+from tests.pipeline_project import RAW, copy_project
+
+TRAIN = {"train": {"epochs": 1}}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    root = copy_project(tmp_path / "project", per_label=4)
+    monkeypatch.setenv("PROJECT_ROOT", str(root))
+    prep.prepare([root / RAW], root / "data" / "processed")
+    (root / "models" / "latest").mkdir(parents=True)
+    (root / "models" / "latest" / "model.keras").write_bytes(b"a model")
+    return root
+
+
+def _stamp(stage: str, given: dict | None = None) -> None:
+    """The stamp a successful run of ``stage`` would write now."""
+    state, files = State(), State().digests()
+    planned = plan([stage], given or TRAIN)[0]
+    _, inputs = judge(planned, state, files)
+    scraps = {"model_path": str(digests.relative("models/latest/model.keras"))}
+    products = _products(planned, scraps, Path("runs/x"), files)
+    run = {"run_dir": f"runs/20261201T090559Z-{stage}", "name": f"20261201T090559Z-{stage}"}
+    write_stamp(state.stamp_path(stage), Stamp(stage, inputs, products, run))
+    files.save()
+
+
+def _why(stage: str, given: dict | None = None) -> list[str]:
+    decision, _ = judge(plan([stage], given or TRAIN)[0], State(), State().digests())
+    return decision.reasons
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _edit_cell(notebook: Path, kind: str, append: str) -> None:
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if c["cell_type"] == kind and c["source"])
+    cell["source"] = "".join(cell["source"]) + append
+    notebook.write_text(json.dumps(nb), encoding="utf-8")
+
+
+def test_a_stage_just_stamped_is_up_to_date_and_says_since_which_run(project):
+    _stamp("prep")
+    _stamp("train")
+    for stage in ("prep", "train"):
+        decision, _ = judge(plan([stage], TRAIN)[0], State(), State().digests())
+        assert decision.up_to_date, decision.reasons
+        assert "unchanged since run 20261201T090559Z" in decision.line()
+    assert (
+        "prep: up to date: raw data sha256:"
+        in judge(plan(["prep"], {})[0], State(), State().digests())[0].line()
+    )
+    # The default value given explicitly is the same resolved parameter.
+    assert _why("train", {"train": {"epochs": 1, "bs": 256}}) == []
+
+
+def test_notebook_code_cells_decide_not_markdown(project):
+    _stamp("prep")
+    _edit_cell(project / "notebooks" / "prep.ipynb", "markdown", "\nmore words")
+    assert _why("prep") == []
+    _edit_cell(project / "notebooks" / "prep.ipynb", "code", "\nprint('new')")
+    assert _why("prep") == ["notebook changed: notebooks/prep.ipynb"]
+
+
+def test_a_changed_parameter_is_named_with_both_values(project):
+    _stamp("train")
+    assert _why("train", {"train": {"epochs": 3}}) == ["parameters changed: epochs 1 -> 3"]
+
+
+def test_raw_content_decides_not_timestamps(project):
+    _stamp("prep")
+    review = next((project / RAW / "train" / "pos").glob("*.txt"))
+    later = time.time() + 100
+    os.utime(review, (later, later))
+    assert _why("prep") == []
+    review.write_text(review.read_text() + " more")
+    assert _why("prep") == ["raw data changed"]
+    _stamp("prep")
+    (project / RAW / "test" / "neg" / "99_2.txt").write_text("a new awful review")
+    assert _why("prep") == ["raw data changed"]
+
+
+def test_the_processed_data_sets_content_decides_for_train(project):
+    _stamp("train")
+    # The same reviews prepared again: a new manifest (time, seconds), the same data set.
+    prep.prepare([project / RAW], project / "data" / "processed")
+    assert _why("train") == []
+    (project / RAW / "train" / "neg" / "98_1.txt").write_text("dull dull dull")
+    prep.prepare([project / RAW], project / "data" / "processed")
+    assert _why("train") == ["processed data changed"]
+
+
+def test_code_the_notebook_imports_through_other_modules_decides(project):
+    _stamp("prep")
+    _stamp("train")
+    # prep imports lib.prep, which imports lib.raw: a change there outdates prep.
+    _edit(
+        project / "lib" / "raw.py",
+        "MIN_RATING, MAX_RATING = 1, 10",
+        "MIN_RATING, MAX_RATING = 1, 9",
+    )
+    assert _why("prep") == ["code changed: lib/raw.py"]
+    # lib.models is train's, not prep's.
+    _edit(
+        project / "lib" / "models.py",
+        '"""',
+        '"""Changed. ',
+    )
+    assert _why("prep") == ["code changed: lib/raw.py"]
+    assert _why("train") == ["code changed: lib/models.py, lib/raw.py"]
+
+
+def test_the_pinned_requirements_decide(project):
+    _stamp("prep")
+    _stamp("train")
+    with (project / "requirements-train.txt").open("a") as f:
+        f.write("# a comment\n")
+    assert _why("prep") == []
+    assert _why("train") == ["changed: requirements-train.txt"]
+
+
+@pytest.mark.parametrize(
+    "stage, product", [("prep", "data/processed"), ("train", "models/latest/model.keras")]
+)
+def test_a_removed_or_changed_product_outdates_its_stage(project, stage, product):
+    _stamp(stage)
+    path = project / product
+    if path.is_dir():
+        (path / "test.parquet").unlink()
+    else:
+        path.write_bytes(b"another model")
+        assert _why(stage) == [f"{'model'} {product} was changed since"]
+        path.unlink()
+    name = "processed data set" if stage == "prep" else "model"
+    assert f"{name} {product} is gone" in _why(stage)
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("{not json", "not valid JSON"),
+        (
+            json.dumps({"format": "imdb-sentiment-stamp", "format_version": FORMAT_VERSION + 1}),
+            "format version",
+        ),
+        (
+            json.dumps({"format": "imdb-sentiment-stamp", "format_version": FORMAT_VERSION}),
+            "incomplete",
+        ),
+    ],
+)
+def test_an_unreadable_stamp_is_outdated_with_a_warning(project, caplog, text, why):
+    _stamp("prep")
+    State().stamp_path("prep").write_text(text)
+    with caplog.at_level(logging.WARNING):
+        reasons = _why("prep")
+    assert len(reasons) == 1 and reasons[0].startswith("stamp unreadable (") and why in reasons[0]
+    assert any("unreadable" in r.message and r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_a_forced_stage_is_outdated(project):
+    _stamp("prep")
+    decision, _ = judge(plan(["prep"], {})[0], State(), State().digests(), force=True)
+    assert not decision.up_to_date and decision.reasons == ["forced (--force)"]
+
+
+def test_the_digest_cache_sees_a_rewrite_that_keeps_size_and_mtime(tmp_path):
+    path = tmp_path / "review.txt"
+    path.write_text("good")
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    cache = tmp_path / "cache.json"
+    files = digests.FileDigests(cache)
+    before = files.file(path)
+    files.save()
+    time.sleep(0.01)
+    path.write_text("evil")  # the same size
+    os.utime(path, (1_000_000_000, 1_000_000_000))  # mtime put back; ctime moved on
+    assert digests.FileDigests(cache).file(path) != before
+    assert digests.FileDigests(cache).file(path) == digests.of_bytes(b"evil")
+
+
+def test_imports_are_followed_through_lazy_relative_and_from_imports(tmp_path):
+    lib = tmp_path / "lib"
+    (lib / "sub").mkdir(parents=True)
+    (lib / "__init__.py").write_text("")
+    (lib / "a.py").write_text("def f():\n    from lib import b\n")
+    (lib / "b.py").write_text("import lib.sub.c\n")
+    (lib / "sub" / "__init__.py").write_text("")
+    (lib / "sub" / "c.py").write_text("from . import d\nfrom .e import thing\n")
+    (lib / "sub" / "d.py").write_text("")
+    (lib / "sub" / "e.py").write_text("thing = 1\n")
+    (lib / "unused.py").write_text("")
+    found = code_deps.closure(["import os\nfrom lib.a import f"], root=tmp_path)
+    assert list(found) == [
+        "lib",
+        "lib.a",
+        "lib.b",
+        "lib.sub",
+        "lib.sub.c",
+        "lib.sub.d",
+        "lib.sub.e",
+    ]
