@@ -73,3 +73,27 @@ def without_heavy_imports(folder: Path) -> str:
             f"raise ImportError('{name} must not be imported to decide')\n"
         )
     return str(folder)
+
+
+def stamp_as_if_run(stage: str, given: dict, mlflow_run_id: str | None = None) -> None:
+    """The stamp a successful run of ``stage`` would write now (in $PROJECT_ROOT), without
+    running it: run folder ``runs/20261201T090559Z-<stage>``, model ``models/latest``."""
+    from runner import digests
+    from runner.pipeline import State, _products, judge, plan
+    from runner.stamps import Stamp, write_stamp
+
+    state, files = State(), State().digests()
+    planned = plan([stage], given)[0]
+    _, inputs = judge(planned, state, files)
+    scraps = {"model_path": digests.relative("models/latest/model.keras")}
+    products = _products(planned, scraps, Path("runs/x"), files)
+    run = {
+        "run_dir": f"runs/20261201T090559Z-{stage}",
+        "name": f"20261201T090559Z-{stage}",
+        "finished": "2026-12-01T09:06:20+00:00",
+        "seconds": 20.5,
+        "mlflow_run_id": mlflow_run_id,
+        "tracking_uri": "sqlite:///mlflow.db" if mlflow_run_id else None,
+    }
+    write_stamp(state.stamp_path(stage), Stamp(stage, inputs, products, run))
+    files.save()

@@ -14,9 +14,9 @@ import pytest
 
 from lib import prep
 from runner import code_deps, digests
-from runner.pipeline import State, _products, judge, plan
-from runner.stamps import FORMAT_VERSION, Stamp, write_stamp
-from tests.pipeline_project import RAW, copy_project
+from runner.pipeline import State, judge, plan
+from runner.stamps import FORMAT_VERSION
+from tests.pipeline_project import RAW, copy_project, stamp_as_if_run
 
 TRAIN = {"train": {"epochs": 1}}
 
@@ -32,15 +32,7 @@ def project(tmp_path, monkeypatch) -> Path:
 
 
 def _stamp(stage: str, given: dict | None = None) -> None:
-    """The stamp a successful run of ``stage`` would write now."""
-    state, files = State(), State().digests()
-    planned = plan([stage], given or TRAIN)[0]
-    _, inputs = judge(planned, state, files)
-    scraps = {"model_path": str(digests.relative("models/latest/model.keras"))}
-    products = _products(planned, scraps, Path("runs/x"), files)
-    run = {"run_dir": f"runs/20261201T090559Z-{stage}", "name": f"20261201T090559Z-{stage}"}
-    write_stamp(state.stamp_path(stage), Stamp(stage, inputs, products, run))
-    files.save()
+    stamp_as_if_run(stage, given or TRAIN)
 
 
 def _why(stage: str, given: dict | None = None) -> list[str]:

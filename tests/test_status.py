@@ -1,0 +1,70 @@
+"""``python -m runner status``: each stage, up to date or why not, its last run, its MLflow
+run and when it ran; read from the stamps and the files alone (no MLflow, TensorFlow or
+papermill import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lib import prep
+from runner.pipeline import State
+from tests.pipeline_project import (
+    RAW,
+    copy_project,
+    project_env,
+    runner_in,
+    stamp_as_if_run,
+    without_heavy_imports,
+)
+
+TRAIN = {"train": {"epochs": 1}}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    root = copy_project(tmp_path / "project", per_label=4)
+    monkeypatch.setenv("PROJECT_ROOT", str(root))
+    prep.prepare([root / RAW], root / "data" / "processed")
+    (root / "models" / "latest").mkdir(parents=True)
+    (root / "models" / "latest" / "model.keras").write_bytes(b"a model")
+    stamp_as_if_run("prep", TRAIN)
+    stamp_as_if_run("train", TRAIN, mlflow_run_id="0123abcd")
+    return root
+
+
+def _status(root: Path, tmp_path: Path, *argv: str) -> list[str]:
+    env = project_env(root, {"PYTHONPATH": without_heavy_imports(tmp_path / "blocked")})
+    result = runner_in(root, ["status", *argv], env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.splitlines()
+
+
+def test_status_shows_each_stage_its_last_run_and_mlflow_run(project, tmp_path):
+    lines = _status(project, tmp_path, "-p", "train.epochs", "1", "--stages", "prep,train,tune")
+    assert lines == [
+        "prep: up to date",
+        "  last run: runs/20261201T090559Z-prep (finished 2026-12-01T09:06:20+00:00, 20.5 s)",
+        "  processed data set: data/processed",
+        "train: up to date",
+        "  last run: runs/20261201T090559Z-train (finished 2026-12-01T09:06:20+00:00, 20.5 s)",
+        "  model: models/latest/model.keras",
+        "  MLflow run 0123abcd in sqlite:///mlflow.db",
+        "  open it: mlflow ui --backend-store-uri sqlite:///mlflow.db",
+        "tune: outdated: no earlier successful run",
+        "  last run: none",
+    ]
+
+
+def test_status_says_why_a_stage_is_outdated(project, tmp_path):
+    (project / "models" / "latest" / "model.keras").unlink()
+    State().stamp_path("prep").write_text("{damaged")
+    lines = _status(project, tmp_path, "-p", "train.epochs", "3")
+    assert lines[0].startswith("prep: outdated: stamp unreadable (not valid JSON")
+    assert lines[1] == "  last run: none"
+    train = lines.index(
+        "train: outdated: parameters changed: epochs 1 -> 3; "
+        "model models/latest/model.keras is gone"
+    )
+    assert lines[train + 1].startswith("  last run: runs/20261201T090559Z-train")
