@@ -164,6 +164,10 @@ class Container:
     def logs(self) -> str:
         return docker("logs", self.name)
 
+    def diff(self) -> str:
+        """``docker diff``: what changed in the container's root filesystem."""
+        return docker("diff", self.name)
+
     def state(self) -> dict[str, Any]:
         return json.loads(docker("inspect", "-f", "{{json .State}}", self.name))
 

@@ -96,6 +96,15 @@ def _within(path: Path, roots: list[Path]) -> bool:
     return any(path.is_relative_to(r) or r.is_relative_to(path) for r in roots)
 
 
+def _stray_writes(new: set[Path], allowed: list[Path], container: kubelet.Container) -> list:
+    """What a pod wrote outside ``allowed``: on the volumes (``new``: what appeared there),
+    and in the image's root filesystem besides the mount points the engine made."""
+    job_mounts = [Path(m) for m in (DATA, CONTEXT, "/tmp", "/var/secret/cloud.google.com")]
+    changed = [Path(line.split(" ", 1)[1]) for line in container.diff().splitlines()]
+    in_root = [p for p in changed if not any(m.is_relative_to(p) for m in job_mounts)]
+    return [p for p in new if not _within(p, allowed)] + in_root
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, docker_engine):  # noqa: F811
     """process-data run once in the data-prep image on a volume holding small raw data."""
@@ -107,18 +116,13 @@ def prepared(tmp_path_factory, docker_engine):  # noqa: F811
     before = volumes.snapshot()
     container = run_job(job, image, volumes, _name("prep"))
     try:
-        code = container.wait()
-        logs, changed = container.logs(), kubelet.docker("diff", container.name)
+        code, logs = container.wait(), container.logs()
+        allowed = [volumes.data / PROCESSED, volumes.outputs(job)]
+        stray = _stray_writes(volumes.snapshot() - before, allowed, container)
     finally:
         container.remove()
-    return {
-        "volumes": volumes,
-        "job": job,
-        "code": code,
-        "logs": logs,
-        "new": volumes.snapshot() - before,
-        "root_changes": changed,
-    }
+    new = volumes.snapshot() - before
+    return {"volumes": volumes, "job": job, "code": code, "logs": logs, "new": new, "stray": stray}
 
 
 def test_process_data_runs_in_its_image_as_a_restricted_pod(prepared):
@@ -132,11 +136,7 @@ def test_process_data_runs_in_its_image_as_a_restricted_pod(prepared):
     assert (notebook / "prep.ipynb").is_file() and (notebook / "prep.html").is_file()
     # It wrote only where it was told: the processed folder and this run's outputs; nothing
     # in the image's root filesystem (read-only: the project folder, HOME, the caches).
-    stray = [p for p in prepared["new"] if not _within(p, [processed, volumes.outputs(job)])]
-    assert stray == []
-    mounts = [Path(m["mountPath"]) for m in job.main_container()["volumeMounts"]]
-    changed = [Path(line.split(" ", 1)[1]) for line in prepared["root_changes"].splitlines()]
-    assert [p for p in changed if not any(m.is_relative_to(p) for m in mounts)] == []
+    assert prepared["stray"] == []
     assert {p.stat().st_uid for p in prepared["new"]} == {POD_UID}
 
 
@@ -203,6 +203,7 @@ def test_train_model_cpu_tracks_to_mlflow_and_gcs_and_leaks_no_password(
     )
     # STORAGE_EMULATOR_HOST stands in for Google Cloud Storage; it is no secret.
     env = {"STORAGE_EMULATOR_HOST": gcs_emulator.url}
+    before = volumes.snapshot()
     container = run_job(
         job, image, volumes, _name("train"), "host", secrets=_train_secrets(mlflow_server), env=env
     )
@@ -210,6 +211,7 @@ def test_train_model_cpu_tracks_to_mlflow_and_gcs_and_leaks_no_password(
     code, logs = container.wait(), container.logs()
     assert code == 0, logs[-5000:]
     assert "train succeeded" in logs
+    assert _stray_writes(volumes.snapshot() - before, [volumes.outputs(job)], container) == []
 
     (run,) = _runs(mlflow_server, experiment)
     assert run.info.status == "FINISHED" and run.data.tags["polyaxon_run_uuid"] == job.run_uuid
@@ -280,11 +282,15 @@ def test_two_hptuning_pods_share_one_study_on_postgres(
     # Two jobs on a 2-core machine: one core and a few GiB each.
     limits = kubelet.Limits(cpus=1.0, memory=5 * 2**30)
     env = {"STORAGE_EMULATOR_HOST": gcs_emulator.url}
+    before = volumes.snapshot()
     for i, job in enumerate(jobs):
         name = _name(f"tune{i}")
         containers.append(run_job(job, image, volumes, name, "host", limits, secrets, env))
     codes = [c.wait() for c in containers]
     assert codes == [0, 0], [c.logs()[-3000:] for c in containers]
+    outputs = [volumes.outputs(job) for job in jobs]
+    for container in containers:
+        assert _stray_writes(volumes.snapshot() - before, outputs, container) == []
     for container in containers:
         logs = container.logs()
         assert postgres_server.password not in logs and mlflow_server.password not in logs
