@@ -191,16 +191,39 @@ def judge(
     return decide(planned.stage, stamp, inputs, products, force=force), inputs
 
 
+LOCAL_UI = "http://127.0.0.1:5000"  # where ``mlflow ui`` serves by default
+
+
 def where_lines(stamp: Stamp) -> list[str]:
-    """Where the products of ``stamp``'s run are (and its MLflow run)."""
+    """Where the products of ``stamp``'s run are, its MLflow run and how to open it."""
     lines = [f"  {name}: {p['path']}" for name, p in stamp.products.items()]
-    run_id = stamp.run.get("mlflow_run_id")
-    if run_id:
-        uri = stamp.run.get("tracking_uri") or "the default store"
-        lines.append(f"  MLflow run {run_id} in {uri}")
-        if uri.startswith(("sqlite:", "postgresql:", "mysql:", "file:")) or "://" not in uri:
-            lines.append(f"  open it: mlflow ui --backend-store-uri {uri}")
+    run_id, uri = stamp.run.get("mlflow_run_id"), stamp.run.get("tracking_uri")
+    if not run_id or not uri:
+        return lines
+    lines.append(f"  MLflow run {run_id} in {uri}")
+    served = uri.startswith(("http://", "https://"))
+    experiment = stamp.run.get("mlflow_experiment_id")
+    page = f"/#/experiments/{experiment}/runs/{run_id}" if experiment else ""
+    if served:
+        lines.append(f"  open it: {uri.rstrip('/')}{page}")
+    else:
+        then = f", then {LOCAL_UI}{page}" if page else ""
+        lines.append(f"  open it: mlflow ui --backend-store-uri {uri}{then}")
     return lines
+
+
+def _experiment_id(run_id: str | None, uri: str | None) -> str | None:
+    """The MLflow experiment of a run that just ended (MLflow is loaded by then: the hook
+    logged the notebook to the run), for the run's page; None if it cannot be asked."""
+    if not run_id or not uri:
+        return None
+    try:
+        import mlflow
+
+        return mlflow.MlflowClient(uri).get_run(run_id).info.experiment_id
+    except Exception as exc:  # only a link is lost
+        log.debug("no experiment id for MLflow run %s: %s", run_id, exc)
+        return None
 
 
 def _products(planned: Planned, scraps: dict[str, Any], run_dir: Path, files) -> dict:
@@ -280,6 +303,7 @@ def run_pipeline(
                 "mlflow_run_id": execution.scraps.get("mlflow_run_id"),
                 "tracking_uri": execution.scraps.get("mlflow_tracking_uri"),
             }
+            run["mlflow_experiment_id"] = _experiment_id(run["mlflow_run_id"], run["tracking_uri"])
             products = _products(planned, execution.scraps, execution.run_dir, files)
             stamp = Stamp(name, inputs, products, run)
             write_stamp(state.stamp_path(name), stamp)

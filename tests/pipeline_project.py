@@ -94,6 +94,7 @@ def stamp_as_if_run(stage: str, given: dict, mlflow_run_id: str | None = None) -
         "seconds": 20.5,
         "mlflow_run_id": mlflow_run_id,
         "tracking_uri": "sqlite:///mlflow.db" if mlflow_run_id else None,
+        "mlflow_experiment_id": "7" if mlflow_run_id else None,
     }
     write_stamp(state.stamp_path(stage), Stamp(stage, inputs, products, run))
     files.save()

@@ -113,6 +113,11 @@ def test_a_cold_pipeline_runs_prep_then_train_and_says_where_their_products_are(
     assert "  processed data set: data/processed" in lines
     assert "  model: models/latest/model.keras" in lines
     assert any(line.startswith("  MLflow run ") for line in lines)
+    assert any(
+        line.startswith("  open it: mlflow ui --backend-store-uri sqlite:///")
+        and "then http://127.0.0.1:5000/#/experiments/" in line
+        for line in lines
+    )
     assert (root / "models" / "latest" / "model.keras").is_file()
     assert len(_runs(root, "prep")) == len(_runs(root, "train")) == 1
 

@@ -51,7 +51,8 @@ def test_status_shows_each_stage_its_last_run_and_mlflow_run(project, tmp_path):
         "  last run: runs/20261201T090559Z-train (finished 2026-12-01T09:06:20+00:00, 20.5 s)",
         "  model: models/latest/model.keras",
         "  MLflow run 0123abcd in sqlite:///mlflow.db",
-        "  open it: mlflow ui --backend-store-uri sqlite:///mlflow.db",
+        "  open it: mlflow ui --backend-store-uri sqlite:///mlflow.db, "
+        "then http://127.0.0.1:5000/#/experiments/7/runs/0123abcd",
         "tune: outdated: no earlier successful run",
         "  last run: none",
     ]
