@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import Any
 from lib import paths
 from lib.errors import ParameterError
 from lib.params import PARAMETERS_TAG, as_list
+from lib.tracking_check import public_uri
 from runner import code_deps, digests
 from runner.locks import stage_lock
 from runner.stages import STAGES
@@ -40,6 +42,7 @@ LOCK_TIMEOUT_S = 3600.0
 DATA_SET = "processed data set"  # prep's product, a folder
 PREP_REQUIREMENTS = ("requirements.txt", "requirements-prep.txt")
 TRAIN_REQUIREMENTS = (*PREP_REQUIREMENTS, "requirements-train.txt")
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,16 @@ def plan(stages: list[str], given: dict[str, dict[str, Any]]) -> list[Planned]:
             fixed = overrides.get("train_params") or {}
             if isinstance(fixed, dict) and "data_path" not in fixed:
                 overrides["train_params"] = {**fixed, "data_path": processed}
-        planned.append(Planned(stage, {**defaults, **overrides}, overrides))
+        resolved = {**defaults, **overrides}
+        env_uri = os.environ.get(TRACKING_URI_ENV)
+        if (
+            "mlflow_tracking_uri" in resolved
+            and resolved["mlflow_tracking_uri"] is None
+            and env_uri
+        ):
+            # None means $MLFLOW_TRACKING_URI: another store is another input.
+            resolved["mlflow_tracking_uri"] = f"${TRACKING_URI_ENV}={public_uri(env_uri)}"
+        planned.append(Planned(stage, resolved, overrides))
     return planned
 
 

@@ -18,7 +18,7 @@ from runner.stages import STAGES
 
 COMMANDS = ("pipeline", "status")
 DEFAULT_STAGES = ["prep", "train"]
-_STAGE_HINT = "name the stage first: prep.NAME, train.NAME or tune.NAME (e.g. -p train.epochs 3)"
+_STAGE_HINT = "write prep.NAME, train.NAME or tune.NAME (e.g. -p train.epochs 3)"
 
 
 def _stage_list(value: str) -> list[str]:
@@ -77,7 +77,7 @@ def _put(stages: dict[str, dict[str, Any]], key: Any, value: Any, option: str) -
             stages[stage][str(sub_key)] = sub_value
         return
     if stage not in STAGES or not param:
-        raise ParameterError(f"{option} {name}".strip(), f"no stage named: {_STAGE_HINT}")
+        raise ParameterError(f"{option} {name}", f"the name lacks its stage: {_STAGE_HINT}")
     stages[stage][param] = value
 
 

@@ -46,9 +46,9 @@ def test_parameters_are_given_per_stage_in_order(tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["-p", "epochs", "2"], "-p epochs: no stage named: name the stage first"),
-        (["-y", "{epochs: 2}"], "-y epochs: no stage named"),
-        (["-p", "fit.epochs", "2"], "-p fit.epochs: no stage named"),
+        (["-p", "epochs", "2"], "-p epochs: the name lacks its stage: write prep.NAME"),
+        (["-y", "{epochs: 2}"], "-y epochs: the name lacks its stage"),
+        (["-p", "fit.epochs", "2"], "-p fit.epochs: the name lacks its stage"),
     ],
 )
 def test_a_parameter_without_its_stage_is_refused(argv, message):
@@ -64,6 +64,17 @@ def test_a_parameter_the_notebook_lacks_is_refused_and_data_is_passed_on():
     )
     assert train.overrides["data_path"] == "x/p" and train.parameters["epochs"] == 5
     assert tune.overrides["train_params"] == {"data_path": "x/p"}
+
+
+def test_the_tracking_store_from_the_environment_is_an_input(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert plan(["train"], {})[0].parameters["mlflow_tracking_uri"] is None
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://me:secret@mlflow.example:5005")
+    (train,) = plan(["train"], {})
+    assert (
+        train.parameters["mlflow_tracking_uri"] == "$MLFLOW_TRACKING_URI=http://mlflow.example:5005"
+    )
+    assert "mlflow_tracking_uri" not in train.overrides  # the notebook still reads it itself
 
 
 def test_a_busy_stage_fails_after_the_timeout_naming_the_other_process(tmp_path):

@@ -214,3 +214,17 @@ def test_imports_are_followed_through_lazy_relative_and_from_imports(tmp_path):
         "lib.sub.d",
         "lib.sub.e",
     ]
+
+
+def test_tune_reads_the_train_notebook_its_trial_backend_and_its_configuration(project):
+    (project / "runs" / "x" / "study").mkdir(parents=True)
+    (project / "runs" / "x" / "study" / "trials.csv").write_text("number,state\n")
+    tune = {"tune": {"n_trials": 1}}
+    stamp_as_if_run("tune", tune)
+    assert _why("tune", tune) == []
+    _edit_cell(project / "notebooks" / "train.ipynb", "code", "\nprint('new')")
+    assert _why("tune", tune) == ["notebook changed: notebooks/train.ipynb"]
+    stamp_as_if_run("tune", tune)
+    _edit(project / "runner" / "trials.py", '"""', '"""Changed. ')
+    _edit(project / "conf" / "hptuning.yml", "n_trials: 3", "n_trials: 4")
+    assert _why("tune", tune) == ["code changed: runner/trials.py", "changed: conf/hptuning.yml"]
