@@ -140,7 +140,7 @@ def test_process_data_runs_in_its_image_as_a_restricted_pod(prepared):
     assert {p.stat().st_uid for p in prepared["new"]} == {POD_UID}
 
 
-def test_a_data_set_written_by_the_pod_is_readable_by_another_uid(prepared, containers):
+def test_a_data_set_written_by_the_pod_is_readable_by_another_uid(prepared):
     assert prepared["code"] == 0, prepared["logs"][-3000:]
     volumes = prepared["volumes"]
     read = (
