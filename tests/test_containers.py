@@ -61,7 +61,10 @@ class Volumes:
     def hand_to(self, uid: int) -> None:
         for folder in (self.data, self.artifacts):
             for path in [folder, *folder.rglob("*")]:
-                os.chown(path, uid, uid, follow_symlinks=False)
+                if os.geteuid() == 0:
+                    os.chown(path, uid, uid, follow_symlinks=False)
+                elif path.is_dir():  # not root: open the folders to every uid instead
+                    path.chmod(0o777)
 
     def outputs(self, job: plx.RenderedJob) -> Path:
         return self.artifacts / job.run_uuid / "outputs"
