@@ -23,7 +23,9 @@ with the legacy builder (DOCKER_BUILDKIT=0), whose layer cache keeps the depende
 between runs. It returns the tag. The build log lands in test-artifacts/images/<name>.build.log;
 a failed build fails the test with the log's tail. A file lock per image lets two test
 processes ask at once: the second waits and finds the layers cached. :data:`BUILD_SECONDS`
-records how long each build of this process took.
+records how long each build of this process took. With IMDB_IMAGES_NO_CACHE=1 the images
+are built without the layer cache (``--no-cache``): how a cold build is measured without
+removing any image.
 """
 
 from __future__ import annotations
@@ -172,6 +174,8 @@ def built_image(name: str) -> str:
     tag = tag_of(name)
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
     argv = [docker_cli(), "build", "--network", "host", "-f", f"docker/{name}.Dockerfile"]
+    if os.environ.get("IMDB_IMAGES_NO_CACHE") == "1":
+        argv.append("--no-cache")
     with _Lock(name):
         BUILD_SECONDS[name] = _run_logged(
             [*argv, "-t", tag, "."], ARTIFACTS / f"{name}.build.log", f"docker build of {name}", env
