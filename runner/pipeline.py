@@ -288,6 +288,7 @@ def run_pipeline(
     force, options, state = force or set(), options or Options(), state or State()
     started = time.perf_counter()
     ran = []
+    files = state.digests()  # one cache for the run: a later stage finds what prep hashed
     for planned in plan(stages, given):
         name = planned.stage
 
@@ -295,7 +296,6 @@ def run_pipeline(
             say(f"{name}: waiting for another pipeline (pid {pid}), which is running this stage")
 
         with stage_lock(state.lock_path(name), name, options.lock_timeout, waiting):
-            files = state.digests()
             decision, inputs = judge(planned, state, files, force=name in force)
             files.save()
             say(decision.line())

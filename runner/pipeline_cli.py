@@ -17,6 +17,13 @@ from lib.errors import ParameterError
 from runner.stages import STAGES
 
 COMMANDS = ("pipeline", "status")
+_PER_STAGE = (
+    "A stage is skipped when its notebook's code cells, its parameters, its data, the project "
+    "modules it imports and the pinned requirements are what they were at its last successful "
+    "run, and its products are still there. Parameters per stage: -p train.epochs 3, "
+    "-r prep.processed_dir data/p2, or -y/-f with a mapping per stage ('{prep: {raw_dirs: [a]}, "
+    "train: {epochs: 3}}'); later options override earlier ones."
+)
 DEFAULT_STAGES = ["prep", "train"]
 _STAGE_HINT = "write prep.NAME, train.NAME or tune.NAME (e.g. -p train.epochs 3)"
 
@@ -39,7 +46,9 @@ def add_commands(sub: Any, add_parameter_options: Callable[[argparse.ArgumentPar
         "status": "each stage of the pipeline: up to date or why not, its last run",
     }
     for command in COMMANDS:
-        p = sub.add_parser(command, help=helps[command], description=__doc__)
+        p = sub.add_parser(
+            command, help=helps[command], description=f"{helps[command]}. {_PER_STAGE}"
+        )
         add_parameter_options(p)
         p.add_argument(
             "--stages",
