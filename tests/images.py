@@ -113,7 +113,7 @@ def _tail(log: Path) -> str:
     return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-TAIL_LINES:])
 
 
-def _run_logged(argv: list[str], log: Path, what: str, env: dict[str, str] | None = None) -> float:
+def run_logged(argv: list[str], log: Path, what: str, env: dict[str, str] | None = None) -> float:
     """Runs ``argv`` in the project root with its output in ``log``; its duration in s."""
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -158,7 +158,7 @@ def ensure_base(ref: str) -> None:
     with _Lock("base"):
         if image_present(ref):
             return
-        BUILD_SECONDS["base"] = _run_logged(
+        BUILD_SECONDS["base"] = run_logged(
             [str(BASE_SCRIPT), ref], ARTIFACTS / "base.build.log", f"the stand-in base {ref}"
         )
 
@@ -177,7 +177,7 @@ def built_image(name: str) -> str:
     if os.environ.get("IMDB_IMAGES_NO_CACHE") == "1":
         argv.append("--no-cache")
     with _Lock(name):
-        BUILD_SECONDS[name] = _run_logged(
+        BUILD_SECONDS[name] = run_logged(
             [*argv, "-t", tag, "."], ARTIFACTS / f"{name}.build.log", f"docker build of {name}", env
         )
     _built[name] = tag

@@ -32,6 +32,7 @@ from tests.images import (
     built_image,
     image_size,
     requirement_pins,
+    run_logged,
 )
 
 # Every test here has a Docker engine (tests.docker_engine starts one when none answers).
@@ -83,6 +84,19 @@ def test_the_image_builds_with_tini_as_entrypoint_and_the_pods_user(name):
         out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}\n")
     if name == "data-prep":
         assert size_mb <= PREP_IMAGE_LIMIT_MB, line
+
+
+def test_a_failed_build_fails_with_its_log_tail(tmp_path):
+    log = tmp_path / "x.build.log"
+    with pytest.raises(pytest.fail.Exception) as failed:
+        run_logged(
+            ["bash", "-c", "echo Step 1/2; echo 'E: no such package'; exit 3"], log, "a build"
+        )
+    assert "a build failed (exit 3)" in str(failed.value) and str(log) in str(failed.value)
+    assert "E: no such package" in str(failed.value)
+    assert "E: no such package" in log.read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="the images are data-prep"):
+        built_image("data_prep")
 
 
 # --------------------------------------------------------------------------- data-prep
