@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import logging
 import logging.config
 import os
@@ -39,6 +41,7 @@ def setup_logging(
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     # Read by MLflow as it is imported: its loggers then keep no stderr handler of their own.
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    optuna_through_ours()
     log_dir.mkdir(parents=True, exist_ok=True)
     for handler in config.get("handlers", {}).values():
         filename = handler.get("filename")
@@ -123,3 +126,39 @@ def _notebook_console(
         handler.addFilter(secret_filter)
         setattr(handler, _OURS, True)
     return [info, problems]
+
+
+def optuna_through_ours() -> None:
+    """Have Optuna log through the root logger's handlers: it gives its logger a stderr
+    handler of its own (colour codes, propagation off) the first time one of its modules
+    logs, so this uses its public switches now if it is imported, else as soon as
+    ``optuna.logging`` is (before any other Optuna module has logged)."""
+    optuna_logging = sys.modules.get("optuna.logging")
+    if optuna_logging is not None:
+        optuna_logging.disable_default_handler()
+        optuna_logging.enable_propagation()
+    elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport("optuna.logging", optuna_through_ours))
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Calls ``then()`` once the module ``name`` has been executed (one shot)."""
+
+    def __init__(self, name: str, then) -> None:
+        self.name, self.then = name, then
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        execute, then = spec.loader.exec_module, self.then
+
+        def exec_module(module) -> None:
+            execute(module)
+            then()
+
+        spec.loader.exec_module = exec_module
+        return spec

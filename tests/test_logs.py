@@ -2,6 +2,8 @@ import io
 import json
 import logging
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -77,3 +79,22 @@ def test_in_a_notebook_kernel_the_console_is_plain_and_the_files_stay_json(tmp_p
     assert re.fullmatch(r"\d\d:\d\d:\d\d WARNING lib\.demo: careful\n", streams["stderr"])
     lines = (tmp_path / "info.log").read_text().splitlines()
     assert [json.loads(line)["message"] for line in lines] == ["hello there", "careful"]
+
+
+@pytest.mark.slow
+def test_optuna_imported_after_the_set_up_logs_through_ours(tmp_path):
+    code = (
+        "import logging, sys\n"
+        "from lib.logs import setup_logging\n"
+        f"setup_logging(log_dir={str(tmp_path)!r})\n"
+        "assert 'optuna' not in sys.modules\n"
+        "import optuna\n"
+        "optuna.create_study(study_name='demo')\n"
+        "print(logging.getLogger('optuna').handlers, logging.getLogger('optuna').propagate)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", "True"]  # no stderr handler of its own
+    records = [json.loads(line) for line in (tmp_path / "info.log").read_text().splitlines()]
+    assert any("A new study created in memory with name: demo" in r["message"] for r in records)
+    assert "\x1b[" not in result.stderr  # none of its colour codes
