@@ -178,7 +178,8 @@ def test_a_forced_stage_is_outdated(project):
     assert not decision.up_to_date and decision.reasons == ["forced (--force)"]
 
 
-def test_the_digest_cache_sees_a_rewrite_that_keeps_size_and_mtime(tmp_path):
+def test_the_digest_cache_sees_a_rewrite_that_keeps_size_and_mtime(tmp_path, monkeypatch):
+    monkeypatch.setattr(digests, "RACY_S", -1.0)  # cache even what was just written
     path = tmp_path / "review.txt"
     path.write_text("good")
     os.utime(path, (1_000_000_000, 1_000_000_000))
@@ -186,11 +187,21 @@ def test_the_digest_cache_sees_a_rewrite_that_keeps_size_and_mtime(tmp_path):
     files = digests.FileDigests(cache)
     before = files.file(path)
     files.save()
-    time.sleep(0.01)
+    assert str(path) in json.loads(cache.read_text())["files"]  # cached
+    assert digests.FileDigests(cache).file(path) == before
+    time.sleep(0.05)
     path.write_text("evil")  # the same size
     os.utime(path, (1_000_000_000, 1_000_000_000))  # mtime put back; ctime moved on
-    assert digests.FileDigests(cache).file(path) != before
-    assert digests.FileDigests(cache).file(path) == digests.of_bytes(b"evil")
+    assert digests.FileDigests(cache).file(path) == digests.of_bytes(b"evil") != before
+
+
+def test_a_file_changed_just_now_is_not_cached(tmp_path):
+    path = tmp_path / "review.txt"
+    path.write_text("fresh")
+    files = digests.FileDigests(tmp_path / "cache.json")
+    files.file(path)
+    files.save()
+    assert not (tmp_path / "cache.json").exists()  # racily clean: hashed again next time
 
 
 def test_imports_are_followed_through_lazy_relative_and_from_imports(tmp_path):
