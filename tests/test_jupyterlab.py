@@ -322,3 +322,26 @@ def _check_values(name: str, scraps, shown: list[str]) -> None:
     else:
         assert scraps["n_complete"].data == 3  # conf/hptuning.yml's n_trials
         assert any("this process ran trials" in text for text in shown)
+
+
+def test_a_progress_bar_renders_as_a_widget(project, jupyter, browser):
+    """tqdm.auto (lib.fetch's bar) in JupyterLab: an ipywidgets bar, not text or a warning."""
+    code = "from tqdm.auto import tqdm\n\nfor _ in tqdm(range(3), desc='demo'):\n    pass"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, project / "notebooks" / "bar.ipynb")
+    page = browser.new_page(viewport={"width": 1280, "height": 600})
+    try:
+        _run_all(page, jupyter.format(name="bar"), 60)
+        bar = page.locator(f"{ACTIVE_PANEL} .jp-OutputArea-output .widget-hprogress .progress-bar")
+        bar.first.wait_for(timeout=20_000)
+        shown = " ".join(page.locator(f"{ACTIVE_PANEL} .jp-OutputArea-output").all_inner_texts())
+        page.screenshot(path=str(ARTIFACTS / "progress-bar.png"))
+    finally:
+        page.close()
+    assert "demo" in shown and "3/3" in shown
+    assert "IProgress" not in shown
