@@ -43,10 +43,11 @@ RUN groupadd --gid 2222 aisg \
 WORKDIR /home/aisg/project
 
 # Dependencies first: this layer is rebuilt only when the requirements change.
-# psycopg2-binary: the PostgreSQL driver for a shared Optuna storage (postgresql://...).
+# psycopg: the PostgreSQL driver (psycopg 3, SQLAlchemy's for postgresql://) for a shared
+# Optuna storage.
 COPY requirements.txt requirements-prep.txt requirements-train.txt ./
 RUN python -m venv "$VIRTUAL_ENV" \
-    && pip install --no-cache-dir -r requirements.txt psycopg2-binary==2.9.13
+    && pip install --no-cache-dir -r requirements.txt "psycopg[binary]==3.3.9"
 
 # The project, installed editable so that /home/aisg/project is the code that runs.
 COPY --chown=2222:2222 pyproject.toml README.md ./

@@ -48,10 +48,8 @@ class PostgresServer:
     _as_user: list[str]
 
     def url(self) -> str:
-        """The storage URL without the password (the driver reads $PGPASSWORD). It names
-        psycopg2, the driver the images hold: SQLAlchemy 2.1 reads a plain postgresql:// as
-        psycopg 3."""
-        return f"postgresql+psycopg2://{self.user}@{self.host}:{self.port}/{self.database}"
+        """The storage URL without the password (the driver, psycopg 3, reads $PGPASSWORD)."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
     def stop(self) -> None:
         subprocess.run(

