@@ -114,6 +114,15 @@ def gpu_line(gpus: list[str], gpu_expected: bool, version: str) -> tuple[int, st
     return logging.INFO, f"TensorFlow {version} runs on the CPU (no NVIDIA GPU on this machine)"
 
 
+def set_environment() -> None:
+    """Put :data:`ENV_DEFAULTS` into the environment (a value already set is kept), for
+    TensorFlow in this process (if not yet imported) and in the processes it starts: the
+    tune notebook calls it before its trial kernels start, so that trials run as a train
+    run does."""
+    for name, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
 def start() -> list[str]:
     """Import TensorFlow (if not yet imported) and find its GPUs with their C++ start-up
     lines captured and logged as the module's docstring says; log once per process whether
@@ -121,9 +130,7 @@ def start() -> list[str]:
     global _reported
     if _reported is not None:
         return list(_reported)
-    if "tensorflow" not in sys.modules:
-        for name, value in ENV_DEFAULTS.items():
-            os.environ.setdefault(name, value)
+    set_environment()
     gpu_expected = nvidia_device_present()
     with captured_fd2() as lines:
         tf: Any = __import__("tensorflow")

@@ -178,3 +178,20 @@ def test_the_train_notebook_in_papermill_shows_no_start_up_lines_and_no_json(tmp
         json.loads(line) for line in (tmp_path / "logs" / "info.log").read_text().splitlines()
     ]
     assert {"lib.tf_runtime", "lib.tracking"} <= {r["logger"] for r in records}
+
+
+def test_the_environment_gets_the_defaults_without_tensorflow_and_keeps_what_is_set(
+    monkeypatch,
+):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    code = (
+        "import os, sys\n"
+        "from lib import tf_runtime\n"
+        "tf_runtime.set_environment()\n"
+        "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], 'tensorflow' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert run.stdout.split() == ["0", "False"], run.stderr
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert run.stdout.split() == ["1", "False"], run.stderr
