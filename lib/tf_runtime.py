@@ -34,7 +34,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +132,8 @@ def start() -> list[str]:
     set_environment()
     gpu_expected = nvidia_device_present()
     with captured_fd2() as lines:
-        tf: Any = __import__("tensorflow")
+        import tensorflow as tf  # here, inside the capture: its libraries log as they load
+
         gpus = [
             d.name.removeprefix("/physical_device:") for d in tf.config.list_physical_devices("GPU")
         ]
