@@ -58,9 +58,9 @@ def malloc_trim() -> bool:
 
 
 def warm_up(data: dict[str, Any]) -> dict[str, Any]:
-    """Import ``data["modules"]`` (in order) and, if TensorFlow is among what they
-    loaded, start its runtime. A failed import is reported, not raised: the notebook that
-    needs the module reports it in its own words.
+    """Import ``data["modules"]`` (in order; TensorFlow through :func:`lib.tf_runtime.start`)
+    and, if TensorFlow is among what they loaded, start its runtime. A failed import is
+    reported, not raised: the notebook that needs the module reports it in its own words.
 
     Returns ``{"seconds": ..., "failed": ["name: EName: message", ...]}``.
     """
@@ -68,7 +68,14 @@ def warm_up(data: dict[str, Any]) -> dict[str, Any]:
     failed: list[str] = []
     for name in data.get("modules", ()):
         try:
-            importlib.import_module(name)
+            if name == "tensorflow":
+                from lib import tf_runtime
+
+                # Imported inside tf_runtime's capture: its C++ start-up lines (CUDA probe,
+                # CPU instructions) go to the log, not to the runner's console.
+                tf_runtime.start()
+            else:
+                importlib.import_module(name)
         except Exception as exc:
             failed.append(f"{name}: {type(exc).__name__}: {exc}")
     tensorflow = sys.modules.get("tensorflow")

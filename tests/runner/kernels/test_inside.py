@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -63,6 +64,24 @@ def test_warm_up_imports_the_modules_and_reports_the_ones_that_fail():
     ]
     assert result["seconds"] >= 0
     assert json.loads(json.dumps(result)) == result  # it travels as JSON
+
+
+@pytest.mark.slow
+def test_warm_up_starts_tensorflow_without_its_start_up_lines_on_the_console():
+    # In a fresh process (TensorFlow must not be imported yet), as in a new trial kernel.
+    # On a machine without an NVIDIA GPU TensorFlow's import prints the CUDA probe's lines
+    # to file descriptor 2; the warm-up logs them instead (at DEBUG: no handler prints them).
+    code = (
+        "import json; from runner.kernels.inside import warm_up; "
+        "print(json.dumps(warm_up({'modules': ['tensorflow']})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["failed"] == []
+    for line in ("Could not find cuda drivers", "cuInit", "oneDNN", "absl::InitializeLog"):
+        assert line not in done.stderr, done.stderr
 
 
 def _train_defaults() -> dict:
