@@ -24,10 +24,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
     XDG_CACHE_HOME=/tmp/cache \
     XDG_CONFIG_HOME=/tmp/config \
-    KERAS_HOME=/tmp/keras \
-    NVIDIA_VISIBLE_DEVICES=all \
-    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
-    TF_FORCE_GPU_ALLOW_GROWTH=true
+    KERAS_HOME=/tmp/keras
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
@@ -49,8 +46,17 @@ WORKDIR /home/aisg/project
 # Optuna storage.
 COPY requirements.txt requirements-prep.txt requirements-train.txt ./
 RUN python -m venv "$VIRTUAL_ENV" \
-    && pip install --no-cache-dir -r requirements.txt "tensorflow[and-cuda]==2.21.0" \
-        "psycopg[binary]==3.3.9"
+    && pip install --no-cache-dir -r requirements.txt "psycopg[binary]==3.3.9"
+
+# Up to here this file is model-training-cpu.Dockerfile, so a machine that builds both holds
+# that dependency layer once (tests/test_docker.py keeps them equal). Then TensorFlow's CUDA
+# libraries, with every other pin held where it is.
+RUN pip freeze > /tmp/installed.txt \
+    && pip install --no-cache-dir -c /tmp/installed.txt "tensorflow[and-cuda]==2.21.0" \
+    && rm /tmp/installed.txt
+ENV NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    TF_FORCE_GPU_ALLOW_GROWTH=true
 
 # The project, installed editable so that /home/aisg/project is the code that runs.
 COPY --chown=2222:2222 pyproject.toml README.md ./

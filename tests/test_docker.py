@@ -327,6 +327,22 @@ def test_the_gpu_image_adds_cuda_to_the_same_tensorflow():
     assert "and-cuda" not in cpu and "nvidia" not in cpu.lower()
 
 
+def _instructions(text: str) -> list[str]:
+    """A Dockerfile's instructions, comments dropped and continuation lines joined."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    return [i.strip() for i in re.split(r"\n(?=[A-Z]+ )", "\n".join(lines)) if i.strip()]
+
+
+def test_the_gpu_image_shares_the_cpu_images_dependency_layer():
+    # The legacy builder reuses a cached layer when every instruction up to it is the same:
+    # then a machine that builds both images downloads and installs TensorFlow once.
+    cpu = _instructions((DOCKER / "model-training-cpu.Dockerfile").read_text(encoding="utf-8"))
+    gpu = _instructions((DOCKER / "model-training-gpu.Dockerfile").read_text(encoding="utf-8"))
+    deps = next(i for i, step in enumerate(cpu) if "-r requirements.txt" in step)
+    assert gpu[: deps + 1] == cpu[: deps + 1]
+    assert "and-cuda" in gpu[deps + 1]
+
+
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_the_cmd_names_a_real_entry_point(name):
     steps = instructions(DOCKER / name)
