@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lib import features
+from lib import features, progress
 from lib.params import check_choice, check_float, check_int
 
 OPTIMISERS: tuple[str, ...] = ("adam", "rmsprop", "sgd", "adamw", "nadam")
@@ -104,7 +104,7 @@ def train(
         batch_size=bs,
         shuffle=True,
         verbose=0,
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, progress.epoch_callback()],  # epochs as they end
     )
 
 
