@@ -4,11 +4,21 @@ The optimiser is chosen by name (a notebook parameter); a learning rate of None 
 model's own default for that optimiser (``ModelBundle.learning_rates``), else Keras'.
 Runs are reproducible on CPU: ``set_seed`` seeds Python, NumPy and TensorFlow and turns
 on TensorFlow's op determinism (every op used here is allowed under it).
+
+``fit``, ``evaluate`` and ``predict`` get their batches from ``batches``, a tf.data pipeline
+of row indices (``Dataset.range``, a seeded shuffle, ``batch``, a parallel gather of the
+rows, ``prefetch``) rather than arrays. Keras's array adapter builds its partial last batch
+with ``Dataset.from_tensors``; TensorFlow's op determinism does not count that TensorDataset
+as deterministic, so its ``make_deterministic`` rewrite turned the adapter's parallel map
+into a sequential ``MapDataset`` (dropping the prefetch) and kept an attribute the new op
+lacks, and TensorFlow printed "NodeDef mentions attribute use_unbounded_threadpool which is
+not in the op definition" on every run. This pipeline holds no TensorDataset, keeps its
+parallelism and prints nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -61,6 +71,64 @@ def _labels(labels: Any) -> np.ndarray:
     return np.asarray(labels, dtype="float32").reshape(-1, 1)
 
 
+def _rows(x: Any) -> Callable[[tf.Tensor], Any]:
+    """A function of a 1-D int64 tensor of row numbers -> those rows of ``x``.
+
+    ``x``: a ``tf.SparseTensor`` (its indices in row order, as ``features.vectorize`` and
+    TextVectorization give them), or an array or tensor of numbers or strings. A sparse
+    batch keeps the rows' entries in their order, so its indices are in row order too.
+    """
+    if not isinstance(x, tf.SparseTensor):
+        dense = tf.convert_to_tensor(x)
+        return lambda rows: tf.gather(dense, rows)
+    n, width = x.dense_shape[0], int(x.dense_shape[1])  # a static width for Keras' input
+    # Where each row's entries start and end in x.indices/x.values (CSR row splits).
+    splits = tf.RaggedTensor.from_value_rowids(x.values, x.indices[:, 0], nrows=n).row_splits
+    columns, values = x.indices[:, 1], x.values
+
+    def take(rows: tf.Tensor) -> tf.SparseTensor:
+        entries = tf.ragged.range(tf.gather(splits, rows), tf.gather(splits, rows + 1))
+        positions = entries.flat_values
+        indices = tf.stack([entries.value_rowids(), tf.gather(columns, positions)], axis=1)
+        shape = [tf.size(rows, out_type=tf.int64), width]
+        return tf.SparseTensor(indices, tf.gather(values, positions), shape)
+
+    return take
+
+
+def _count(x: Any) -> int:
+    return int(x.dense_shape[0] if isinstance(x, tf.SparseTensor) else x.shape[0])
+
+
+def batches(x: Any, y: Any = None, *, bs: int, seed: int | None = None) -> tf.data.Dataset:
+    """Batches of ``bs`` rows of ``x`` (and of the labels ``y``: elements ``(x, y)``).
+
+    In row order, the last batch partial; with ``seed``, in a new order every epoch (each
+    iteration of the data set), the same orders for the same seed. ``x``: what
+    ``bundle.core`` or an exported model takes (see ``_rows``). Built from row indices
+    (``Dataset.range``), so that op determinism leaves its parallel gather and prefetch
+    alone (see the module's docstring).
+    """
+    bs = check_int("bs", bs, 1)
+    n = _count(x)
+    take_x = _rows(x)
+    if y is None:
+        take = take_x
+    else:
+        labels = tf.constant(_labels(y))
+        if int(labels.shape[0]) != n:
+            raise ValueError(f"{n} rows but {int(labels.shape[0])} labels")
+
+        def take(rows: tf.Tensor) -> tuple[Any, tf.Tensor]:
+            return take_x(rows), tf.gather(labels, rows)
+
+    rows = tf.data.Dataset.range(n)
+    if seed is not None:
+        rows = rows.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
+    rows = rows.batch(bs).map(take, num_parallel_calls=tf.data.AUTOTUNE)
+    return rows.prefetch(tf.data.AUTOTUNE)
+
+
 def _vectors(bundle: Any, x: Any) -> Any:
     """``x`` if it is already what ``bundle.core`` takes, else ``bundle.vectorize(x)``."""
     if isinstance(x, tf.SparseTensor) or (isinstance(x, np.ndarray) and x.dtype.kind in "iuf"):
@@ -88,6 +156,8 @@ def train(
     ``bundle.vectorize`` returned. ``learning_rate`` None: the model's default for the
     optimiser. ``history.history`` has ``loss``, ``<metric>``, ``val_loss`` and
     ``val_<metric>`` per epoch (and ``accuracy``/``val_accuracy`` for another metric).
+    The training rows are shuffled every epoch, in orders drawn from NumPy's global
+    generator (which ``set_seed`` seeds), so the same seed gives the same weights.
     """
     epochs = check_int("epochs", epochs, 1)
     bs = check_int("bs", bs, 1)
@@ -96,13 +166,12 @@ def train(
     if learning_rate is None:
         learning_rate = bundle.learning_rates.get(optimiser)
     _compile(bundle, make_optimizer(optimiser, learning_rate), metric)
+    seed = int(np.random.randint(0, 2**31 - 1))
     return bundle.core.fit(
-        _vectors(bundle, x_train),
-        _labels(y_train),
-        validation_data=(_vectors(bundle, x_val), _labels(y_val)),
+        batches(_vectors(bundle, x_train), y_train, bs=bs, seed=seed),
+        validation_data=batches(_vectors(bundle, x_val), y_val, bs=bs),
         epochs=epochs,
-        batch_size=bs,
-        shuffle=True,
+        shuffle=False,  # batches shuffles; Keras warns that it ignores its default True
         verbose=0,
         callbacks=[*callbacks, progress.epoch_callback()],  # epochs as they end
     )
@@ -117,7 +186,7 @@ def evaluate(bundle: Any, texts: Any, labels: Any, *, bs: int) -> dict[str, floa
     if not getattr(bundle.core, "compiled", False):
         _compile(bundle, make_optimizer("adam", None), "accuracy")
     x = _vectors(bundle, texts)
-    result = bundle.core.evaluate(x, _labels(labels), batch_size=bs, verbose=0, return_dict=True)
+    result = bundle.core.evaluate(batches(x, labels, bs=bs), verbose=0, return_dict=True)
     return {key: float(value) for key, value in result.items()}
 
 
@@ -128,10 +197,10 @@ def predict_proba(model_or_bundle: Any, texts: Any, bs: int = 1024) -> np.ndarra
         strings = features.as_string_tensor(texts)
         if int(strings.shape[0]) == 0:
             return np.zeros(0, dtype="float32")
-        probs = model_or_bundle.predict(strings, batch_size=bs, verbose=0)
+        probs = model_or_bundle.predict(batches(strings, bs=bs), verbose=0)
     else:
         x = _vectors(model_or_bundle, texts)
         if int(x.shape[0]) == 0:
             return np.zeros(0, dtype="float32")
-        probs = model_or_bundle.core.predict(x, batch_size=bs, verbose=0)
+        probs = model_or_bundle.core.predict(batches(x, bs=bs), verbose=0)
     return np.asarray(probs, dtype="float32").reshape(-1)

@@ -18,12 +18,10 @@ from tests.datagen import make_raw_dir
 ROOT = Path(__file__).resolve().parent.parent
 ABSL_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w.\-]+:\d+\]", re.MULTILINE)
 
-# The one TensorFlow line still printed, by Keras' fit: with op determinism on, TF's
-# make_deterministic rewrite turns the parallel map of Keras' array adapter into a MapDataset
-# (its partial last batch is a TensorDataset, which TF does not count as deterministic) and
-# keeps the ParallelMapDatasetV2-only attribute use_unbounded_threadpool, which the new node
-# reports. Its source is lib/training.train's fit on arrays; see the README's known issues.
-KNOWN_TF_LINES = ("NodeDef mentions attribute use_unbounded_threadpool",)
+# TensorFlow lines the train notebook may still print: none. (Keras' fit on arrays made TF
+# print "NodeDef mentions attribute use_unbounded_threadpool" under op determinism; lib.training
+# now batches with its own tf.data pipeline, see its docstring.)
+KNOWN_TF_LINES: tuple[str, ...] = ()
 
 START_UP = """\
 WARNING: All log messages before absl::InitializeLog() is called are written to STDERR

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from lib import models, training
 from lib.errors import ParameterError
 from tests.test_models import split, synthetic_reviews
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +138,95 @@ def test_inputs_of_every_kind_and_empty(data) -> None:
     assert expected[0] > 0.5 > expected[1]
     assert training.predict_proba(bundle, []).shape == (0,)
     assert training.predict_proba(bundle.export_model(), []).shape == (0,)
+
+
+def epoch(dataset) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
+    """(batch sizes, dense rows, labels) of one pass over a ``training.batches`` data set."""
+    sizes, rows, labels = [], [], []
+    for x, y in dataset:
+        dense = tf.sparse.to_dense(x) if isinstance(x, tf.SparseTensor) else x
+        sizes.append(int(dense.shape[0]))
+        rows.extend(dense.numpy())
+        labels.extend(y.numpy().reshape(-1))
+    return sizes, rows, labels
+
+
+def as_row_tuples(rows) -> list[tuple]:
+    return [tuple(np.asarray(r).tolist()) for r in rows]
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_batches_give_every_row_once_an_epoch_in_seeded_orders(sparse) -> None:
+    rng = np.random.default_rng(0)
+    dense = (rng.random((37, 6)) < 0.3) * np.arange(1, 7, dtype="float32")
+    dense[0] = 0  # an empty row
+    dense[:, 5] = np.arange(37)  # every row distinct, so that a row tells its number
+    x = tf.sparse.from_dense(dense) if sparse else dense
+    labels = np.arange(37) % 2
+
+    sizes, rows, got_labels = epoch(training.batches(x, labels, bs=8))
+    assert sizes == [8, 8, 8, 8, 5]  # in row order, the last batch partial
+    np.testing.assert_array_equal(rows, dense)
+    np.testing.assert_array_equal(got_labels, labels)
+
+    shuffled = training.batches(x, labels, bs=8, seed=5)
+    first, second = epoch(shuffled), epoch(shuffled)
+    for sizes, rows, got_labels in (first, second):
+        assert sizes == [8, 8, 8, 8, 5]
+        order = np.asarray(rows)[:, 5].astype(int)
+        assert sorted(order) == list(range(37))  # each row once, with its label
+        np.testing.assert_array_equal(rows, dense[order])
+        np.testing.assert_array_equal(got_labels, labels[order])
+    assert as_row_tuples(first[1]) != as_row_tuples(second[1])  # a new order each epoch
+    assert as_row_tuples(first[1]) != as_row_tuples(dense)
+    again = training.batches(x, labels, bs=8, seed=5)
+    assert as_row_tuples(epoch(again)[1]) == as_row_tuples(first[1])  # same seed, same orders
+    assert as_row_tuples(epoch(again)[1]) == as_row_tuples(second[1])
+
+
+def test_batches_of_inputs_alone_keep_their_kind_and_width() -> None:
+    x = tf.sparse.from_dense(np.eye(5, 9, dtype="float32"))
+    dataset = training.batches(x, bs=2)
+    assert dataset.element_spec == tf.SparseTensorSpec([None, 9], tf.float32)
+    batches = list(dataset)
+    assert [tuple(b.dense_shape.numpy()) for b in batches] == [(2, 9), (2, 9), (1, 9)]
+    strings = list(training.batches(np.array(["a", "b", "c"], dtype=object), bs=2))
+    assert [b.numpy().tolist() for b in strings] == [[b"a", b"b"], [b"c"]]
+    with pytest.raises(ValueError, match="5 rows but 4 labels"):
+        training.batches(x, [0, 1, 0, 1], bs=2)
+    with pytest.raises(ParameterError):
+        training.batches(x, bs=0)
+
+
+@pytest.mark.slow
+def test_training_under_op_determinism_prints_no_tensorflow_lines() -> None:
+    # In a fresh process: TensorFlow prints a given line once per process. Keras's own
+    # array batching made TF print "NodeDef mentions attribute use_unbounded_threadpool"
+    # once op determinism was on (see lib.training's docstring).
+    code = """
+import logging
+from lib import tf_runtime
+tf_runtime.start()
+import numpy as np
+from lib import models, training
+from tests.test_models import split, synthetic_reviews
+texts, labels, val_texts, val_labels = split(*synthetic_reviews(120, seed=3), 100)
+for name in models.MODEL_NAMES:
+    training.set_seed(1)
+    bundle = models.build_model(name, texts, labels, seed=1)
+    training.train(bundle, texts, labels, val_texts, val_labels, optimiser="adam",
+                   learning_rate=None, epochs=2, bs=16)
+    training.evaluate(bundle, val_texts, val_labels, bs=16)
+    training.predict_proba(bundle, val_texts, bs=16)
+    training.predict_proba(bundle.export_model(), val_texts, bs=16)
+print("done")
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "CUDA_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["done"]
+    absl_line = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w.\-]+:\d+\]", re.MULTILINE)
+    assert not absl_line.search(result.stderr), result.stderr
+    assert "NodeDef" not in result.stderr, result.stderr
