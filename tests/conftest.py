@@ -21,5 +21,18 @@ def archive_path() -> Path:
     return ARCHIVE
 
 
+@pytest.fixture(autouse=True)
+def _tracking_uri_env_left_as_found():
+    """``mlflow.set_tracking_uri`` (called by lib.tracking) also sets $MLFLOW_TRACKING_URI,
+    for child processes: a test that tracks in this process must not hand its store to the
+    tests after it (the pipeline's stamps record that variable)."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 # The real MLflow server (basic auth) and GCS emulator, started once per session on demand.
 from tests.services import *  # noqa: E402, F403
