@@ -74,24 +74,29 @@ def _labels(labels: Any) -> np.ndarray:
 def _rows(x: Any) -> Callable[[tf.Tensor], Any]:
     """A function of a 1-D int64 tensor of row numbers -> those rows of ``x``.
 
-    ``x``: a ``tf.SparseTensor`` (its indices in row order, as ``features.vectorize`` and
-    TextVectorization give them), or an array or tensor of numbers or strings. A sparse
-    batch keeps the rows' entries in their order, so its indices are in row order too.
+    ``x``: a ``tf.SparseTensor`` or an array or tensor of numbers or strings. A sparse
+    batch keeps each row's entries in their order, so its indices are in row order if
+    those of ``x`` are (as ``features.vectorize`` gives them; others are reordered).
+    The gather reads ``x``'s own indices and values, so no copy of them is kept.
     """
     if not isinstance(x, tf.SparseTensor):
         dense = tf.convert_to_tensor(x)
         return lambda rows: tf.gather(dense, rows)
+    if not bool(tf.math.is_non_decreasing(x.indices[:, 0])):
+        x = tf.sparse.reorder(x)
     n, width = x.dense_shape[0], int(x.dense_shape[1])  # a static width for Keras' input
     # Where each row's entries start and end in x.indices/x.values (CSR row splits).
-    splits = tf.RaggedTensor.from_value_rowids(x.values, x.indices[:, 0], nrows=n).row_splits
-    columns, values = x.indices[:, 1], x.values
+    counts = tf.math.bincount(x.indices[:, 0], minlength=n, maxlength=n, dtype=tf.int64)
+    splits = tf.concat([tf.zeros([1], tf.int64), tf.cumsum(counts)], axis=0)
+    indices, values = x.indices, x.values
 
     def take(rows: tf.Tensor) -> tf.SparseTensor:
         entries = tf.ragged.range(tf.gather(splits, rows), tf.gather(splits, rows + 1))
         positions = entries.flat_values
-        indices = tf.stack([entries.value_rowids(), tf.gather(columns, positions)], axis=1)
+        batch_rows = tf.expand_dims(entries.value_rowids(), 1)
+        batch_indices = tf.concat([batch_rows, tf.gather(indices, positions)[:, 1:]], axis=1)
         shape = [tf.size(rows, out_type=tf.int64), width]
-        return tf.SparseTensor(indices, tf.gather(values, positions), shape)
+        return tf.SparseTensor(batch_indices, tf.gather(values, positions), shape)
 
     return take
 

@@ -192,6 +192,11 @@ def test_batches_of_inputs_alone_keep_their_kind_and_width() -> None:
     assert [tuple(b.dense_shape.numpy()) for b in batches] == [(2, 9), (2, 9), (1, 9)]
     strings = list(training.batches(np.array(["a", "b", "c"], dtype=object), bs=2))
     assert [b.numpy().tolist() for b in strings] == [[b"a", b"b"], [b"c"]]
+    # Indices out of row order (valid for a SparseTensor) give the same rows.
+    order = np.random.default_rng(1).permutation(int(x.values.shape[0]))
+    shuffled = tf.SparseTensor(tf.gather(x.indices, order), tf.gather(x.values, order), x.shape)
+    for got, want in zip(training.batches(shuffled, bs=2), batches, strict=True):
+        np.testing.assert_array_equal(tf.sparse.to_dense(got), tf.sparse.to_dense(want))
     with pytest.raises(ValueError, match="5 rows but 4 labels"):
         training.batches(x, [0, 1, 0, 1], bs=2)
     with pytest.raises(ParameterError):
