@@ -16,15 +16,38 @@ from lib import paths
 
 _OURS = "_imdb_sentiment_handler"  # marks the handlers this module installed
 
+# Read when setup_logging is given no level/format: the runner sets them for the kernels it
+# starts (``--log-level``, ``--log-format``); a user sets them for plain papermill and
+# JupyterLab (``IMDB_LOG_LEVEL=DEBUG jupyter lab`` shows TensorFlow's C++ start-up lines).
+LEVEL_ENV = "IMDB_LOG_LEVEL"
+FORMAT_ENV = "IMDB_LOG_FORMAT"
+FORMATS = ("plain", "json")
+
+
+def env_level() -> str | None:
+    """$IMDB_LOG_LEVEL as a level name, None if unset or not a level."""
+    value = os.environ.get(LEVEL_ENV, "").strip().upper()
+    return value if isinstance(logging.getLevelName(value), int) else None
+
+
+def env_format() -> str:
+    """$IMDB_LOG_FORMAT: ``json`` or ``plain`` (the default, and for any other value)."""
+    value = os.environ.get(FORMAT_ENV, "").strip().lower()
+    return value if value in FORMATS else "plain"
+
 
 def setup_logging(
     config_path: str | Path | None = None,
     log_dir: str | Path | None = None,
     level: str | int | None = None,
+    fmt: str | None = None,
 ) -> None:
-    """Configure logging from ``conf/logging.yml``: JSON lines to stderr and rotating files;
-    inside a notebook kernel, plain lines for a person instead of JSON on the console
+    """Configure logging from ``conf/logging.yml``: JSON lines to rotating files always; on
+    the console (stderr) plain lines for a person, or JSON lines when ``fmt`` (default
+    $IMDB_LOG_FORMAT) is ``json``. Inside a notebook kernel the console is always plain
     (information on stdout, warnings and errors on stderr: the file's ``notebook_console``).
+    ``level`` (default $IMDB_LOG_LEVEL, else the file's) is the console's; at DEBUG the
+    loggers marked ``quiet`` in the file (absl's warnings) are shown too.
 
     File handlers' relative file names are placed in ``log_dir`` (default ``logs/`` in the
     project root, or $LOG_DIR). Calling it again replaces only the handlers it installed:
@@ -39,6 +62,9 @@ def setup_logging(
         logging.getLogger(__name__).warning("logging config %s not found", config_path)
         return
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    level = level if level not in (None, "") else env_level()
+    fmt = fmt or env_format()
+    debug = level is not None and logging.getLevelName(level) == logging.DEBUG
     # Read by MLflow as it is imported: its loggers then keep no stderr handler of their own.
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     optuna_through_ours()
@@ -49,6 +75,8 @@ def setup_logging(
             handler["filename"] = str(log_dir / filename)
         if level is not None and handler.get("class") == "logging.StreamHandler":
             handler["level"] = level
+        if fmt == "json" and handler.get("class") == "logging.StreamHandler":
+            handler["formatter"] = "json"
 
     from lib.secrets import SecretFilter
 
@@ -83,7 +111,7 @@ def setup_logging(
     for name, spec in config.get("loggers", {}).items():
         logger = logging.getLogger(name)
         if "level" in spec:
-            logger.setLevel(spec["level"])
+            logger.setLevel("NOTSET" if debug and spec.get("quiet") else spec["level"])
         if spec.get("take_over"):
             logger.handlers = [h for h in logger.handlers if getattr(h, _OURS, False)]
             logger.propagate = True

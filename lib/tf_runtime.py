@@ -20,7 +20,11 @@ as red stderr blocks. What it prints as it starts, and why:
 
 Every other captured line keeps its level (warnings and errors are logged as such, in
 words a person reads) and ``TF_CPP_MIN_LOG_LEVEL`` is left alone, so a real failure later
-still shows. Call :func:`start` before the first import of TensorFlow (directly or
+still shows. What is logged at DEBUG shows with ``--log-level DEBUG`` (the runner) or
+``IMDB_LOG_LEVEL=DEBUG`` (plain papermill, JupyterLab: ``lib.logs``). While the capture
+runs, the project's log handlers that write to descriptor 2 write to the real stderr
+instead, so that a record logged meanwhile (many, at DEBUG) is not taken for TensorFlow's.
+Call :func:`start` before the first import of TensorFlow (directly or
 through ``lib.training``, ``lib.models``, ``lib.features``).
 """
 
@@ -46,6 +50,10 @@ _ABSL_HEADER = "WARNING: All log messages before absl::InitializeLog() is called
 _LEVELS = {"I": logging.DEBUG, "W": logging.WARNING, "E": logging.ERROR, "F": logging.CRITICAL}
 _CUINIT = "failed call to cuInit"
 _CPU_FEATURES_TAIL = "To enable the following instructions:"
+# Lines at absl's ERROR level that report nothing wrong: logged at DEBUG. A graph made by a
+# newer TensorFlow than the runtime (tf.data's rewrites) names an attribute the op lacks;
+# TensorFlow's own words: "This may be expected ... Unknown attributes will be ignored."
+NOTICES: tuple[str, ...] = ("NodeDef mentions attribute",)
 
 _reported: list[str] | None = None  # the GPUs found, once start() has run in this process
 
@@ -64,21 +72,38 @@ def captured_fd2() -> Iterator[list[str]]:
     with contextlib.suppress(AttributeError, ValueError, OSError):
         sys.stderr.flush()
     saved = os.dup(2)
+    real = os.fdopen(saved, "w", buffering=1, closefd=False)
+    handlers = [h for h in logging.getLogger().handlers if _on_fd2(h)]
     # A file, not a pipe: nothing blocks however much is written.
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
+        previous = [h.setStream(real) for h in handlers]
         try:
             yield lines
         finally:
+            for handler, stream in zip(handlers, previous, strict=True):
+                handler.setStream(stream)
+            real.close()
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
             lines.extend(sink.read().decode("utf-8", "replace").splitlines())
 
 
+def _on_fd2(handler: logging.Handler) -> bool:
+    """Whether ``handler`` writes to file descriptor 2 (a console handler outside a kernel)."""
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    try:
+        return handler.stream.fileno() == 2
+    except (AttributeError, ValueError, OSError):  # a kernel's OutStream, a StringIO
+        return False
+
+
 def records(lines: list[str], gpu_expected: bool) -> list[tuple[int, str]]:
     """``(level, message)`` for each record in ``lines``: absl's INFO lines at DEBUG, the
-    cuInit failure at DEBUG unless ``gpu_expected``, every other level kept. A line without
+    cuInit failure at DEBUG unless ``gpu_expected``, :data:`NOTICES` at DEBUG, every other
+    level kept. A line without
     absl's prefix (Python's own output in a process whose ``sys.stderr`` is descriptor 2)
     stands alone as a WARNING, so nothing unexpected is lost; only the known second line
     of the CPU-instructions record is joined to it."""
@@ -95,7 +120,7 @@ def records(lines: list[str], gpu_expected: bool) -> list[tuple[int, str]]:
             continue
         severity, source, number, message = match.groups()
         level = _LEVELS[severity]
-        if _CUINIT in message and not gpu_expected:
+        if (_CUINIT in message and not gpu_expected) or any(n in message for n in NOTICES):
             level = logging.DEBUG
         out.append((level, f"{message} ({source}:{number})"))
     return out

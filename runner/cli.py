@@ -28,9 +28,9 @@ import yaml
 
 from lib import paths
 from lib.errors import ParameterError, StorageError, UserError, first_line
-from lib.logs import setup_logging
 from lib.params import yaml_problem
 from lib.secrets import mask_text, secret_values
+from runner.progress import add_console_options, configure_console
 from runner.stages import STAGES, get_stage
 
 if TYPE_CHECKING:
@@ -60,15 +60,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
-
-
-def _log_level(value: str) -> str:
-    level = value.upper()
-    if not isinstance(logging.getLevelName(level), int):
-        raise argparse.ArgumentTypeError(
-            f"unknown log level {value!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
-        )
-    return level
 
 
 class _ParamAction(argparse.Action):
@@ -189,9 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--log-level", type=_log_level, default=None, help="DEBUG, INFO, WARNING, ..."
-    )
+    add_console_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     fetch = sub.add_parser("fetch-data", help="download (or copy) and extract the aclImdb archive")
@@ -363,7 +352,7 @@ def _end_processes(processes: list[Any], grace: float = 10.0) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; its exit status (see the module's docstring)."""
     args = build_parser().parse_args(argv)
-    setup_logging(level=args.log_level)
+    configure_console(args.log_level, args.log_format)
     # Only the main thread may set a handler (a test may call main from another one).
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None

@@ -1,7 +1,8 @@
 """Execute one notebook headlessly with papermill and collect what it left behind.
 
 Parameters in, executed notebook (plus an HTML rendering) out, scraps read back with
-scrapbook. Post-execution hooks (such as logging the notebook to the MLflow run that the
+scrapbook, by the runner's papermill engine (``runner.engine``: kernels on IPC transport, the
+progress display). Post-execution hooks (such as logging the notebook to the MLflow run that the
 notebook glued) run whether the notebook succeeded or failed.
 """
 
@@ -31,6 +32,8 @@ from lib.paths import RUN_DIR_ENV, new_run_dir
 from lib.secrets import mask_text, secret_values
 from lib.speedups import import_in_background, kernel_arguments
 from lib.tracking import resolve_tracking_uri, store_modules
+from runner.engine import ENGINE
+from runner.progress import StageProgress, clear_live_line
 from runner.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -197,8 +200,10 @@ def execute_stage(
     if hooks and stage.tracked:
         later += store_modules(resolve_tracking_uri(parameters.get("mlflow_tracking_uri")))
     import_in_background(later, "runner-imports")
-    if "km" not in engine_kwargs:  # nbclient starts the kernel
+    if "km" not in engine_kwargs:  # nbclient starts the kernel: a stage of the runner's
         engine_kwargs.setdefault("extra_arguments", kernel_arguments())
+        # (A lent kernel runs a tuning trial inside the tune kernel: no display there.)
+        engine_kwargs.setdefault("stage_progress", StageProgress(stage.name))
     started = time.perf_counter()
     try:
         with _run_dir_env(run_dir, starts_kernel="km" not in engine_kwargs):
@@ -211,6 +216,7 @@ def execute_stage(
                 log_output=log_output,
                 progress_bar=False,
                 execution_timeout=execution_timeout,
+                engine_name=ENGINE,
                 **engine_kwargs,
             )
     except Exception as exc:  # any failure still yields the partial notebook
@@ -221,6 +227,7 @@ def execute_stage(
             mask_text(detail, values),
         )
     execution.seconds = time.perf_counter() - started
+    clear_live_line()  # what follows (the outcome, the summary) starts on a clean line
     if output_path.exists():
         execution.scraps = read_scraps(output_path)
         if render:

@@ -98,3 +98,49 @@ def test_optuna_imported_after_the_set_up_logs_through_ours(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "info.log").read_text().splitlines()]
     assert any("A new study created in memory with name: demo" in r["message"] for r in records)
     assert "\x1b[" not in result.stderr  # none of its colour codes
+
+
+def _console(root: logging.Logger) -> logging.Handler:
+    return next(h for h in root.handlers if h.name == "console")
+
+
+def test_the_console_is_plain_by_default_and_json_when_asked(
+    tmp_path, monkeypatch, capsys, restore_root
+):
+    monkeypatch.delenv("IMDB_LOG_FORMAT", raising=False)
+    setup_logging(log_dir=tmp_path)
+    logging.getLogger("lib.demo").warning("plain %s", "words")
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"\d\d:\d\d:\d\d WARNING lib\.demo: plain words\n", err)
+    for asked in ({"fmt": "json"}, {}):
+        if not asked:
+            monkeypatch.setenv("IMDB_LOG_FORMAT", "json")
+        setup_logging(log_dir=tmp_path, **asked)
+        logging.getLogger("lib.demo").warning("as json", extra={"stage": "train"})
+        record = json.loads(capsys.readouterr().err)
+        assert record["message"] == "as json" and record["stage"] == "train"
+    # The files are JSON lines whatever the console's format.
+    lines = (tmp_path / "info.log").read_text().splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["plain words", "as json", "as json"]
+
+
+def test_absl_notices_are_quiet_unless_the_level_is_debug(
+    tmp_path, monkeypatch, capsys, restore_root
+):
+    monkeypatch.delenv("IMDB_LOG_LEVEL", raising=False)
+    absl = logging.getLogger("absl")
+    monkeypatch.setattr(absl, "level", absl.level)
+    setup_logging(log_dir=tmp_path)
+    absl.warning("a notice")
+    absl.error("a real error")
+    assert "a notice" not in (err := capsys.readouterr().err) and "a real error" in err
+    monkeypatch.setenv("IMDB_LOG_LEVEL", "debug")  # plain papermill, JupyterLab
+    setup_logging(log_dir=tmp_path)
+    assert _console(restore_root).level == logging.DEBUG
+    absl.warning("a notice")
+    logging.getLogger("lib.demo").debug("a detail")
+    err = capsys.readouterr().err
+    assert "WARNING absl: a notice" in err and "DEBUG lib.demo: a detail" in err
+    monkeypatch.setenv("IMDB_LOG_LEVEL", "loud")  # not a level: the file's
+    setup_logging(log_dir=tmp_path)
+    assert _console(restore_root).level == logging.INFO

@@ -155,6 +155,8 @@ def test_every_file_resolves_with_its_defaults_into_runner_commands(name):
     assert jobs
     for job in jobs:
         assert job.argv[:-1] == SHELL and "exec python -m runner " in job.script
+        # The runner's console as JSON lines (progress events too) for the log collector.
+        assert "\nexport IMDB_LOG_FORMAT=json\n" in job.script
         assert job.image.startswith("registry.example.com/imdb-sentiment/")
     if _kind(name) == "job":
         assert jobs[0].inputs == _defaults(name)  # every input holds its declared default
@@ -484,6 +486,7 @@ def test_process_data_hands_the_runner_exact_values(tmp_path):
     assert env["PROJECT_ROOT"] == str(project)
     assert env["POLYAXON_RUN_UUID"] == job.run_uuid
     assert env["GOOGLE_APPLICATION_CREDENTIALS"] == str(key)
+    assert env["IMDB_LOG_FORMAT"] == "json"  # the job log: JSON lines for the collector
 
 
 def test_process_data_defaults(tmp_path):

@@ -193,3 +193,28 @@ def test_the_environment_gets_the_defaults_without_tensorflow_and_keeps_what_is_
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert run.stdout.split() == ["1", "False"], run.stderr
+
+
+def test_a_record_logged_during_the_capture_goes_to_the_real_stderr(capfd):
+    stream = os.fdopen(2, "w", closefd=False)  # as sys.stderr is, outside a kernel
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with tf_runtime.captured_fd2() as lines:
+            logging.getLogger("lib.demo").warning("a record of ours")
+            os.write(2, b"from C++\n")
+    finally:
+        root.removeHandler(handler)
+    assert lines == ["from C++"]
+    assert "a record of ours" in capfd.readouterr().err
+    assert handler.stream is stream  # put back
+
+
+def test_a_known_notice_at_error_level_is_debug():
+    line = (
+        "E0000 00:00:1796139169.981034   28693 node_def_util.cc:682] NodeDef mentions "
+        "attribute use_unbounded_threadpool which is not in the op definition"
+    )
+    [(level, message)] = tf_runtime.records([line], gpu_expected=True)
+    assert level == logging.DEBUG and message.endswith("(node_def_util.cc:682)")

@@ -223,8 +223,12 @@ class KernelPool:
     def _launch(self, number: int) -> PooledKernelManager:
         # IPC (Unix sockets in the pool's own folder): no TCP port to pick, so no race with
         # other processes for a port that was free a moment ago (kernels died of it).
+        # Its connection file there too (the folder is private: mkdtemp's mode 0700).
         km = PooledKernelManager(
-            kernel_name=self.kernel_name, transport="ipc", ip=str(self._ipc_dir / f"k{number}")
+            kernel_name=self.kernel_name,
+            transport="ipc",
+            ip=str(self._ipc_dir / f"k{number}"),
+            connection_file=str(self._ipc_dir / f"k{number}.json"),
         )
         kwargs: dict[str, Any] = {"extra_arguments": list(_KERNEL_ARGS)}
         if self.cwd:

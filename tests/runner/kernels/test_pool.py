@@ -4,6 +4,7 @@ between them, replaced past their limits, and none left behind."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from nbclient.exceptions import CellExecutionError
@@ -23,6 +24,10 @@ def test_a_lent_kernel_is_warm_and_reset_before_it_is_lent_again():
     with KernelPool(1, warmup_modules=["colorsys", "no_such_module_here"]) as pool:
         kernel = pool.acquire(timeout=120)
         assert kernel.warmup_result["failed"][0].startswith("no_such_module_here: ")
+        # IPC transport, its sockets and connection file in the pool's private folder.
+        assert kernel.km.transport == "ipc"
+        assert Path(kernel.km.connection_file).parent == pool._ipc_dir
+        assert pool._ipc_dir.stat().st_mode & 0o077 == 0
         nb = run_cells(kernel.km, "import sys\nprint('colorsys' in sys.modules)", "left = 1")
         assert output_text(nb).strip() == "True"  # warmed up: imported before the notebook
         pool.release(kernel)
