@@ -162,6 +162,8 @@ def start() -> list[str]:
         gpus = [
             d.name.removeprefix("/physical_device:") for d in tf.config.list_physical_devices("GPU")
         ]
+        # The first op starts the runtime, which prints its CPU-instructions notice then.
+        tf.constant(1.0) + 1.0
     for level, message in records(lines, gpu_expected):
         log.log(level, "TensorFlow: %s", message)
     log.log(*gpu_line(gpus, gpu_expected, tf.__version__))

@@ -274,12 +274,37 @@ def _run_one(study, config, trial, run_trial, result, stop, worker_index) -> Non
     if error is None:
         shown = ", ".join(f"{o}={v:.4g}" for o, v in zip(config.objectives, values, strict=True))
         log.info("trial %d finished in %.1f s: %s", trial.number, seconds, shown)
+        _report_progress(study, config)
         return
     result.failed.append(trial.number)
     log.error("trial %d failed after %.1f s: %s", trial.number, seconds, error)
+    _report_progress(study, config)
     if len(result.failed) >= config.max_failures and not stop.is_set():
         result.stopped = (
             f"{len(result.failed)} trials failed (max_failures={config.max_failures}), so "
             f"the study stopped; the last, trial {trial.number}: {error}"
         )
         stop.set()
+
+
+def trials_progress(study, config) -> dict:
+    """The progress event of the study (:func:`lib.progress.trial_event`): its completed
+    trials (every process's) of ``n_trials``, and the best value so far of the first
+    objective with its trial number."""
+    from optuna.trial import TrialState
+
+    from lib import progress
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best, best_trial = None, None
+    if complete:
+        sign = 1 if config.directions[0] == "minimize" else -1
+        top = min(complete, key=lambda t: sign * t.values[0])
+        best, best_trial = top.values[0], top.number
+    return progress.trial_event(len(complete), config.n_trials, best, best_trial)
+
+
+def _report_progress(study, config) -> None:
+    from lib import progress
+
+    progress.emit(trials_progress(study, config))

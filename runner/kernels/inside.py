@@ -58,15 +58,19 @@ def malloc_trim() -> bool:
 
 
 def warm_up(data: dict[str, Any]) -> dict[str, Any]:
-    """Import ``data["modules"]`` (in order; TensorFlow through :func:`lib.tf_runtime.start`)
-    and, if TensorFlow is among what they loaded, start its runtime. A failed import is
-    reported, not raised: the notebook that needs the module reports it in its own words.
+    """Import ``data["modules"]`` (in order; TensorFlow first, through
+    :func:`lib.tf_runtime.start`) and, if TensorFlow is among what they loaded, start its
+    runtime. A failed import is reported, not raised: the notebook that needs the module
+    reports it in its own words.
 
     Returns ``{"seconds": ..., "failed": ["name: EName: message", ...]}``.
     """
     started = time.perf_counter()
     failed: list[str] = []
-    for name in data.get("modules", ()):
+    modules = list(data.get("modules", ()))
+    if "tensorflow" in modules:  # first: keras and mlflow.keras would import it uncaptured
+        modules.insert(0, modules.pop(modules.index("tensorflow")))
+    for name in modules:
         try:
             if name == "tensorflow":
                 from lib import tf_runtime

@@ -236,3 +236,34 @@ def test_a_killed_study_resumes_and_retries_its_running_trial(tmp_path, kind):
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == 1)
     assert retry.state == TrialState.COMPLETE and retry.params == before[1].params
     assert 0 not in run.ran  # the completed trial was not run again
+
+
+def test_each_finished_trial_reports_the_studys_progress(caplog):
+    # Outside a kernel the event is a log line of lib.progress; in the tune notebook's
+    # kernel the same event is a display message that the runner's progress display reads.
+    cfg = config(n_trials=3, max_failures=3)
+    handle = tuning.open_study(cfg)
+
+    def trial(number, sampled):
+        if number == 1:
+            return TrialOutcome(error="cell 5: ValueError: boom")
+        return TrialOutcome(scraps={"val_loss": 0.5 - 0.1 * number, "val_accuracy": 0.9})
+
+    with caplog.at_level("INFO", logger="lib.progress"):
+        tuning.run_study(handle.study, cfg, trial, poll_interval=0.1)
+    lines = [r.getMessage() for r in caplog.records if r.name == "lib.progress"]
+    # Trials 0, 1 (failed: no completed trial added), 2, 3: the study needs 3 completed.
+    assert lines == [
+        "trials 1/3 done, best so far 0.5000 (trial 0)",
+        "trials 1/3 done, best so far 0.5000 (trial 0)",
+        "trials 2/3 done, best so far 0.3000 (trial 2)",
+        "trials 3/3 done, best so far 0.2000 (trial 3)",
+    ]
+    event = tuning.loop.trials_progress(handle.study, cfg)
+    assert event == {
+        "event": "trial",
+        "done": 3,
+        "total": 3,
+        "best": 0.5 - 0.1 * 3,
+        "best_trial": 3,
+    }
