@@ -33,6 +33,10 @@ USED_WHERE_VULTURE_CANNOT_SEE = {
     "get_heartbeat_stale_trial_callback": "overrides an Optuna storage method",
     "clean_text": "the one-review form of lib.cleaning.clean that tests compare against",
     "default_train_params": "each model's training set-up, for bench/model_search.py and tests",
+    "on_epoch_end": "Keras calls it on a callback as each epoch ends (lib.progress)",
+    "_transport_default": "a traitlets dynamic default of jupyter_client's KernelManager",
+    "_connection_file_default": "a traitlets dynamic default of jupyter_client's KernelManager",
+    "execute_managed_notebook": "papermill's engine interface (runner.engine)",
 }
 
 
