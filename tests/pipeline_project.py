@@ -31,6 +31,18 @@ def copy_project(dest: Path, per_label: int = 20) -> Path:
     return dest
 
 
+def prepared_project(dest: Path) -> Path:
+    """A small project copy with its data prepared and a model file in place (no stage run):
+    what the stamp and status tests decide on. Call with PROJECT_ROOT set to ``dest``."""
+    from lib import prep
+
+    root = copy_project(dest, per_label=4)
+    prep.prepare([root / RAW], root / "data" / "processed")
+    (root / "models" / "latest").mkdir(parents=True)
+    (root / "models" / "latest" / "model.keras").write_bytes(b"a model")
+    return root
+
+
 def project_env(root: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTHONPATH")}
     env.update(LOG_DIR=str(root / "logs"), TF_CPP_MIN_LOG_LEVEL="2", **(extra or {}))

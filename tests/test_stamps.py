@@ -16,18 +16,15 @@ from lib import prep
 from runner import code_deps, digests
 from runner.pipeline import State, judge, plan
 from runner.stamps import FORMAT_VERSION
-from tests.pipeline_project import RAW, copy_project, stamp_as_if_run
+from tests.pipeline_project import RAW, prepared_project, stamp_as_if_run
 
 TRAIN = {"train": {"epochs": 1}}
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch) -> Path:
-    root = copy_project(tmp_path / "project", per_label=4)
-    monkeypatch.setenv("PROJECT_ROOT", str(root))
-    prep.prepare([root / RAW], root / "data" / "processed")
-    (root / "models" / "latest").mkdir(parents=True)
-    (root / "models" / "latest" / "model.keras").write_bytes(b"a model")
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path / "project"))
+    root = prepared_project(tmp_path / "project")
     return root
 
 

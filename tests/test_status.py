@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lib import prep
 from runner.pipeline import State
 from tests.pipeline_project import (
-    RAW,
-    copy_project,
+    prepared_project,
     project_env,
     runner_in,
     stamp_as_if_run,
@@ -24,11 +22,8 @@ TRAIN = {"train": {"epochs": 1}}
 
 @pytest.fixture
 def project(tmp_path, monkeypatch) -> Path:
-    root = copy_project(tmp_path / "project", per_label=4)
-    monkeypatch.setenv("PROJECT_ROOT", str(root))
-    prep.prepare([root / RAW], root / "data" / "processed")
-    (root / "models" / "latest").mkdir(parents=True)
-    (root / "models" / "latest" / "model.keras").write_bytes(b"a model")
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path / "project"))
+    root = prepared_project(tmp_path / "project")
     stamp_as_if_run("prep", TRAIN)
     stamp_as_if_run("train", TRAIN, mlflow_run_id="0123abcd")
     return root
