@@ -281,20 +281,27 @@ def log_notebook(
     tracking_uri: str,
     run_id: str,
     files: list[Path],
-    failed: bool,
+    failed: bool = False,
     error: str | None = None,
+    *,
+    status: str | None = None,
 ) -> None:
-    """Attach an executed notebook (and its HTML) to its run; mark the run FAILED if it failed."""
+    """Attach an executed notebook (and its HTML) to its run, then end the run as
+    ``status`` says (FAILED, or KILLED: pruned or interrupted; ``failed`` is FAILED), with
+    ``error`` as its tag ``notebook_error`` (FAILED) or ``notebook_stopped`` (KILLED). A
+    succeeded execution's run is left as its notebook left it."""
     import mlflow
 
+    status = status or ("FAILED" if failed else None)
     client = mlflow.MlflowClient(tracking_uri)
     for path in files:
         if path and Path(path).exists():
             client.log_artifact(run_id, str(path), artifact_path="notebook")
-    if failed:
+    if status in ("FAILED", "KILLED"):
         if error:
-            client.set_tag(run_id, "notebook_error", error[:5000])
-        client.set_terminated(run_id, status="FAILED")
+            tag = "notebook_error" if status == "FAILED" else "notebook_stopped"
+            client.set_tag(run_id, tag, error[:5000])
+        client.set_terminated(run_id, status=status)
 
 
 # The scraps through which a notebook tells the runner which MLflow run is its own: the

@@ -14,12 +14,10 @@ the execution stopped, its kernels (the tune notebook's trial kernels too) shut 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import re
 import signal
 import sys
-import threading
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -30,6 +28,7 @@ from lib import paths
 from lib.errors import ParameterError, StorageError, UserError, first_line
 from lib.params import yaml_problem
 from lib.secrets import mask_text, secret_values
+from runner import stopping
 from runner.progress import add_console_options, configure_console
 from runner.stages import STAGES, get_stage
 
@@ -278,6 +277,9 @@ def _report(stage: str, execution: Execution) -> int:
     if execution.user_error:  # the line names the problem and the fix: no traceback
         _print_error(f"{stage} stopped at {execution.error}{where}")
         return 2
+    if execution.interrupted:  # a signal's doing, not the notebook's: no traceback
+        _print_error(f"{stage} stopped: {execution.error}{where}")
+        return 130
     _print_error(f"{stage} failed: {execution.error}{where}")
     if execution.error_detail:
         print(_ANSI.sub("", execution.error_detail), file=sys.stderr)
@@ -308,72 +310,38 @@ def _command(args: argparse.Namespace) -> int:
     return _run_stage(args)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where a Ctrl-C would be, so that every clean-up a Ctrl-C runs (the
-    execution stopped, the kernels shut down) runs for it too. ``processes``: this process's
-    descendants when the signal came."""
-
-    def __init__(self, processes: list[Any]) -> None:
-        super().__init__()
-        self.processes = processes
-
-
-def _on_sigterm(_signum: int, _frame: Any) -> None:
-    import psutil
-
-    # One is enough: a second SIGTERM must not cut the kernels' shutdown short (the kubelet
-    # follows with SIGKILL after the grace period anyway).
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # Taken now: once the stage's kernel is shut down, the trial kernels it started are
-    # no longer this process's descendants.
-    try:
-        processes = psutil.Process().children(recursive=True)
-    except psutil.Error:
-        processes = []
-    raise Terminated(processes)
-
-
-def _end_processes(processes: list[Any], grace: float = 10.0) -> None:
-    """End what the clean-up left alive of ``processes``: a kernel that the signal caught
-    while it started (nbclient had no hold on it yet), the trial kernels of a tune kernel.
-    SIGTERM first, SIGKILL after ``grace`` seconds."""
-    import psutil
-
-    for proc in processes:
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()  # psutil checks the pid is still that process
-    _, alive = psutil.wait_procs(processes, timeout=grace)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=grace)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one command; its exit status (see the module's docstring)."""
     args = build_parser().parse_args(argv)
     configure_console(args.log_level, args.log_format)
-    # Only the main thread may set a handler (a test may call main from another one).
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
-    try:
-        return _command(args)
-    except UserError as exc:
-        _print_error(str(exc))
-        return 2
-    except Terminated as stop:
-        _end_processes(stop.processes)
-        print(f"terminated (SIGTERM): {args.command} stopped", file=sys.stderr)
+    with stopping.stop_signals() as signals:
+        try:
+            code = _command(args)
+        except UserError as exc:
+            _print_error(str(exc))
+            return 2
+        except KeyboardInterrupt as exc:  # Stopped (a signal), or a Ctrl-C of a test's own
+            if isinstance(exc, stopping.Stopped):
+                stopping.end_processes(exc.processes)
+            return _stopped(args.command, getattr(exc, "signum", signal.SIGINT))
+        except Exception as exc:
+            # Not the input's fault (a bug, a full disk, a network lost mid-download): a
+            # failed execution, with the traceback for whoever looks into it.
+            _print_error(f"{args.command} failed: {type(exc).__name__}: {first_line(exc)}")
+            traceback_text = "".join(traceback.format_exception(exc))
+            print(mask_text(traceback_text, secret_values()), file=sys.stderr)
+            return 1
+        if signals.signum is None:
+            return code
+        # Stopped gently: the execution ended, its notebook logged; end what is left.
+        stopping.end_processes(signals.processes)
+        return _stopped(args.command, signals.signum)
+
+
+def _stopped(command: str, signum: int) -> int:
+    """The last line of a stopped command; its exit status (130 Ctrl-C, 143 SIGTERM)."""
+    if signum == signal.SIGTERM:
+        print(f"terminated (SIGTERM): {command} stopped", file=sys.stderr)
         return 143
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        # Not the input's fault (a bug, a full disk, a network lost mid-download): a failed
-        # execution, with the traceback for whoever looks into it.
-        _print_error(f"{args.command} failed: {type(exc).__name__}: {first_line(exc)}")
-        print(mask_text("".join(traceback.format_exception(exc)), secret_values()), file=sys.stderr)
-        return 1
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
+    print("interrupted", file=sys.stderr)
+    return 130

@@ -13,6 +13,8 @@ progress display fed from the execution.
   ``on_cell_execute`` hook) and hands it the progress events that ``lib.progress`` sends
   from inside the kernel (display messages of its MIME type, seen on IOPub as they come);
   at DEBUG it also logs the kernel's output, line by line (logger ``runner.kernel``).
+  A :class:`runner.watch.KernelWatch` watches its kernel (memory, time limit, stop
+  requests); a stopped execution starts no further cell.
 
 Registered with papermill as :data:`ENGINE`; ``runner.execute`` uses it for every stage.
 """
@@ -30,12 +32,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from jupyter_client import AsyncKernelManager
+from nbclient.exceptions import CellExecutionError
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.log import logger
 from papermill.utils import merge_kwargs, remove_args
 
 from lib.progress import MIME
+from runner.watch import KernelWatch
 
 ENGINE = "runner"
 kernel_log = logging.getLogger("runner.kernel")
@@ -118,14 +122,25 @@ def relay_stderr(stream: IO[bytes], stop: threading.Event | None = None) -> None
 class ProgressClient(PapermillNotebookClient):
     """Papermill's client, reporting cells and in-kernel events to ``stage_progress``."""
 
-    def __init__(self, nb_man: Any, stage_progress: Any = None, **kw: Any) -> None:
+    def __init__(
+        self, nb_man: Any, stage_progress: Any = None, watch: KernelWatch | None = None, **kw: Any
+    ) -> None:
         if stage_progress is not None:
             kw.setdefault("on_cell_execute", stage_progress.cell_started)
         super().__init__(nb_man, **kw)
         self.stage_progress = stage_progress
+        self.watch = watch
         self.started_km: Any = None  # nbclient forgets it once it has shut the kernel down
         if stage_progress is not None:
             stage_progress.begin(list(nb_man.nb.cells))
+
+    def execute_cell(self, cell: Any, cell_index: int, *args: Any, **kw: Any) -> Any:
+        # A stopped execution starts no further cell: an interrupt that reached the kernel
+        # between two cells was ignored there (ipykernel only interrupts a running cell).
+        reason = self.watch.stop_reason if self.watch is not None else None
+        if reason and cell.cell_type == "code":
+            raise CellExecutionError("", "KeyboardInterrupt", f"{reason}: cell not run")
+        return super().execute_cell(cell, cell_index, *args, **kw)
 
     def create_kernel_manager(self) -> Any:
         self.started_km = super().create_kernel_manager()
@@ -163,6 +178,7 @@ class RunnerEngine(NBClientEngine):
         start_timeout: int = 60,
         execution_timeout: int | None = None,
         stage_progress: Any = None,
+        watch: KernelWatch | None = None,
         **kwargs: Any,
     ) -> Any:
         # As NBClientEngine.execute_managed_notebook does, with this module's parts.
@@ -179,9 +195,12 @@ class RunnerEngine(NBClientEngine):
             stdout_file=stdout_file,
             stderr_file=stderr_file,
         )
-        client = ProgressClient(nb_man, stage_progress=stage_progress, **final_kwargs)
+        watch = watch or KernelWatch()
+        client = ProgressClient(nb_man, stage_progress=stage_progress, watch=watch, **final_kwargs)
+        watch.bind(client)
         try:
-            return client.execute()
+            with watch:
+                return client.execute()
         finally:
             if isinstance(client.started_km, IpcKernelManager):  # started, now shut down
                 client.started_km.end_relay()

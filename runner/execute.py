@@ -24,6 +24,7 @@ import papermill
 from jupyter_client.kernelspec import NoSuchKernel
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
+from papermill.execute import ERROR_MARKER_TAG
 from papermill.iorw import papermill_io
 
 from lib import paths
@@ -35,11 +36,15 @@ from lib.tracking import resolve_tracking_uri, store_modules
 from runner.engine import ENGINE
 from runner.progress import StageProgress, clear_live_line
 from runner.stages import Stage
+from runner.watch import INTERRUPTED, KernelWatch
 
 log = logging.getLogger(__name__)
 
 KERNEL_NAME = "python3"
 MASKED = "masked://"
+# What a pruned tuning trial's train notebook raises (lib.tuning.pruning.TrialPruned): it
+# stopped early on purpose, and says why in one line.
+PRUNED_ENAME = "TrialPruned"
 
 
 class _MaskingWriter:
@@ -83,10 +88,19 @@ class Execution:
     user_error: bool = False
     scraps: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    pruned: bool = False  # a tuning trial that stopped itself (TrialPruned): not a failure
+    interrupted: bool = False  # stopped by a signal (SIGTERM, Ctrl-C) or a kernel interrupt
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def status(self) -> str:
+        """As MLflow says it: FINISHED, KILLED (pruned or interrupted) or FAILED."""
+        if self.ok:
+            return "FINISHED"
+        return "KILLED" if self.pruned or self.interrupted else "FAILED"
 
     @property
     def run_dir(self) -> Path:
@@ -124,23 +138,27 @@ def read_scraps(notebook_path: Path) -> dict[str, Any]:
         return {}
 
 
-def _describe_failure(exc: Exception) -> tuple[str, str, bool]:
+def _describe_failure(exc: Exception, watch: KernelWatch) -> tuple[str, str, bool]:
     """``(one line, detail, whether it is a user error)`` for an execution that raised."""
+    where = None
+    if isinstance(exc, PapermillExecutionError) and exc.cell_index is not None:
+        where = f"cell {exc.cell_index}"
+    if watch.stop_reason:  # stopped by the runner: the reason says it all
+        return f"{watch.stop_reason} ({where})" if where else watch.stop_reason, "", False
     if isinstance(exc, PapermillExecutionError):
         # An exception inside the kernel arrives as its class name and message only.
-        where = f"cell {exc.cell_index}" if exc.cell_index is not None else "a cell"
+        where = where or "a cell"
+        if exc.ename == "KeyboardInterrupt":  # interrupted from elsewhere (JupyterLab, a test)
+            return f"{INTERRUPTED} ({where})", "", False
         message = next((line for line in (exc.evalue or "").splitlines() if line.strip()), "")
         line = f"{where}: {exc.ename}: {message.strip()}" if message else f"{where}: {exc.ename}"
+        if exc.ename == PRUNED_ENAME:  # its one line is its whole story
+            return line, "", False
         if user_error_class(exc.ename) is not None:
             return line, "", True
         return line, "\n".join(exc.traceback or []), False
     if isinstance(exc, DeadKernelError):
-        return (
-            "the kernel died during execution (out of memory, or killed); "
-            "see the partial notebook and the log",
-            str(exc),
-            False,
-        )
+        return f"{watch.death()}; see the partial notebook and the log", str(exc), False
     if isinstance(exc, CellTimeoutError):
         return f"execution timed out: {first_line(exc)}", "", False
     if isinstance(exc, NoSuchKernel):
@@ -151,6 +169,16 @@ def _describe_failure(exc: Exception) -> tuple[str, str, bool]:
             True,
         )
     return f"{type(exc).__name__}: {first_line(exc)}", "".join(format_exception(exc)), False
+
+
+def _drop_error_banner(notebook_path: Path) -> None:
+    """A pruned trial's notebook ends with its one line: without papermill's red banner
+    ("An Exception was encountered at ...") and its anchor."""
+    nb = nbformat.read(notebook_path, as_version=4)
+    kept = [c for c in nb.cells if ERROR_MARKER_TAG not in c.metadata.get("tags", [])]
+    if len(kept) != len(nb.cells):
+        nb.cells = kept
+        paths.atomic_write_text(notebook_path, nbformat.writes(nb))
 
 
 @contextmanager
@@ -181,9 +209,14 @@ def execute_stage(
     render: bool = True,
     hooks: list[PostHook] | None = None,
     execution_timeout: int | None = None,
+    time_limit_s: float | None = None,
     **engine_kwargs: Any,
 ) -> Execution:
     """Execute ``stage``'s notebook into ``run_dir``; never raises for a failing cell.
+
+    ``execution_timeout`` limits each cell (nbclient's); ``time_limit_s`` the whole
+    execution: past it the kernel is interrupted, then killed if it does not stop
+    (:class:`runner.watch.KernelWatch`).
 
     The kernel's working directory is the project root, so relative paths in parameters
     mean the same as in JupyterLab (where ``lib.paths.resolve`` maps them to the root).
@@ -204,6 +237,8 @@ def execute_stage(
         engine_kwargs.setdefault("extra_arguments", kernel_arguments())
         # (A lent kernel runs a tuning trial inside the tune kernel: no display there.)
         engine_kwargs.setdefault("stage_progress", StageProgress(stage.name))
+    # (A test may hand its own watch, to stop the execution itself.)
+    watch = engine_kwargs.setdefault("watch", KernelWatch(time_limit_s))
     started = time.perf_counter()
     try:
         with _run_dir_env(run_dir, starts_kernel="km" not in engine_kwargs):
@@ -220,7 +255,12 @@ def execute_stage(
                 **engine_kwargs,
             )
     except Exception as exc:  # any failure still yields the partial notebook
-        error, detail, execution.user_error = _describe_failure(exc)
+        error, detail, execution.user_error = _describe_failure(exc, watch)
+        ename = getattr(exc, "ename", None)
+        execution.pruned = ename == PRUNED_ENAME and not watch.stop_reason
+        execution.interrupted = watch.stop_reason == INTERRUPTED or (
+            ename == "KeyboardInterrupt" and not watch.stop_reason
+        )
         values = secret_values()
         execution.error, execution.error_detail = (
             mask_text(error, values),
@@ -229,6 +269,8 @@ def execute_stage(
     execution.seconds = time.perf_counter() - started
     clear_live_line()  # what follows (the outcome, the summary) starts on a clean line
     if output_path.exists():
+        if execution.pruned:
+            _drop_error_banner(output_path)
         execution.scraps = read_scraps(output_path)
         if render:
             try:
@@ -244,10 +286,14 @@ def execute_stage(
                 execution.error = mask_text(
                     f"after execution: {type(exc).__name__}: {first_line(exc)}", secret_values()
                 )
-    level = logging.INFO if execution.ok else logging.ERROR
+    level = logging.INFO if execution.ok or execution.pruned else logging.ERROR
     outcome = "succeeded" if execution.ok else f"failed: {execution.error}"
     if execution.user_error:
         outcome = f"stopped at {execution.error} (bad input)"
+    elif execution.pruned:
+        outcome = f"pruned: {execution.error}"
+    elif execution.interrupted:
+        level, outcome = logging.WARNING, f"stopped: {execution.error}"
     log.log(
         level,
         "%s %s in %.1f s",

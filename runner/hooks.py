@@ -12,7 +12,8 @@ log = logging.getLogger(__name__)
 
 def log_notebook_to_mlflow(execution: Execution) -> None:
     """Attach the executed notebook and its HTML to the MLflow run that the notebook glued,
-    and mark that run FAILED when the execution failed."""
+    and end that run FAILED when the execution failed, KILLED when it was pruned or
+    interrupted (:attr:`Execution.status`)."""
     run_id = execution.scraps.get(RUN_ID_SCRAP)
     if not run_id:
         return
@@ -20,7 +21,7 @@ def log_notebook_to_mlflow(execution: Execution) -> None:
 
     uri = resolve_tracking_uri(execution.scraps.get(TRACKING_URI_SCRAP))
     files = [execution.output_path] + ([execution.html_path] if execution.html_path else [])
-    log_notebook(uri, run_id, files, failed=not execution.ok, error=execution.error)
+    log_notebook(uri, run_id, files, status=execution.status, error=execution.error)
     log.info("executed notebook logged to MLflow run %s", run_id)
 
 

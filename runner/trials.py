@@ -32,6 +32,7 @@ from lib.tuning import (
 )
 from runner.kernels import KernelCodeError, KernelPool
 from runner.stages import Stage, get_stage
+from runner.watch import INTERRUPTED, stop_all
 
 if TYPE_CHECKING:
     from runner.execute import Execution
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFLIGHT = "runner.kernels.inside:preflight"
+# An interrupted trial's kernel is killed if it is still busy after this long: the whole
+# stop (trials, their notebooks logged, kernels ended) must fit in a stopped job's grace
+# period (Kubernetes' default: 30 s).
+STOP_GRACE_S = 10.0
 # Imported in each trial kernel before its first trial: the train notebook's imports
 # (TensorFlow above all) and, through lib.tracking.store_modules, the MLflow store's. A
 # failed import is left for the trial itself to report. The store itself is not opened: a
@@ -149,8 +154,11 @@ class NotebookTrialBackend:
         )
 
     def interrupt(self) -> None:
-        """Interrupt every kernel: the running trials fail, and their kernels are replaced."""
-        self.pool.interrupt()
+        """Stop the running trials (the tune process got SIGTERM or Ctrl-C): each trial's
+        kernel is interrupted, and killed if it has not stopped within
+        :data:`STOP_GRACE_S`; no trial starts a further cell. They end FAIL with the error
+        "interrupted", their MLflow runs KILLED with their partial notebooks."""
+        stop_all(INTERRUPTED, grace_s=STOP_GRACE_S)
 
     def close(self) -> None:
         """Shut every kernel down."""
@@ -210,9 +218,11 @@ class NotebookTrials:
                 render=self.config.trial_html,
                 hooks=default_hooks(),
                 execution_timeout=self.config.cell_timeout,
+                time_limit_s=getattr(self.config, "trial_timeout_s", None),
                 km=kernel.km,
             )
-            ok = execution.ok
+            # A pruned trial ended as it should: its kernel is as good as a finished one's.
+            ok = execution.ok or execution.pruned
         finally:
             self.pool.release(kernel, reuse=ok)
         scraps = execution.scraps
@@ -240,9 +250,9 @@ def record_failed_run(
     parent_run_id: str | None,
     hptuning_tag: str | None,
 ) -> str | None:
-    """A FAILED child run holding the partial notebook of ``execution``, for a trial whose
-    notebook failed before it started its own run; its id, or None if MLflow could not
-    take it (the trial is failed anyway)."""
+    """A FAILED (or KILLED: interrupted) child run holding the partial notebook of
+    ``execution``, for a trial whose notebook stopped before it started its own run; its
+    id, or None if MLflow could not take it (the trial is failed anyway)."""
     try:
         import mlflow
 
@@ -260,7 +270,7 @@ def record_failed_run(
             tags["mlflow.parentRunId"] = parent_run_id
         run = client.create_run(experiment.experiment_id, run_name=f"trial-{number}", tags=tags)
         files = [execution.output_path] + ([execution.html_path] if execution.html_path else [])
-        log_notebook(uri, run.info.run_id, files, failed=True, error=execution.error)
+        log_notebook(uri, run.info.run_id, files, status=execution.status, error=execution.error)
         return run.info.run_id
     except Exception as exc:
         log.warning("could not record failed trial %d in MLflow: %s", number, exc)

@@ -5,6 +5,9 @@ Each test executes a tiny notebook written into ``tmp_path`` (a real kernel, no 
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -13,6 +16,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from runner.execute import Execution, execute_stage
 from runner.stages import Stage
+from runner.watch import INTERRUPTED, KernelWatch, describe_death
+from tests.test_runner_signals import cell_running
 
 
 def _stage(tmp_path: Path, *cells: str) -> Stage:
@@ -90,10 +95,109 @@ def test_secrets_are_masked_in_the_error_and_the_notebook(tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
-def test_a_dead_kernel_is_reported_as_such(tmp_path):
-    execution = _run(tmp_path, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
-    assert not execution.ok and not execution.user_error
-    assert execution.error.startswith("the kernel died during execution")
+def test_a_kernel_killed_by_a_signal_says_so_with_its_last_memory(tmp_path):
+    # 300 MiB held for a second (the watch samples every 0.5 s), then SIGKILL, as the
+    # out-of-memory killer sends it.
+    execution = _run(
+        tmp_path,
+        "import os, signal, time\nheld = bytearray(300 * 2**20)\ntime.sleep(1.5)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)",
+    )
+    assert not execution.ok and not execution.user_error and execution.status == "FAILED"
+    prefix = "the kernel died: killed by SIGKILL, probably out of memory; last measured "
+    assert execution.error.startswith(prefix), execution.error
+    measured = execution.error[len(prefix) :].split(";")[0]
+    number, unit = measured.split()
+    assert unit == "MiB" and 300 < float(number) < 1024, measured
+
+
+@pytest.mark.slow
+def test_a_kernel_that_exits_says_with_which_code(tmp_path):
+    execution = _run(tmp_path, "import os\nos._exit(3)")
+    assert execution.error.startswith("the kernel died: exited with code 3"), execution.error
+    assert "out of memory" not in execution.error
+
+
+def test_the_death_of_a_kernel_in_one_line():
+    assert describe_death(-9, 2.1 * 2**30) == (
+        "the kernel died: killed by SIGKILL, probably out of memory; last measured 2.1 GiB"
+    )
+    assert describe_death(-11, 512 * 2**20) == (
+        "the kernel died: killed by SIGSEGV; last measured 512 MiB"
+    )
+    assert describe_death(1, None) == "the kernel died: exited with code 1"
+    assert describe_death(None, None) == "the kernel died: its exit status is unknown"
+    assert describe_death(-99, None) == "the kernel died: killed by signal 99"
+
+
+@pytest.mark.slow
+def test_an_execution_past_its_time_limit_is_interrupted(tmp_path):
+    execution = _run(tmp_path, "import time\ntime.sleep(600)", "ran_after = True", time_limit_s=2)
+    assert execution.error == "timed out after 2 s (cell 1)" and execution.status == "FAILED"
+    assert not execution.interrupted and not execution.pruned
+    nb = nbformat.read(execution.output_path, as_version=4)
+    assert not any(c.get("execution_count") for c in nb.cells if "ran_after" in c.source)
+
+
+@pytest.mark.slow
+def test_a_kernel_that_ignores_its_interrupt_is_killed_after_the_grace(tmp_path):
+    execution = _run(
+        tmp_path,
+        "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(600)",
+        watch=KernelWatch(2, grace_s=2),
+    )
+    assert execution.error.startswith("timed out after 2 s"), execution.error
+    assert execution.seconds < 30
+
+
+@pytest.mark.slow
+def test_a_stopped_execution_is_interrupted_and_runs_no_further_cell(tmp_path):
+    watch = KernelWatch()
+    notebook = tmp_path / "run" / "tiny.ipynb"
+    stopper = threading.Thread(
+        target=lambda: (_wait_until_running(notebook, "sleep"), watch.stop(INTERRUPTED))
+    )
+    stopper.start()
+    execution = _run(tmp_path, "import time\ntime.sleep(600)", "ran_after = True", watch=watch)
+    stopper.join()
+    assert execution.error == "interrupted (cell 1)" and execution.interrupted
+    assert execution.status == "KILLED" and not execution.error_detail
+    nb = nbformat.read(notebook, as_version=4)
+    assert not any(c.get("execution_count") for c in nb.cells if "ran_after" in c.source)
+
+
+PRUNED = """\
+class TrialPruned(Exception):
+    def _render_traceback_(self):
+        return ["Trial pruned at epoch 2: val_loss 0.71 is worse than the median"]
+
+import scrapbook as sb
+sb.glue("pruned_at_epoch", 2)
+raise TrialPruned("pruned at epoch 2")
+"""
+
+
+@pytest.mark.slow
+def test_a_pruned_trial_is_no_failure_and_its_notebook_has_no_error_banner(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="runner.execute")
+    execution = _run(tmp_path, PRUNED, "ran_after = True", render=True)
+    assert execution.pruned and not execution.interrupted and execution.status == "KILLED"
+    assert execution.error == "cell 1: TrialPruned: pruned at epoch 2"  # the trial's error
+    assert not execution.error_detail and not execution.user_error
+    assert execution.scraps == {"pruned_at_epoch": 2}
+    text = execution.output_path.read_text(encoding="utf-8")
+    assert "An Exception was encountered" not in text
+    assert "An Exception was encountered" not in execution.html_path.read_text(encoding="utf-8")
+    assert "Trial pruned at epoch 2: val_loss 0.71" in text  # its one line
+    (record,) = [r for r in caplog.records if r.name == "runner.execute" and "tiny " in r.message]
+    assert "pruned: cell 1: TrialPruned" in record.message and "failed" not in record.message
+    assert record.levelno == logging.INFO
+
+
+def _wait_until_running(notebook: Path, code: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not cell_running(notebook, code) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 @pytest.mark.slow

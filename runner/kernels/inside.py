@@ -19,15 +19,16 @@ from typing import Any
 def reset() -> None:
     """Make a used kernel like a fresh one, keeping its imported modules.
 
-    A run that a failed notebook left active is ended as FAILED (its hook has marked it
-    so already), Keras and matplotlib state is dropped, and IPython's namespace, output
-    history and execution counter start afresh. Then the freed memory is collected and
-    handed back to the system, so that the pool's RSS limit sees what is still in use.
+    A run that a failed notebook left active is ended as its hook ended it (FAILED, or
+    KILLED for a pruned or interrupted trial), Keras and matplotlib state is dropped, and
+    IPython's namespace, output history and execution counter start afresh. Then the freed
+    memory is collected and handed back to the system, so that the pool's RSS limit sees
+    what is still in use.
     """
     mlflow = sys.modules.get("mlflow")
     if mlflow is not None:
-        while mlflow.active_run() is not None:
-            mlflow.end_run(status="FAILED")
+        while (run := mlflow.active_run()) is not None:
+            mlflow.end_run(status=_left_status(mlflow, run.info.run_id))
     keras = sys.modules.get("keras")
     if keras is not None:
         keras.backend.clear_session()
@@ -40,6 +41,16 @@ def reset() -> None:
         shell.reset(new_session=True)
     gc.collect()
     malloc_trim()
+
+
+def _left_status(mlflow: Any, run_id: str) -> str:
+    """How to end a run that a stopped notebook left active: as the runner's hook ended it
+    (KILLED for a pruned or interrupted trial), else FAILED."""
+    try:
+        status = mlflow.MlflowClient().get_run(run_id).info.status
+    except Exception:  # the store is gone: the run cannot be ended anyway
+        return "FAILED"
+    return status if status in ("KILLED", "FAILED", "FINISHED") else "FAILED"
 
 
 def malloc_trim() -> bool:
