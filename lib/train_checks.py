@@ -27,6 +27,12 @@ def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
     if p.get("learning_rate") is not None:
         p["learning_rate"] = check_float("learning_rate", p["learning_rate"], 0, None)
     p["metric"] = check_choice("metric", p["metric"], training.METRICS)
+    if p.get("early_stopping_patience") is not None:
+        p["early_stopping_patience"] = check_int(
+            "early_stopping_patience", p["early_stopping_patience"], minimum=1
+        )
+    if p.get("tuning_trial") is not None:
+        p["tuning_trial"] = _check_tuning_trial(p["tuning_trial"])
     p["model_name"] = check_choice("model_name", p["model_name"], models.MODEL_NAMES)
     model_params = p.get("model_params") or {}
     if not isinstance(model_params, Mapping):
@@ -43,6 +49,20 @@ def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return p
 
 
+_TUNING_TRIAL_KEYS = ("study_name", "storage", "trial_number", "pruner", "prune_on")
+
+
+def _check_tuning_trial(value: Any) -> dict[str, Any]:
+    """The tune's description of this trial (set by the tune notebook, not by hand)."""
+    if not isinstance(value, Mapping) or any(k not in value for k in _TUNING_TRIAL_KEYS):
+        raise not_allowed(
+            "tuning_trial",
+            value,
+            "None, or the mapping the tune notebook sets (" + ", ".join(_TUNING_TRIAL_KEYS) + ")",
+        )
+    return dict(value)
+
+
 # Where and how the run itself is recorded (its store, artifact location, name, parent and
 # tags): settings of the run, shown as its attributes, not parameters of the training.
 RUN_SETTINGS = frozenset(
@@ -53,6 +73,7 @@ RUN_SETTINGS = frozenset(
         "mlflow_parent_run_id",
         "mlflow_tags",
         "hptuning_tag",
+        "tuning_trial",  # the study the trial reports to: a setting of this run, not training's
     }
 )
 

@@ -153,6 +153,7 @@ def train(
     epochs: int,
     bs: int,
     metric: str = "accuracy",
+    early_stopping_patience: int | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> keras.callbacks.History:
     """Fit ``bundle.core`` on the training data, validating on the validation data.
@@ -163,8 +164,18 @@ def train(
     ``val_<metric>`` per epoch (and ``accuracy``/``val_accuracy`` for another metric).
     The training rows are shuffled every epoch, in orders drawn from NumPy's global
     generator (which ``set_seed`` seeds), so the same seed gives the same weights.
+    ``early_stopping_patience``: stop once ``val_loss`` has not improved for that many
+    epochs, and keep the weights of its best epoch (None: train every epoch).
     """
     epochs = check_int("epochs", epochs, 1)
+    stopping = []
+    if early_stopping_patience is not None:
+        patience = check_int("early_stopping_patience", early_stopping_patience, 1)
+        stopping.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=patience, restore_best_weights=True
+            )
+        )
     bs = check_int("bs", bs, 1)
     check_choice("optimiser", optimiser, OPTIMISERS)
     check_choice("metric", metric, METRICS)
@@ -178,7 +189,7 @@ def train(
         epochs=epochs,
         shuffle=False,  # batches shuffles; Keras warns that it ignores its default True
         verbose=0,
-        callbacks=[*callbacks, progress.epoch_callback()],  # epochs as they end
+        callbacks=[*callbacks, *stopping, progress.epoch_callback()],  # epochs as they end
     )
 
 

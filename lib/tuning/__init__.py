@@ -10,8 +10,10 @@ One module per concern:
 - :mod:`~lib.tuning.storage`: samplers and storages (in memory, an RDB URL, a journal file
   with the heartbeat that Optuna's journal storage lacks);
 - :mod:`~lib.tuning.study`: creating, resuming or joining a study (:func:`open_study`);
-- :mod:`~lib.tuning.loop`: exactly ``n_trials`` completed trials, ``n_jobs`` at a time,
-  even with several processes on one storage (:func:`run_study`);
+- :mod:`~lib.tuning.loop`: exactly ``n_trials`` finished (complete or pruned) trials,
+  ``n_jobs`` at a time, even with several processes on one storage (:func:`run_study`);
+- :mod:`~lib.tuning.pruning`: the ``pruner`` and ``prune_on`` settings, and the trial
+  kernel's side: reporting each epoch, and a pruned trial's end (:func:`stop_if_pruned`);
 - :mod:`~lib.tuning.trials`: the seam, what a trial is and the :class:`TrialBackend` that
   runs trials (the runner's: train notebooks in warm kernels), :func:`prepare` and
   :func:`run_trials`;
@@ -32,6 +34,7 @@ from lib.tuning.config import (
 )
 from lib.tuning.loop import SURPLUS_ATTR, StudyRun, TuningError, objective_values, run_study
 from lib.tuning.parent_run import finish_parent_run, start_parent_run
+from lib.tuning.pruning import PRUNED_ERROR, PRUNED_SCRAP, make_pruner
 from lib.tuning.space import SearchParam, parse_param, parse_search_space, sample
 from lib.tuning.storage import make_sampler, open_storage
 from lib.tuning.study import StudyHandle, open_study
@@ -39,6 +42,7 @@ from lib.tuning.summary import (
     best_trials,
     param_importances,
     plot_importances,
+    plot_learning_curves,
     plot_study,
     trials_table,
 )
@@ -62,6 +66,8 @@ __all__ = [
     "DEFAULTS",
     "DEFAULT_CONFIG_FILE",
     "ENTRY_POINT_GROUP",
+    "PRUNED_ERROR",
+    "PRUNED_SCRAP",
     "RESERVED",
     "SURPLUS_ATTR",
     "SearchParam",
@@ -77,6 +83,7 @@ __all__ = [
     "default_trials_dir",
     "finish_parent_run",
     "load_config",
+    "make_pruner",
     "make_sampler",
     "memory_limit_mib",
     "numeric_scraps",
@@ -88,6 +95,7 @@ __all__ = [
     "parse_param",
     "parse_search_space",
     "plot_importances",
+    "plot_learning_curves",
     "plot_study",
     "prepare",
     "preflight_cases",

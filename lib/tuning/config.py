@@ -19,11 +19,14 @@ import yaml
 from lib import paths
 from lib.errors import ParameterError
 from lib.params import as_bool, as_list, check_float, check_int, yaml_problem
+from lib.tuning import pruning
 from lib.tuning.space import SearchParam, parse_search_space
-from lib.tuning.storage import MEMORY_STORAGE, make_sampler, public_storage
+from lib.tuning.storage import MEMORY_STORAGE, check_storage_url, make_sampler, public_storage
 from lib.tuning.train_notebook import (
     check_names,
     check_objectives_glued,
+    epoch_metrics,
+    searched_metrics,
     train_notebook_parameters,
 )
 
@@ -50,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "cell_timeout": None,
     "kernel_max_trials": None,
     "kernel_max_rss_mib": None,
+    "pruner": None,  # no pruning; e.g. {name: median, n_startup_trials: 3, n_warmup_steps: 1}
+    "prune_on": "val_loss",  # the epoch metric reported to the pruner
+    "trial_timeout_s": None,  # seconds a trial may run; None: no limit
 }
 CONFIG_KEYS = tuple(DEFAULTS)
 DIRECTIONS = ("minimize", "maximize")
@@ -76,6 +82,12 @@ class TuneConfig:
     cell_timeout: int | None
     kernel_max_trials: int | None
     kernel_max_rss_mib: float | None
+    pruner: dict[str, Any] | None = None  # {name: ..., its arguments}; None: no pruning
+    prune_on: str = "val_loss"
+    trial_timeout_s: int | None = None
+    # Where the trial kernels reach the study: ``storage``, or with storage null and a
+    # pruner, the run's temporary journal file (set by open_study).
+    trial_storage: str | None = None
     hptuning_tag: str | None = None  # the parameter or the file's; see open_study
     setup_mlflow: bool = True
     mlflow_tracking_uri: str | None = None
@@ -96,6 +108,8 @@ class TuneConfig:
             "directions": self.directions,
             "search_space": {n: p.describe() for n, p in self.search_space.items()},
             "train_params": self.train_params,
+            "pruner": self.pruner,
+            "prune_on": self.prune_on if self.pruner else None,
             "mlflow": self.setup_mlflow,
         }
 
@@ -190,6 +204,7 @@ def _storage(value: Any) -> str | None:
         return None
     if value is not None and not isinstance(value, str):
         raise ParameterError("storage", f"{value!r} is not a URL or a file path")
+    check_storage_url(value)
     return value
 
 
@@ -257,8 +272,11 @@ def load_config(
     train_defaults = train_notebook_parameters(train_notebook)
     check_names(space, train_params, train_defaults)
     enqueue = _check_enqueue(raw["enqueue_trials"], space)
-    check_objectives_glued(
-        objectives, space, train_params.get("metric", train_defaults.get("metric", "accuracy"))
+    metric = train_params.get("metric", train_defaults.get("metric", "accuracy"))
+    check_objectives_glued(objectives, space, metric)
+    pruner = pruning.parse_pruner(raw["pruner"])
+    prune_on = pruning.check_pruning(
+        pruner, raw["prune_on"], directions, epoch_metrics(searched_metrics(space, metric))
     )
 
     def setting(name: str) -> Any:
@@ -282,6 +300,9 @@ def load_config(
         cell_timeout=_optional_int("cell_timeout", raw["cell_timeout"]),
         kernel_max_trials=_optional_int("kernel_max_trials", raw["kernel_max_trials"]),
         kernel_max_rss_mib=None if rss is None else check_float("kernel_max_rss_mib", rss, low=0),
+        pruner=pruner,
+        prune_on=prune_on,
+        trial_timeout_s=_optional_int("trial_timeout_s", raw["trial_timeout_s"]),
         hptuning_tag=None if tag in (None, "") else str(tag),
         setup_mlflow=True if setup_mlflow is None else as_bool("setup_mlflow", setup_mlflow),
         mlflow_tracking_uri=setting("mlflow_tracking_uri"),

@@ -1,16 +1,20 @@
-"""The trial loop: exactly ``n_trials`` completed trials, across threads and processes.
+"""The trial loop: exactly ``n_trials`` finished trials, across threads and processes.
 
-Why not ``study.optimize(objective, n_jobs=..., callbacks=[MaxTrialsCallback(n)])``:
+A trial is finished when it is COMPLETE or PRUNED (its pruner stopped it: it ran, and
+counts). Why not ``study.optimize(objective, n_jobs=..., callbacks=[MaxTrialsCallback(n)])``:
 MaxTrialsCallback counts the finished trials only after a trial ends, and each of
 ``study.optimize``'s workers asks for its next trial without knowing what the others (or
 other processes on the same storage) are running. With ``n_jobs`` workers, or several tune
 processes sharing a study, the study then ends with up to ``n - 1`` trials too many, each
 a full training. This loop decides before a trial starts: a newly asked trial runs only if
-the completed trials plus the RUNNING/WAITING trials numbered below it leave room; if not
-(another process asked at the same moment: rare, and cheap), it is told PRUNED with the
-user attribute ``surplus`` and never runs. It also records the heartbeats and fails stale
-trials itself, since ``study.optimize``'s heartbeat thread exists only inside
-``study.optimize``.
+the finished trials plus the RUNNING/WAITING trials numbered below it leave room; if not
+(another process asked at the same moment: rare, and cheap), it is a surplus trial: it is
+put back to WAITING with its sampled parameters (the next ``ask`` of any process, or a
+resume with a larger ``n_trials``, takes it), or where the storage refuses, failed with the
+user attribute ``surplus``; it never runs now. (Studies of earlier versions told surplus
+trials PRUNED with that attribute: those are not counted.) It also records the heartbeats
+and fails stale trials itself, since ``study.optimize``'s heartbeat thread exists only
+inside ``study.optimize``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from lib.errors import first_line
 from lib.tuning import storage
 from lib.tuning.config import TuneConfig
+from lib.tuning.pruning import PRUNED_SCRAP
 from lib.tuning.space import is_number, sample
 
 if TYPE_CHECKING:
@@ -38,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SURPLUS_ATTR = "surplus"  # a trial told PRUNED because another process took its place
+SURPLUS_ATTR = "surplus"  # a trial that another process's trial left no room for
 _WAIT = "wait"
 
 
@@ -53,7 +58,8 @@ class StudyRun:
 
     ran: list[int] = field(default_factory=list)  # trial numbers this process ran
     failed: list[int] = field(default_factory=list)
-    surplus: list[int] = field(default_factory=list)
+    pruned: list[int] = field(default_factory=list)
+    surplus: list[int] = field(default_factory=list)  # asked, not run: put back to WAITING
     stopped: str | None = None  # why the study stopped early, else None
     seconds: float = 0.0
 
@@ -110,22 +116,54 @@ class _Heartbeat:
             self._thread.join()
 
 
-def _counts(study: optuna.Study, below: int | None = None) -> tuple[int, int]:
-    """COMPLETE trials, and the trials that may still complete: all RUNNING ones, or with
-    ``below``, the RUNNING and WAITING ones numbered below it. WAITING trials (enqueued, or
-    retries of stale ones) are what the next ``ask`` returns, so they do not make a worker
-    wait."""
+def is_finished(trial: optuna.trial.FrozenTrial) -> bool:
+    """COMPLETE, or PRUNED by its pruner (not a surplus trial of an earlier version)."""
     from optuna.trial import TrialState
 
-    complete = pending = 0
+    if trial.state == TrialState.PRUNED:
+        return not trial.user_attrs.get(SURPLUS_ATTR)
+    return trial.state == TrialState.COMPLETE
+
+
+def _counts(study: optuna.Study, below: int | None = None) -> tuple[int, int]:
+    """Finished trials (:func:`is_finished`), and the trials that may still finish: all
+    RUNNING ones, or with ``below``, the RUNNING and WAITING ones numbered below it.
+    WAITING trials (enqueued, put back, or retries of stale ones) are what the next
+    ``ask`` returns, so they do not make a worker wait."""
+    from optuna.trial import TrialState
+
+    done = pending = 0
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.COMPLETE:
-            complete += 1
+        if is_finished(t):
+            done += 1
         elif below is None:
             pending += t.state == TrialState.RUNNING
         elif t.state in (TrialState.RUNNING, TrialState.WAITING) and t.number < below:
             pending += 1
-    return complete, pending
+    return done, pending
+
+
+def _set_aside(study: optuna.Study, trial: optuna.Trial) -> None:
+    """A surplus trial: back to WAITING for a later ask, else FAIL marked surplus."""
+    from optuna.trial import TrialState
+
+    if storage.put_back(study, trial):
+        log.info("trial %d not needed now (another process took its place): WAITING", trial.number)
+        return
+    trial.set_user_attr(SURPLUS_ATTR, True)
+    study.tell(trial, state=TrialState.FAIL)
+    log.info("trial %d not needed (another process took its place): failed", trial.number)
+
+
+def resume_hint(study: optuna.Study, config: TuneConfig) -> str:
+    """What an interrupted tune can do next: resume (with a storage) or nothing."""
+    if config.storage is None:
+        return (
+            "the study was in memory (storage: null): nothing to resume; give a storage to "
+            "make studies resumable"
+        )
+    done, _ = _counts(study)
+    return f"run the same command again to resume: the study keeps its {done} finished trials"
 
 
 def run_study(
@@ -136,7 +174,8 @@ def run_study(
     poll_interval: float = 2.0,
     on_interrupt: Callable[[], None] | None = None,
 ) -> StudyRun:
-    """Run trials until the study holds ``config.n_trials`` COMPLETE trials.
+    """Run trials until the study holds ``config.n_trials`` finished (COMPLETE or PRUNED)
+    trials.
 
     ``config.n_jobs`` worker threads each ask for a trial as soon as their previous one
     ends (see the module's docstring for how the count stays exact). While the remaining
@@ -146,8 +185,6 @@ def run_study(
     says why. ``run_trial(number, sampled)`` returns a :class:`~lib.tuning.TrialOutcome`;
     one that raises fails its trial, not the loop.
     """
-    from optuna.trial import TrialState
-
     result = StudyRun()
     stop = threading.Event()
     ask_lock = threading.Lock()  # this process's workers ask one at a time
@@ -171,10 +208,8 @@ def run_study(
             _Heartbeat(study, trial).beat()  # the first one, as soon as the trial exists
             complete, lower = _counts(study, below=trial.number)
             if complete + lower >= n:
-                trial.set_user_attr(SURPLUS_ATTR, True)
-                study.tell(trial, state=TrialState.PRUNED)
+                _set_aside(study, trial)
                 result.surplus.append(trial.number)
-                log.info("trial %d not needed (another process took its place)", trial.number)
                 return _WAIT
             return trial
 
@@ -218,6 +253,10 @@ def run_study(
         for thread, event in zip(threads, done, strict=True):
             if thread.ident is not None:  # started: it ends its trial (interrupted), then stops
                 event.wait()
+        try:
+            log.warning("tuning interrupted: %s", resume_hint(study, config))
+        except Exception as exc:  # the storage is gone too: the interrupt still goes up
+            log.warning("tuning interrupted (the study could not be read: %s)", first_line(exc))
         raise
     finally:
         result.seconds = time.perf_counter() - started
@@ -234,9 +273,36 @@ def _call(run_trial: TrialFunction, number: int, sampled: dict[str, Any]):
     return outcome.scraps, outcome.error, outcome.user_attrs
 
 
+def _tell(study, config, trial, scraps, error, user_attrs, seconds) -> tuple[str, Any]:
+    """Record the trial's outcome: ``("pruned", epoch)``, ``("complete", values)`` or
+    ``("failed", error)``. A trial that glued :data:`PRUNED_SCRAP` was pruned, whatever
+    error its notebook stopped with."""
+    from optuna.trial import TrialState
+
+    values = None
+    pruned_at = scraps.get(PRUNED_SCRAP)
+    if pruned_at is None and error is None:
+        values, error = objective_values(scraps, config.objectives)
+    attrs = {**user_attrs, "seconds": round(seconds, 2)}
+    if pruned_at is not None:
+        attrs[PRUNED_SCRAP] = int(pruned_at)
+    for key, value in attrs.items():
+        if value is not None:
+            trial.set_user_attr(key, value)
+    if pruned_at is not None:
+        study.tell(trial, state=TrialState.PRUNED)
+        return "pruned", int(pruned_at)
+    if error is None:
+        trial.set_user_attr("objectives", dict(zip(config.objectives, values, strict=True)))
+        study.tell(trial, values)
+        return "complete", values
+    trial.set_user_attr("error", error[:2000])
+    study.tell(trial, state=TrialState.FAIL)
+    return "failed", error
+
+
 def _run_one(study, config, trial, run_trial, result, stop, worker_index) -> None:
     import optuna
-    from optuna.trial import TrialState
 
     sampled = sample(trial, config.search_space)
     retried = storage.retried_trial(study, trial)
@@ -250,20 +316,9 @@ def _run_one(study, config, trial, run_trial, result, stop, worker_index) -> Non
     started = time.perf_counter()
     with _Heartbeat(study, trial):
         scraps, error, user_attrs = _call(run_trial, trial.number, sampled)
-        values = None
-        if error is None:
-            values, error = objective_values(scraps, config.objectives)
         seconds = time.perf_counter() - started
         try:
-            for key, value in {**user_attrs, "seconds": round(seconds, 2)}.items():
-                if value is not None:
-                    trial.set_user_attr(key, value)
-            if error is None:
-                trial.set_user_attr("objectives", dict(zip(config.objectives, values, strict=True)))
-                study.tell(trial, values)
-            else:
-                trial.set_user_attr("error", error[:2000])
-                study.tell(trial, state=TrialState.FAIL)
+            outcome, detail = _tell(study, config, trial, scraps, error, user_attrs, seconds)
         except optuna.exceptions.UpdateFinishedTrialError:
             log.warning(
                 "trial %d was failed meanwhile (its heartbeat was late); its result is dropped",
@@ -271,37 +326,41 @@ def _run_one(study, config, trial, run_trial, result, stop, worker_index) -> Non
             )
             return
     result.ran.append(trial.number)
-    if error is None:
-        shown = ", ".join(f"{o}={v:.4g}" for o, v in zip(config.objectives, values, strict=True))
+    if outcome == "complete":
+        shown = ", ".join(f"{o}={v:.4g}" for o, v in zip(config.objectives, detail, strict=True))
         log.info("trial %d finished in %.1f s: %s", trial.number, seconds, shown)
-        _report_progress(study, config)
-        return
-    result.failed.append(trial.number)
-    log.error("trial %d failed after %.1f s: %s", trial.number, seconds, error)
+    elif outcome == "pruned":
+        result.pruned.append(trial.number)
+        log.info("trial %d pruned at epoch %d, after %.1f s", trial.number, detail, seconds)
+    else:
+        result.failed.append(trial.number)
+        log.error("trial %d failed after %.1f s: %s", trial.number, seconds, detail)
     _report_progress(study, config)
-    if len(result.failed) >= config.max_failures and not stop.is_set():
+    if outcome == "failed" and len(result.failed) >= config.max_failures and not stop.is_set():
         result.stopped = (
             f"{len(result.failed)} trials failed (max_failures={config.max_failures}), so "
-            f"the study stopped; the last, trial {trial.number}: {error}"
+            f"the study stopped; the last, trial {trial.number}: {detail}"
         )
         stop.set()
 
 
 def trials_progress(study, config) -> dict:
-    """The progress event of the study (:func:`lib.progress.trial_event`): its completed
-    trials (every process's) of ``n_trials``, and the best value so far of the first
-    objective with its trial number."""
+    """The progress event of the study (:func:`lib.progress.trial_event`): its finished
+    trials (COMPLETE or PRUNED, every process's) of ``n_trials``, and the best value so
+    far of the first objective (of the COMPLETE ones) with its trial number."""
     from optuna.trial import TrialState
 
     from lib import progress
 
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best, best_trial = None, None
     if complete:
         sign = 1 if config.directions[0] == "minimize" else -1
         top = min(complete, key=lambda t: sign * t.values[0])
         best, best_trial = top.values[0], top.number
-    return progress.trial_event(len(complete), config.n_trials, best, best_trial)
+    done = sum(1 for t in trials if is_finished(t))
+    return progress.trial_event(done, config.n_trials, best, best_trial)
 
 
 def _report_progress(study, config) -> None:

@@ -1,19 +1,25 @@
 """Where a study lives (in memory, an RDB URL, a journal file) and how it samples.
 
 Every Optuna internal that the package relies on is used in this module and only here:
-``optuna.storages._heartbeat.BaseHeartbeat``, ``Study._storage``, ``Trial._trial_id`` and
-``FrozenTrial._trial_id``. Optuna's JournalStorage has no heartbeat
+``optuna.storages._heartbeat.BaseHeartbeat``, ``Study._storage``, ``Study._study_id``,
+``Trial._trial_id`` and ``FrozenTrial._trial_id``. Optuna's JournalStorage has no heartbeat
 (https://github.com/optuna/optuna/issues/6615; the pull request that would add one,
 https://github.com/optuna/optuna/pull/6622, was closed unmerged, and Optuna 5.0 lacks it),
 so a trial left RUNNING by a killed process on a journal file would never be failed and
 retried. :class:`HeartbeatJournalStorage` adds one; the trial loop records heartbeats and
 fails stale trials itself through the helpers at the end of this module.
+
+A storage URL holds no password (a notebook parameter would show it): ``${VAR}`` in it is
+replaced by the environment's value only here, when the storage is opened
+(:func:`expand_storage`), never in what is shown or logged.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -32,6 +38,7 @@ MEMORY_STORAGE = "memory"  # a storage value that keeps the study in memory, lik
 HEARTBEAT_ATTR = "heartbeat"  # a journal trial's last heartbeat (Unix time), a system attr
 RETRIED_ATTR = "failed_trial"  # set by Optuna's retry callback on the retry of a stale trial
 _RDB_ATTEMPTS = 5
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 
 # -- samplers ----------------------------------------------------------------------------
@@ -96,6 +103,50 @@ def public_storage(storage: str | None) -> str | None:
     return public_uri(storage)
 
 
+def check_storage_url(storage: str | None) -> None:
+    """Refuse a storage URL with a password in it: the tune passes the URL to every trial's
+    notebook as a parameter, so the password would be written into the notebooks. A
+    ``${VAR}`` placeholder as the password is fine."""
+    if storage is None or "://" not in storage:
+        return
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(storage).password
+    except ValueError:
+        return  # not a URL urllib parses: the storage's own opening reports it
+    if password and not _PLACEHOLDER.fullmatch(password):
+        raise ParameterError(
+            "storage",
+            "a password in the storage URL would be written into the notebooks: give it "
+            "through the environment, e.g. PGPASSWORD, or write ${VAR} in the URL",
+        )
+
+
+def expand_storage(storage: str) -> tuple[str, list[str]]:
+    """``storage`` with each ``${VAR}`` replaced by $VAR, and the values put in (to keep out
+    of messages). ParameterError names a variable that is not set."""
+    values: list[str] = []
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ParameterError(
+                "storage", f"${{{name}}} in the storage URL, but ${name} is not set: export it"
+            )
+        values.append(os.environ[name])
+        return os.environ[name]
+
+    return _PLACEHOLDER.sub(value, storage), values
+
+
+def _hide(text: str, values: list[str]) -> str:
+    for value in values:
+        if value:
+            text = text.replace(value, "********")
+    return text
+
+
 def _heartbeat_journal_storage_class() -> type:
     """JournalStorage with a heartbeat (see the module's docstring): the last one is kept as
     a trial system attribute (wall-clock time), so that fail_stale_trials works on journal
@@ -140,7 +191,7 @@ def _heartbeat_journal_storage_class() -> type:
     return HeartbeatJournalStorage
 
 
-def _open_journal(storage: str, heartbeat_interval: int, grace_period: int, retry) -> Any:
+def _open_journal(storage: str, heartbeat_interval, grace_period, retry) -> Any:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     path = paths.resolve(storage)
@@ -172,10 +223,11 @@ def _rdb_url(storage: str) -> tuple[str, dict[str, Any]]:
     return storage, {}
 
 
-def _open_rdb(storage: str, heartbeat_interval: int, grace_period: int, retry) -> Any:
+def _open_rdb(storage: str, heartbeat_interval, grace_period, retry) -> Any:
     from optuna.storages import RDBStorage
 
-    url, engine_kwargs = _rdb_url(storage)
+    url, values = expand_storage(storage)
+    url, engine_kwargs = _rdb_url(url)
     try:
         for attempt in range(_RDB_ATTEMPTS):
             try:
@@ -200,17 +252,20 @@ def _open_rdb(storage: str, heartbeat_interval: int, grace_period: int, retry) -
             f"{public_storage(storage)}: the database driver is not installed ({exc.name})",
         ) from None
     except Exception as exc:
+        problem = _hide(first_line(exc), values)
         raise ParameterError(
-            "storage", f"cannot use the Optuna storage {public_storage(storage)}: {first_line(exc)}"
+            "storage", f"cannot use the Optuna storage {public_storage(storage)}: {problem}"
         ) from None
 
 
 def open_storage(
-    storage: str | None, heartbeat_interval: int = 30, grace_period: int = 120
+    storage: str | None, heartbeat_interval: int | None = 30, grace_period: int | None = 120
 ) -> optuna.storages.BaseStorage:
     """The Optuna storage: None (in memory), an RDB URL (``sqlite:///...``,
     ``postgresql://...``) or a journal file path, with heartbeats so that trials left
-    RUNNING by a dead process are failed and retried. Checks that it can be used:
+    RUNNING by a dead process are failed and retried (``heartbeat_interval`` None: none,
+    for a trial kernel that only reports to its trial). ``${VAR}`` placeholders are
+    expanded from the environment. Checks that it can be used:
     ``ParameterError("storage", ...)`` otherwise."""
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -220,9 +275,12 @@ def open_storage(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # A trial whose process died is failed, then run again with the same parameters.
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=3) if heartbeat_interval else None
+        if not heartbeat_interval:
+            grace_period = None
         if "://" not in storage:
-            return _open_journal(storage, heartbeat_interval, grace_period, retry)
+            path = expand_storage(storage)[0]
+            return _open_journal(path, heartbeat_interval, grace_period, retry)
         return _open_rdb(storage, heartbeat_interval, grace_period, retry)
 
 
@@ -255,3 +313,30 @@ def fail_stale_trials(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+def trial_by_number(study: optuna.Study, number: int) -> optuna.Trial:
+    """Trial ``number`` of ``study``, to report to (it runs in another process)."""
+    import optuna
+
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    return optuna.Trial(study, trial_id)
+
+
+def put_back(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """Make a trial that was asked but will not run WAITING again, with its sampled
+    parameters, so that the next ``ask`` (of any process) takes it; False if the storage
+    refused (the caller then fails it)."""
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    try:
+        ok = storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+    except Exception as exc:
+        log.warning("could not put trial %d back to WAITING: %s", trial.number, exc)
+        return False
+    if ok and HEARTBEAT_ATTR in storage.get_trial(trial._trial_id).system_attrs:
+        # A journal trial's last heartbeat is dropped: when it runs again, its staleness
+        # is judged from its new start, not from this old beat.
+        storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, None)
+    return bool(ok)

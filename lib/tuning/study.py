@@ -1,7 +1,12 @@
 """Opening a study: created, or resumed (or joined) when its storage holds it already.
 
 A study keeps in its user attributes what later processes on the same study must agree
-on: its objectives, its ``hptuning_tag`` and the id of its MLflow parent run.
+on: its objectives, its ``hptuning_tag`` and the id of its MLflow parent run. It names its
+objectives (``set_metric_names``) for optuna-dashboard and Optuna's plots.
+
+With a pruner the trial kernels report to the study through its storage, so a study that
+would live in memory (``storage: null``) lives in a journal file in the run folder instead,
+for the time of the run (:data:`TEMPORARY_JOURNAL`).
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lib.errors import ParameterError
@@ -24,6 +31,7 @@ log = logging.getLogger(__name__)
 ATTR_PARENT_RUN = "mlflow_parent_run_id"
 ATTR_TAG = "hptuning_tag"
 ATTR_OBJECTIVES = "objectives"
+TEMPORARY_JOURNAL = Path("study") / "study.journal"  # in the run folder, storage null + pruner
 
 
 @dataclass
@@ -35,25 +43,55 @@ class StudyHandle:
     hptuning_tag: str
 
 
-def open_study(config: TuneConfig) -> StudyHandle:
+def _trial_storage(config: TuneConfig, run_dir: Path | None) -> str | None:
+    """Where the trial kernels reach the study: the storage, or with storage null and a
+    pruner, a new journal file in the run folder (``run_dir``, by default the folder that
+    :func:`lib.tuning.default_trials_dir` makes the trials' parent)."""
+    if config.storage is not None or config.pruner is None:
+        return config.storage
+    if run_dir is None:
+        from lib.tuning.trials import default_trials_dir
+
+        run_dir = default_trials_dir().parent
+    journal = Path(run_dir) / TEMPORARY_JOURNAL
+    journal.unlink(missing_ok=True)  # a study of this run only
+    log.info(
+        "storage null with a pruner: the study lives in %s for the time of this run (the trial "
+        "kernels report their epochs to it); it is temporary: nothing resumes it",
+        journal,
+    )
+    return str(journal)
+
+
+def open_study(config: TuneConfig, run_dir: str | Path | None = None) -> StudyHandle:
     """Create the study, or load it when it exists in the storage (resume, or another tune
     process on the same study). An existing study must have the same directions and
-    objectives and a compatible search space: ParameterError names the key otherwise."""
+    objectives and a compatible search space: ParameterError names the key otherwise.
+
+    Sets ``config.trial_storage``, where the trials reach the study: with ``storage: null``
+    and a pruner, a temporary journal file in ``run_dir`` (the tune's run folder)."""
     import optuna
 
-    storage = open_storage(config.storage, config.heartbeat_interval, config.grace_period)
+    from lib.tuning.pruning import make_pruner
+
+    config.trial_storage = _trial_storage(config, Path(run_dir) if run_dir else None)
+    storage = open_storage(config.trial_storage, config.heartbeat_interval, config.grace_period)
     sampler = make_sampler(config.sampler, config.search_space)
+    pruner = make_pruner(config.pruner) if config.pruner else None
     try:
         study = optuna.create_study(
             study_name=config.study_name,
             storage=storage,
             sampler=sampler,
+            pruner=pruner,
             directions=config.directions,
             load_if_exists=False,
         )
         created = True
     except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=config.study_name, storage=storage, sampler=sampler)
+        study = optuna.load_study(
+            study_name=config.study_name, storage=storage, sampler=sampler, pruner=pruner
+        )
         created = False
     if not created:
         check_existing(study, config)
@@ -63,6 +101,9 @@ def open_study(config: TuneConfig) -> StudyHandle:
         or study.user_attrs.get(ATTR_TAG)
         or str(int(time.time()))
     )
+    with warnings.catch_warnings():  # experimental in Optuna 5; on resume it names old studies
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(config.objectives)
     if created:
         study.set_user_attr(ATTR_OBJECTIVES, config.objectives)
         study.set_user_attr(ATTR_TAG, tag)
@@ -72,7 +113,7 @@ def open_study(config: TuneConfig) -> StudyHandle:
         "study %r %s in %s: %d trials so far; hptuning_tag %s",
         config.study_name,
         "created" if created else "loaded",
-        public_storage(config.storage) or "memory",
+        public_storage(config.trial_storage) or "memory",
         len(study.trials),
         tag,
     )

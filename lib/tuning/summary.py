@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from lib.tuning.loop import SURPLUS_ATTR
+from lib.tuning.pruning import PRUNED_SCRAP
 from lib.tuning.storage import RETRIED_ATTR
 
 if TYPE_CHECKING:
@@ -21,21 +22,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # What the summary imports (optuna.importance alone takes seconds).
-SUMMARY_MODULES = ("pandas", "optuna.importance", "matplotlib.pyplot")
+SUMMARY_MODULES = (
+    "pandas",
+    "optuna.importance",
+    "matplotlib.pyplot",
+    "optuna.visualization.matplotlib",
+)
 
 
 def trials_table(study: optuna.Study, objectives: Sequence[str]) -> pd.DataFrame:
-    """One row per trial: state, objective values, parameters, time, error, MLflow run."""
+    """One row per trial: state, objective values (a pruned trial's: its last reported
+    value), parameters, the epoch it was pruned at, time, error, MLflow run. The state is
+    Optuna's, but SURPLUS for a trial that was asked and never run (an earlier version's
+    PRUNED surplus trials, or one failed as surplus); a surplus trial put back is WAITING."""
     import pandas as pd
 
     rows = []
     for t in study.get_trials(deepcopy=False):
         row: dict[str, Any] = {"number": t.number, "state": t.state.name}
         if t.user_attrs.get(SURPLUS_ATTR):
-            row["state"] = "PRUNED (surplus)"
+            row["state"] = "SURPLUS"
         values = t.values or [None] * len(objectives)
         row.update(dict(zip(objectives, values, strict=False)))
         row.update({f"params.{k}": v for k, v in t.params.items()})
+        row[PRUNED_SCRAP] = t.user_attrs.get(PRUNED_SCRAP)
         row["seconds"] = t.user_attrs.get("seconds")
         row["retry_of"] = t.system_attrs.get(RETRIED_ATTR)
         row["error"] = t.user_attrs.get("error")
@@ -105,6 +115,29 @@ def plot_study(study: optuna.Study, objectives: Sequence[str]) -> matplotlib.fig
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_learning_curves(study: optuna.Study, prune_on: str) -> matplotlib.figure.Figure | None:
+    """Every trial's reported ``prune_on`` by epoch (Optuna's intermediate-values plot),
+    the pruned trials' curves ending where they were stopped; None when no trial reported
+    (no pruner)."""
+    import warnings
+
+    import optuna
+    from optuna.visualization.matplotlib import plot_intermediate_values
+
+    if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = plot_intermediate_values(study)
+    ax.set_xlabel("epoch (0-based, as reported)")
+    ax.set_ylabel(prune_on)
+    ax.set_title(f"Learning curves ({prune_on} reported to the pruner)")
+    figure = ax.get_figure()
+    figure.set_size_inches(6.4, 4.2)
+    figure.tight_layout()
+    return figure
 
 
 def param_importances(study: optuna.Study, objectives: Sequence[str]) -> pd.DataFrame:

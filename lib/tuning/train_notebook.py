@@ -19,6 +19,7 @@ RESERVED = {
     "mlflow_parent_run_id": "each trial is a child of the study's parent run",
     "mlflow_run_name": "trials are named trial-<number>",
     "hptuning_tag": "set it with the tune notebook's hptuning_tag parameter",
+    "tuning_trial": "the tune tells each trial its study and pruner (pruner, prune_on)",
 }
 # MLflow settings may be fixed (train_params) but not searched.
 _NOT_SEARCHABLE_PREFIXES = ("mlflow_", "setup_mlflow")
@@ -39,15 +40,23 @@ def train_notebook_parameters(path: str | Path | None = None) -> dict[str, Any]:
     return defaults
 
 
+def _for_every_metric(metric: str | Sequence[str], prefixes: Sequence[str]) -> set[str]:
+    """``<prefix>{loss,accuracy,<metric>}`` names that every one of the metrics has."""
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    names = [{f"{p}{k}" for p in prefixes for k in ("loss", "accuracy", m)} for m in metrics]
+    return set.intersection(*names) if names else set()
+
+
 def numeric_scraps(metric: str | Sequence[str]) -> set[str]:
     """The numbers the train notebook glues for ``metric`` (all of the metrics, when the
     metric itself is searched): ``{val,test}_{loss,accuracy,<metric>}`` and train_seconds."""
-    metrics = [metric] if isinstance(metric, str) else list(metric)
-    common = None
-    for m in metrics:
-        names = {f"{part}_{k}" for part in ("val", "test") for k in ("loss", "accuracy", m)}
-        common = names if common is None else common & names
-    return (common or set()) | {"train_seconds"}
+    return _for_every_metric(metric, ("val_", "test_")) | {"train_seconds"}
+
+
+def epoch_metrics(metric: str | Sequence[str]) -> set[str]:
+    """The metrics of the train notebook's Keras history, each epoch (those of all the
+    metrics, when the metric itself is searched): ``{,val_}{loss,accuracy,<metric>}``."""
+    return _for_every_metric(metric, ("", "val_"))
 
 
 def check_names(
@@ -87,11 +96,16 @@ def check_names(
             )
 
 
+def searched_metrics(space: Mapping[str, SearchParam], metric: Any) -> list[str]:
+    """The train notebook's ``metric`` in every trial: its choices if it is searched."""
+    return [str(m) for m in (space["metric"].choices if "metric" in space else [metric])]
+
+
 def check_objectives_glued(
     objectives: Sequence[str], space: Mapping[str, SearchParam], metric: Any
 ) -> None:
-    metrics = list(space["metric"].choices) if "metric" in space else [metric]
-    glued = numeric_scraps([str(m) for m in metrics])
+    metrics = searched_metrics(space, metric)
+    glued = numeric_scraps(metrics)
     for i, objective in enumerate(objectives):
         if objective not in glued:
             raise ParameterError(

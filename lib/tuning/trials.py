@@ -95,7 +95,9 @@ def trial_params(
     hptuning_tag: str | None,
 ) -> dict[str, Any]:
     """The train notebook's parameters for one trial: fixed ``train_params``, the sampled
-    values (dotted names set a key of a mapping parameter), and what the tune sets."""
+    values (dotted names set a key of a mapping parameter), and what the tune sets; with a
+    pruner, ``tuning_trial``: where the trial reports its epochs (its study, storage and
+    number, the pruner and ``prune_on``), else None."""
     params: dict[str, Any] = {k: _copy(v) for k, v in config.train_params.items()}
     for name, value in sampled.items():
         top, _, sub = name.partition(".")
@@ -116,8 +118,27 @@ def trial_params(
         mlflow_parent_run_id=parent_run_id,
         mlflow_tags=tags,
         hptuning_tag=hptuning_tag,
+        tuning_trial=_tuning_trial(config, number),
     )
     return params
+
+
+def _tuning_trial(config: TuneConfig, number: int) -> dict[str, Any] | None:
+    if config.pruner is None:
+        return None
+    storage = config.trial_storage or config.storage
+    if storage is None:
+        raise RuntimeError(
+            "a pruner with storage null needs the study opened by lib.tuning.open_study "
+            "first (it keeps the study in a journal file the trials can reach)"
+        )
+    return {
+        "study_name": config.study_name,
+        "storage": storage,  # no password (load_config); ${VAR} is expanded in the kernel
+        "trial_number": number,
+        "pruner": dict(config.pruner),
+        "prune_on": config.prune_on,
+    }
 
 
 def _copy(value: Any) -> Any:

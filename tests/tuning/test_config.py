@@ -105,6 +105,8 @@ def test_parameters_given_as_strings_as_polyaxon_passes_them():
         ({"enqueue_trials": [{"bs": 3}]}, "enqueue_trials[0].bs", "not a name"),
         ({"enqueue_trials": [{"val_split": 0.9}]}, "enqueue_trials[0].val_split", "outside"),
         ({"enqueue_trials": ["adam"]}, "enqueue_trials[0]", "not a mapping"),
+        ({"trial_timeout_s": 0}, "trial_timeout_s", "integer >= 1"),
+        ({"trial_timeout_s": "soon"}, "trial_timeout_s", "an integer"),
     ],
 )
 def test_bad_configuration_names_the_key(params, key, words):
@@ -147,9 +149,15 @@ def test_mlflow_settings_in_train_params_win_over_the_tune_parameters():
     assert (cfg.mlflow_exp_name, cfg.setup_mlflow) == ("b", False)
 
 
-def test_the_summary_shows_the_storage_without_its_password():
-    cfg = config(storage="postgresql://optuna:secret-pw@db.example:5432/optuna")
-    summary = cfg.summary()
+def test_a_password_in_the_storage_url_is_refused_and_a_placeholder_is_kept(monkeypatch):
+    with pytest.raises(ParameterError) as info:
+        config(storage="postgresql://optuna:secret-pw@db.example:5432/optuna")
+    assert info.value.name == "storage" and "secret-pw" not in str(info.value)
+    assert "PGPASSWORD" in str(info.value) and "${VAR}" in str(info.value)
+    monkeypatch.setenv("OPTUNA_DB_PW", "secret-pw")
+    cfg = config(storage="postgresql://optuna:${OPTUNA_DB_PW}@db.example:5432/optuna")
+    assert cfg.storage == "postgresql://optuna:${OPTUNA_DB_PW}@db.example:5432/optuna"
+    summary = cfg.summary()  # shown as given, never expanded
     assert "secret-pw" not in str(summary) and "db.example" in summary["storage"]
     assert summary["search_space"]["optimiser"] == "categorical ['adam', 'rmsprop']"
 

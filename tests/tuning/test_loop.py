@@ -100,10 +100,11 @@ def test_enqueued_trials_run_first_with_their_values():
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
-def test_a_trial_asked_in_a_race_is_surplus_pruned_and_never_run(tmp_path):
+def test_a_trial_asked_in_a_race_is_put_back_to_waiting_and_run_by_a_later_study(tmp_path):
     """Between this process's check and its ask, another process took the last free place
-    (a lower-numbered RUNNING trial): the new trial is told PRUNED, marked surplus, and not
-    run; the loop then waits for the other trial and ends with exactly n_trials."""
+    (a lower-numbered RUNNING trial): the new trial is not run, but put back to WAITING
+    (not PRUNED: it never ran); the loop then waits for the other trial and ends with
+    exactly n_trials. Resumed with a larger n_trials, the study runs that trial next."""
     cfg = config(storage=storage_url(tmp_path, "sqlite"), n_trials=2)
     study = tuning.open_study(cfg).study
     first = study.ask()
@@ -125,8 +126,59 @@ def test_a_trial_asked_in_a_race_is_surplus_pruned_and_never_run(tmp_path):
     )
     trials = study.trials
     assert ran == [] and run.surplus == [2]
-    assert trials[2].state == TrialState.PRUNED and trials[2].user_attrs["surplus"] is True
+    assert trials[2].state == TrialState.WAITING and "surplus" not in trials[2].user_attrs
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 2
+    assert tuning.trials_table(study, cfg.objectives).loc[2, "state"] == "WAITING"
+
+    more = config(storage=storage_url(tmp_path, "sqlite"), n_trials=3)
+    again = tuning.open_study(more).study
+    run = tuning.run_study(
+        again, more, lambda n, s: ran.append((n, s)) or fake_trial(n, s), poll_interval=0.05
+    )
+    assert [n for n, _ in ran] == [2] and again.trials[2].params == ran[0][1]
+    assert [t.state for t in again.trials] == [TrialState.COMPLETE] * 3
+
+
+def test_pruned_trials_count_toward_n_trials_and_keep_their_notebook_and_run():
+    cfg = config(n_trials=4, max_failures=1)
+    handle = tuning.open_study(cfg)
+
+    def trial(number, sampled):
+        if number % 2:  # what the runner returns for a pruned trial's notebook
+            return TrialOutcome(
+                scraps={tuning.PRUNED_SCRAP: 2, "mlflow_run_id": f"run-{number}"},
+                error="cell 10: TrialPruned: trial 1 pruned at epoch 2: ...",
+                user_attrs={"notebook": f"trial-{number}.ipynb", "mlflow_run_id": f"run-{number}"},
+            )
+        return fake_trial(number, sampled)
+
+    run = tuning.run_study(handle.study, cfg, trial, poll_interval=0.05)
+    trials = handle.study.trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
+    assert run.pruned == [1, 3] and run.failed == [] and run.stopped is None
+    assert trials[1].user_attrs["pruned_at_epoch"] == 2 and "error" not in trials[1].user_attrs
+    assert trials[1].user_attrs["notebook"] == "trial-1.ipynb"
+    assert trials[1].user_attrs["mlflow_run_id"] == "run-1"
+    table = tuning.trials_table(handle.study, cfg.objectives)
+    assert list(table["state"]) == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
+    assert table.loc[3, "pruned_at_epoch"] == 2
+    event = tuning.loop.trials_progress(handle.study, cfg)
+    assert (event["done"], event["total"]) == (4, 4)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+def test_an_earlier_versions_surplus_trials_do_not_count(tmp_path):
+    cfg = config(storage=storage_url(tmp_path, "journal"), n_trials=2)
+    study = tuning.open_study(cfg).study
+    old = study.ask()  # told PRUNED with the surplus mark, as the loop did before
+    tuning.sample(old, cfg.search_space)
+    old.set_user_attr(tuning.SURPLUS_ATTR, True)
+    study.tell(old, state=TrialState.PRUNED)
+    run = tuning.run_study(study, cfg, fake_trial, poll_interval=0.05)
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.PRUNED, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert run.ran == [1, 2]
+    assert tuning.trials_table(study, cfg.objectives).loc[0, "state"] == "SURPLUS"
 
 
 def test_an_interrupt_calls_on_interrupt_and_waits_for_the_running_trial():
@@ -145,6 +197,34 @@ def test_an_interrupt_calls_on_interrupt_and_waits_for_the_running_trial():
     # run_study raised only once the trial had ended and been told; no trial came after it.
     assert ended == [0]
     assert [t.state for t in handle.study.trials] == [TrialState.FAIL]
+
+
+@pytest.mark.parametrize("kind", [None, "sqlite"])
+def test_an_interrupt_says_how_to_resume(tmp_path, caplog, kind):
+    cfg = config(storage=storage_url(tmp_path, kind), n_trials=5)
+    handle = tuning.open_study(cfg)
+    interrupted = threading.Event()
+
+    def trial(number, sampled):
+        if number == 2:  # Ctrl-C while the third trial runs: it ends interrupted
+            _thread.interrupt_main()
+            assert interrupted.wait(60), "on_interrupt was not called"
+            return TrialOutcome(error="interrupted")
+        return fake_trial(number, sampled)
+
+    with caplog.at_level("WARNING", logger="lib.tuning.loop"), pytest.raises(KeyboardInterrupt):
+        tuning.run_study(handle.study, cfg, trial, on_interrupt=interrupted.set)
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if kind is None:
+        assert line == (
+            "tuning interrupted: the study was in memory (storage: null): nothing to resume; "
+            "give a storage to make studies resumable"
+        )
+    else:
+        assert line == (
+            "tuning interrupted: run the same command again to resume: the study keeps its "
+            "2 finished trials"
+        )
 
 
 # --- several processes, and a killed one ----------------------------------------------
@@ -201,7 +281,7 @@ def test_two_processes_on_one_storage_end_with_exactly_n_trials(tmp_path, kind):
     assert len(both) == len(set(both))  # no trial number ran twice
     assert sorted(both) == complete  # and together they ran every completed trial
     others = [t for t in study.trials if t.state != TrialState.COMPLETE]
-    assert all(t.state == TrialState.PRUNED and t.user_attrs["surplus"] for t in others)
+    assert all(t.state == TrialState.WAITING for t in others)  # surplus: asked, put back
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])

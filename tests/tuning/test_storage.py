@@ -100,3 +100,22 @@ def test_a_trial_whose_heartbeat_stopped_is_failed_and_retried(tmp_path, kind):
     retry = study.ask()  # the retry, enqueued with the dead trial's parameters
     assert storage.retried_trial(study, retry) == dead.number
     assert retry.params == trials[dead.number].params
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+@pytest.mark.parametrize("kind", [None, "sqlite", "journal"])
+def test_a_trial_asked_and_not_run_goes_back_to_waiting_with_its_parameters(tmp_path, kind):
+    url = {None: None, "sqlite": f"sqlite:///{tmp_path / 'o.db'}", "journal": str(tmp_path / "j")}
+    study = optuna.create_study(storage=storage.open_storage(url[kind]), study_name="back")
+    trial = study.ask()
+    value = trial.suggest_float("x", 0, 1)
+    storage.record_heartbeat(study, trial)
+    assert storage.put_back(study, trial)
+    (waiting,) = study.trials
+    assert waiting.state == TrialState.WAITING
+    if kind == "journal":  # its old heartbeat is gone: staleness counts from its next start
+        assert waiting.system_attrs[storage.HEARTBEAT_ATTR] is None
+    # Another process's ask takes it, with the value sampled before.
+    other = storage.open_storage(url[kind]) if kind else study._storage
+    again = optuna.load_study(study_name="back", storage=other).ask()
+    assert again.number == 0 and again.suggest_float("x", 0, 1) == value

@@ -25,7 +25,8 @@ def test_the_trials_table_has_a_row_per_trial_with_values_params_and_errors():
     handle.study.tell(surplus, state=TrialState.PRUNED)
     table = tuning.trials_table(handle.study, cfg.objectives)
     assert list(table.index) == [0, 1, 2, 3]
-    assert list(table["state"]) == ["FAIL", "COMPLETE", "COMPLETE", "PRUNED (surplus)"]
+    # An earlier version's surplus trial (told PRUNED, never run) shows as what it was.
+    assert list(table["state"]) == ["FAIL", "COMPLETE", "COMPLETE", "SURPLUS"]
     assert table.loc[0, "error"] == "cell 3: ValueError: boom"
     assert {"val_loss", "val_accuracy", "params.val_split", "params.optimiser"} <= set(table)
     assert table.loc[1, "val_loss"] == table.loc[1, "params.val_split"]
@@ -64,6 +65,28 @@ def test_summaries_for_one_and_two_objectives(tmp_path, params, title):
     assert all(set(b["values"]) == set(cfg.objectives) for b in best)
     if len(cfg.objectives) == 1:  # the best value of all four
         assert best[0]["values"]["val_accuracy"] == handle.study.best_value
+
+
+def test_the_learning_curves_show_every_reporting_trial_the_pruned_ones_too(tmp_path):
+    cfg = config(directions=["minimize"], objectives=["val_loss"])
+    study = tuning.open_study(cfg).study
+    assert tuning.plot_learning_curves(study, "val_loss") is None  # nothing reported
+    for number, epochs in enumerate((3, 1, 3)):
+        trial = study.ask()
+        tuning.sample(trial, cfg.search_space)
+        for epoch in range(epochs):
+            trial.report(0.7 - 0.1 * epoch + 0.01 * number, epoch)
+        if epochs == 1:
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, 0.5)
+    figure = tuning.plot_learning_curves(study, "val_loss")
+    ax = figure.axes[0]
+    assert ax.get_ylabel() == "val_loss" and "Learning curves" in ax.get_title()
+    lengths = sorted(len(line.get_xdata()) for line in ax.get_lines())
+    assert lengths == [1, 3, 3]  # the pruned trial's curve ends at its one epoch
+    figure.savefig(tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
 
 
 def test_no_importances_without_a_completed_trial():
