@@ -23,8 +23,11 @@ def test_logged_params_leave_the_runs_own_settings_out_and_spread_the_model_para
         "mlflow_tracking_uri": "https://user@mlflow.example.org",
         "mlflow_tags": {"study": "s"},
         "hptuning_tag": "1641159546",
+        "tuning_trial": {"study_name": "s", "storage": "sqlite:///o.db", "trial_number": 1},
+        "early_stopping_patience": 2,
     }
     assert logged_params(params) == {
+        "early_stopping_patience": 2,
         "epochs": 2,
         "model_params": {"ngram_max": 3},
         "mlflow_exp_name": "sentiment",
@@ -105,6 +108,10 @@ def test_strings_as_polyaxon_passes_them_come_back_typed(processed, monkeypatch)
         ({"mlflow_exp_name": " "}, "mlflow_exp_name", "a non-empty name"),
         ({"model_dir": ""}, "model_dir", "a folder"),
         ({"bs": 0, "epochs": 0}, "bs", ">= 1"),  # the first bad one
+        ({"early_stopping_patience": 0}, "early_stopping_patience", ">= 1"),
+        ({"early_stopping_patience": "soon"}, "early_stopping_patience", "an integer"),
+        ({"tuning_trial": {"study_name": "s"}}, "tuning_trial", "the mapping the tune"),
+        ({"tuning_trial": "trial 1"}, "tuning_trial", "prune_on"),
     ],
 )
 def test_a_bad_value_is_a_parameter_error_naming_the_parameter(processed, changes, name, words):
@@ -112,6 +119,22 @@ def test_a_bad_value_is_a_parameter_error_naming_the_parameter(processed, change
         check_train_params(_params(processed, **changes))
     assert info.value.name == name
     assert str(info.value).startswith(f"{name}: ") and words in str(info.value)
+
+
+def test_early_stopping_and_the_tuning_trial_are_checked_and_kept(processed):
+    trial = {
+        "study_name": "s",
+        "storage": "sqlite:///o.db",
+        "trial_number": 3,
+        "pruner": {"name": "median"},
+        "prune_on": "val_loss",
+    }
+    checked = check_train_params(
+        _params(processed, early_stopping_patience="2", tuning_trial=trial)
+    )
+    assert checked["early_stopping_patience"] == 2 and checked["tuning_trial"] == trial
+    defaults = check_train_params(_params(processed))
+    assert defaults["early_stopping_patience"] is None and defaults["tuning_trial"] is None
 
 
 def test_an_experiment_name_is_needed_only_when_tracking(processed):

@@ -68,6 +68,7 @@ def test_unknown_optimiser_or_bad_rate_raises() -> None:
         ({"epochs": 0}, "epochs"),
         ({"bs": 0}, "bs"),
         ({"metric": "f1"}, "metric"),
+        ({"early_stopping_patience": 0}, "early_stopping_patience"),
     ],
 )
 def test_train_parameter_errors(data, kwargs, name) -> None:
@@ -103,6 +104,20 @@ def test_same_seed_gives_identical_metrics(data) -> None:
     np.testing.assert_array_equal(
         training.predict_proba(first[0], first[2]), training.predict_proba(second[0], second[2])
     )
+
+
+def test_early_stopping_stops_when_val_loss_stalls_and_keeps_the_best_weights(data) -> None:
+    # Validation labels flipped: the better the model learns, the worse its val_loss, so
+    # the first epoch is the best and training stops one epoch later.
+    texts, labels, val_texts, val_labels = data
+    flipped = (texts, labels, val_texts, 1 - np.asarray(val_labels))
+    bundle, history, x_val, y_val = fit(flipped, epochs=6, early_stopping_patience=1)
+    losses = history.history["val_loss"]
+    assert len(losses) == 2 and losses[1] > losses[0]
+    restored = training.evaluate(bundle, x_val, y_val, bs=64)["loss"]
+    assert restored == pytest.approx(losses[0], rel=1e-4)  # the best epoch's weights
+    _, full, _, _ = fit(flipped, epochs=3)
+    assert len(full.history["val_loss"]) == 3  # without it, every epoch runs
 
 
 def test_other_metric_is_logged_with_accuracy(data) -> None:
