@@ -37,6 +37,9 @@ USED_WHERE_VULTURE_CANNOT_SEE = {
     "_transport_default": "a traitlets dynamic default of jupyter_client's KernelManager",
     "_connection_file_default": "a traitlets dynamic default of jupyter_client's KernelManager",
     "execute_managed_notebook": "papermill's engine interface (runner.engine)",
+    "stop_training": "Keras reads it on the model after each epoch (lib.tuning.pruning)",
+    "_render_traceback_": "IPython shows an exception through it (lib.tuning.pruning)",
+    "__getattr__": "Python calls a module's __getattr__ for a name it lacks (lib.tuning.pruning)",
 }
 
 

@@ -219,7 +219,6 @@ def _trial_pruned_class() -> type:
             # IPython shows this instead of a traceback: the notebook ends with one line.
             return [str(self)]
 
-    TrialPruned.__module__, TrialPruned.__qualname__ = __name__, PRUNED_ERROR
     return TrialPruned
 
 
