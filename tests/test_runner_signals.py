@@ -1,18 +1,22 @@
 """SIGTERM (a stopped Polyaxon job, ``docker stop``) stops a running stage as Ctrl-C does:
 the execution stopped, every kernel it started shut down (the tune notebook's trial kernels
-too), exit status 143 with one line. Run for real: ``python -m runner`` on a small generated
-data set, signalled while its notebook runs."""
+too), exit status 143 with one line. A stopped tune records its running trials (FAIL,
+"interrupted", their runs KILLED with their partial notebooks) and its parent run ends
+KILLED; the same command resumes the study. Run for real: ``python -m runner`` on a small
+generated data set, signalled while its notebook runs."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import mlflow
 import optuna
 import psutil
 import pytest
@@ -128,34 +132,61 @@ def test_sigterm_stops_a_training_run_and_its_kernel(tmp_path, data, when):
     assert not _processes(tmp_path), "the kernel outlived the terminated runner"
 
 
-def test_sigterm_stops_a_study_and_its_trial_kernels(tmp_path, data):
+def _tune(tmp_path: Path, storage: str, train: dict) -> subprocess.Popen:
+    config = {"train_params": train, "n_trials": 2}
+    return _start(
+        tmp_path, "tune", "-r", "storage", storage, "-r", "study_name", "stopped",
+        "-y", json.dumps(config),
+    )  # fmt: skip
+
+
+def _runs(tmp_path: Path) -> tuple[mlflow.entities.Run, dict[int, mlflow.entities.Run]]:
+    """The study's parent run and its trials' runs by trial number."""
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("sentiment-classification")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.info.run_name == "study-stopped"]
+    children = {int(r.data.tags["trial_number"]): r for r in runs if "trial_number" in r.data.tags}
+    return parent, children
+
+
+def test_sigterm_stops_a_study_records_its_trials_and_the_same_command_resumes_it(tmp_path, data):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    train = {"data_path": str(data), "epochs": 100000, "bs": 8}
-    proc = _start(
-        tmp_path,
-        "tune",
-        "-r",
-        "storage",
-        storage,
-        "-r",
-        "study_name",
-        "stopped",
-        "-y",
-        json.dumps({"train_params": train, "n_trials": 2}),
-    )
-
-    def trial_running() -> bool:
-        try:
-            study = optuna.load_study(study_name="stopped", storage=storage)
-        except KeyError:  # not created yet
-            return False
-        return any(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False))
-
-    _wait_for(trial_running, proc, "trial running")
+    # Trial 0 completes; trial 1 is stopped in its training cell.
+    train = {"data_path": str(data), "epochs": 60, "bs": 2}
+    proc = _tune(tmp_path, storage, train)
+    notebook = tmp_path / "run" / "trials" / "trial-001" / "train.ipynb"
+    _wait_for(lambda: cell_running(notebook, "models.build_model("), proc, "trial 1 training")
     # The runner, the tune notebook's kernel and at least one trial kernel.
     assert len(_processes(tmp_path)) >= 3
+    started = time.monotonic()
     code, stderr = _terminate(proc)
     assert code == 143, stderr[-3000:]
+    assert time.monotonic() - started < 30  # within Kubernetes' default grace period
     assert stderr.strip().splitlines()[-1] == f"{TERMINATED}: tune stopped"
     assert not error_traceback_shown(stderr), stderr[-3000:]
+    # How to go on, in the partial tune notebook (and the log files).
+    partial = (tmp_path / "run" / "tune.ipynb").read_text(encoding="utf-8")
+    assert "run the same command again to resume" in partial
     assert not _all_gone(tmp_path), "trial kernels outlived the terminated runner"
+
+    trials = optuna.load_study(study_name="stopped", storage=storage).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert re.fullmatch(r"interrupted \(cell \d+\)", trials[1].user_attrs["error"]), trials[1]
+    parent, children = _runs(tmp_path)
+    assert parent.info.status == "KILLED"  # the runner's hook, after the tune's own clean-up
+    assert children[0].info.status == "FINISHED" and children[1].info.status == "KILLED"
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for run in (parent, children[1]):  # each with its partial notebook
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "notebook")], run.info
+
+    # The same command again: the study resumes, keeps trial 0, and ends with exactly 2.
+    proc = _tune(tmp_path, storage, train)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    trials = optuna.load_study(study_name="stopped", storage=storage).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    parent_after, _ = _runs(tmp_path)
+    assert parent_after.info.run_id == parent.info.run_id
+    assert parent_after.info.status == "FINISHED"
+    assert not _all_gone(tmp_path)
