@@ -9,7 +9,7 @@ from runner.execute import Execution
 from runner.hooks import default_hooks, log_notebook_to_mlflow
 
 
-def _execution(tmp_path: Path, scraps: dict, error: str | None = None) -> Execution:
+def _execution(tmp_path: Path, scraps: dict, error: str | None = None, **kw) -> Execution:
     notebook = tmp_path / "train.ipynb"
     notebook.write_text("{}")
     html = tmp_path / "train.html"
@@ -21,6 +21,7 @@ def _execution(tmp_path: Path, scraps: dict, error: str | None = None) -> Execut
         html_path=html,
         error=error,
         scraps=scraps,
+        **kw,
     )
 
 
@@ -57,6 +58,33 @@ def test_a_failed_execution_marks_its_run_failed_with_the_error(tmp_path, store)
     assert got.info.status == "FAILED"
     assert got.data.tags["notebook_error"] == "cell 7: ValueError: boom"
     assert _artifacts(client, run.info.run_id) == ["notebook/train.html", "notebook/train.ipynb"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("how", "error"),
+    [
+        ("pruned", "cell 10: TrialPruned: pruned at epoch 2"),
+        ("interrupted", "interrupted (cell 9)"),
+    ],
+)
+def test_a_pruned_or_interrupted_execution_ends_its_run_killed(tmp_path, store, how, error):
+    uri, client, experiment = store
+    run = client.create_run(experiment)
+    scraps = {"mlflow_run_id": run.info.run_id, "mlflow_tracking_uri": uri}
+    log_notebook_to_mlflow(_execution(tmp_path, scraps, error=error, **{how: True}))
+    got = client.get_run(run.info.run_id)
+    assert got.info.status == "KILLED"
+    assert got.data.tags["notebook_stopped"] == error and "notebook_error" not in got.data.tags
+    assert _artifacts(client, run.info.run_id) == ["notebook/train.html", "notebook/train.ipynb"]
+
+
+def test_an_executions_status_is_mlflows_word_for_how_it_ended(tmp_path):
+    assert _execution(tmp_path, {}).status == "FINISHED"
+    assert _execution(tmp_path, {}, error="cell 3: ValueError: x").status == "FAILED"
+    assert _execution(tmp_path, {}, error="timed out after 5 s (cell 3)").status == "FAILED"
+    assert _execution(tmp_path, {}, error="cell 3: TrialPruned: p", pruned=True).status == "KILLED"
+    assert _execution(tmp_path, {}, error="interrupted", interrupted=True).status == "KILLED"
 
 
 def test_an_execution_without_a_run_opens_no_store(tmp_path, monkeypatch):

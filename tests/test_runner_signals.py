@@ -132,6 +132,26 @@ def test_sigterm_stops_a_training_run_and_its_kernel(tmp_path, data, when):
     assert not _processes(tmp_path), "the kernel outlived the terminated runner"
 
 
+def test_ctrl_c_stops_a_training_run_gently_and_its_run_ends_killed(tmp_path, data):
+    proc = _start(
+        tmp_path, "train", "-r", "data_path", str(data), "-p", "epochs", "100000", "-p", "bs", "8"
+    )
+    notebook = tmp_path / "run" / "train.ipynb"
+    _wait_for(lambda: cell_running(notebook, "models.build_model("), proc, "training")
+    proc.send_signal(signal.SIGINT)  # what a terminal sends on Ctrl-C
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    lines = stderr.strip().splitlines()
+    assert lines[-1] == "interrupted", stderr[-3000:]
+    assert lines[-2].startswith("error: train stopped: interrupted (cell "), stderr[-3000:]
+    assert not error_traceback_shown(stderr), stderr[-3000:]
+    assert not _all_gone(tmp_path)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "KILLED", run.info  # its partial notebook logged to it
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "notebook")]
+
+
 def _tune(tmp_path: Path, storage: str, train: dict) -> subprocess.Popen:
     config = {"train_params": train, "n_trials": 2}
     return _start(
