@@ -60,7 +60,9 @@ def _train(tmp_path, data, *extra, env=None):
 
 def test_train_run_is_tracked_with_its_notebook_and_model(tmp_path, data):
     env = {"MLFLOW_HPTUNING_TAG": "1641159546", "POLYAXON_RUN_UUID": "uuid-123"}
-    result, store = _train(tmp_path, data, "-p", "optimiser", "rmsprop", env=env)
+    result, store = _train(
+        tmp_path, data, "-p", "optimiser", "rmsprop", "-p", "early_stopping_patience", "3", env=env
+    )
     assert result.returncode == 0, result.stderr
     scraps = sb.read_notebook(str(tmp_path / "run" / "train.ipynb")).scraps
     for name in ("val_loss", "val_accuracy", "test_loss", "test_accuracy"):
@@ -71,6 +73,8 @@ def test_train_run_is_tracked_with_its_notebook_and_model(tmp_path, data):
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["optimiser"] == "rmsprop" and run.data.params["epochs"] == "2"
+    assert run.data.params["early_stopping_patience"] == "3"  # logged with the run
+    assert "tuning_trial" not in run.data.params  # a setting of tuning trials, not training's
     assert run.data.tags["hptuning_tag"] == "1641159546"
     assert run.data.tags["polyaxon_run_uuid"] == "uuid-123"
     assert [m.step for m in client.get_metric_history(run_id, "epoch_val_loss")] == [0, 1]

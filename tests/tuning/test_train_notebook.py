@@ -117,3 +117,23 @@ def test_objectives_follow_the_metric_and_the_reference_test_objectives_are_allo
             objectives=["val_loss", "val_auc"],
             search_space={"metric": {"type": "categorical", "choices": ["auc", "recall"]}},
         )
+
+
+def test_the_tuning_trial_is_the_tunes_to_set_and_the_epoch_metrics_follow_the_metric():
+    with pytest.raises(ParameterError, match="^train_params.tuning_trial: cannot be set"):
+        config(train_params={"tuning_trial": {"study_name": "x"}})
+    # What lib.training.train's history holds per epoch (tests/test_training.py checks it).
+    assert tuning.train_notebook.epoch_metrics("auc") == {
+        "loss",
+        "accuracy",
+        "auc",
+        "val_loss",
+        "val_accuracy",
+        "val_auc",
+    }
+    assert tuning.train_notebook.epoch_metrics(["auc", "accuracy"]) == {
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+    }
