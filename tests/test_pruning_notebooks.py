@@ -129,6 +129,7 @@ def test_a_hopeless_trial_is_pruned_killed_tagged_and_its_notebook_ends_with_one
     assert not (run_dir / "trials" / "trial-002" / "model" / "model.keras").exists()
 
     scraps = {k: v.data for k, v in sb.read_notebook(str(run_dir / "tune.ipynb")).scraps.items()}
+    assert (scraps["n_complete"], scraps["n_pruned"]) == (2, 1)
     parent = scraps["mlflow_run_id"]
     parent_arts = {a.path for a in client.list_artifacts(parent, "study")}
     assert {"study/learning_curves.png", "study/history.png", "study/trials.csv"} <= parent_arts
