@@ -191,7 +191,9 @@ def _heartbeat_journal_storage_class() -> type:
     return HeartbeatJournalStorage
 
 
-def _open_journal(storage: str, heartbeat_interval, grace_period, retry) -> Any:
+def _open_journal(
+    storage: str, heartbeat_interval: int | None, grace_period: int | None, retry
+) -> Any:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     path = paths.resolve(storage)
@@ -223,7 +225,7 @@ def _rdb_url(storage: str) -> tuple[str, dict[str, Any]]:
     return storage, {}
 
 
-def _open_rdb(storage: str, heartbeat_interval, grace_period, retry) -> Any:
+def _open_rdb(storage: str, heartbeat_interval: int | None, grace_period: int | None, retry) -> Any:
     from optuna.storages import RDBStorage
 
     url, values = expand_storage(storage)
