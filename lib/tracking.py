@@ -294,14 +294,16 @@ def log_notebook(
 
     status = status or ("FAILED" if failed else None)
     client = mlflow.MlflowClient(tracking_uri)
-    for path in files:
-        if path and Path(path).exists():
-            client.log_artifact(run_id, str(path), artifact_path="notebook")
-    if status in ("FAILED", "KILLED"):
-        if error:
-            tag = "notebook_error" if status == "FAILED" else "notebook_stopped"
-            client.set_tag(run_id, tag, error[:5000])
-        client.set_terminated(run_id, status=status)
+    try:
+        for path in files:
+            if path and Path(path).exists():
+                client.log_artifact(run_id, str(path), artifact_path="notebook")
+    finally:  # an artifact store that refuses the files must not leave the run RUNNING
+        if status in ("FAILED", "KILLED"):
+            if error:
+                tag = "notebook_error" if status == "FAILED" else "notebook_stopped"
+                client.set_tag(run_id, tag, error[:5000])
+            client.set_terminated(run_id, status=status)
 
 
 # The scraps through which a notebook tells the runner which MLflow run is its own: the
