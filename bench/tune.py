@@ -115,6 +115,38 @@ def direct_overhead(run_dir: Path) -> float:
     return sum(gaps) / len(gaps)
 
 
+def bench_env(tmp: Path) -> dict[str, str]:
+    """The environment of the timed runs: logs under ``tmp``, no inherited MLflow store."""
+    env = {**os.environ, "LOG_DIR": str(tmp / "logs"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def prepare_data(archive: Path, tmp: Path, env: dict[str, str]) -> Path:
+    """Extract ``archive`` under ``tmp`` and prepare it (``lib.prep.prepare``) into
+    ``tmp/processed``; then flush the disk and load the libraries every run needs once,
+    untimed (see the module's docstring). Returns the processed folder."""
+    t0 = time.perf_counter()
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp / "raw", filter="data")
+    sys.path.insert(0, str(ROOT))
+    from lib.prep import prepare
+
+    data = tmp / "processed"
+    prepare([tmp / "raw" / "aclImdb"], data)
+    os.sync()  # the writeback of 100,000 new files is paid here, not by a timed run
+    print(f"data prepared in {time.perf_counter() - t0:.1f} s", flush=True)
+    # Untimed: the libraries every side loads, so that none pays a cold page cache alone.
+    subprocess.run(
+        [sys.executable, "-c", "import tensorflow, keras, mlflow, optuna, papermill, pandas"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return data
+
+
 def _tail(path: Path, n: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
 
@@ -216,26 +248,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
         tmp = Path(args.keep) if args.keep else Path(tmp)
         tmp.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "LOG_DIR": str(tmp / "logs"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        env.pop("MLFLOW_TRACKING_URI", None)
-        t0 = time.perf_counter()
-        with tarfile.open(args.archive) as tar:
-            tar.extractall(tmp / "raw", filter="data")
-        sys.path.insert(0, str(ROOT))
-        from lib.prep import prepare
-
-        data = tmp / "processed"
-        prepare([tmp / "raw" / "aclImdb"], data)
-        os.sync()  # the writeback of 100,000 new files is paid here, not by a timed run
-        print(f"data prepared in {time.perf_counter() - t0:.1f} s", flush=True)
-        # Untimed: the libraries every side loads, so that none pays a cold page cache alone.
-        subprocess.run(
-            [sys.executable, "-c", "import tensorflow, keras, mlflow, optuna, papermill, pandas"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        env = bench_env(tmp)
+        data = prepare_data(args.archive, tmp, env)
 
         runner = [sys.executable, "-m", "runner", "tune"]
         results: dict[str, list[tuple[float, float]]] = {

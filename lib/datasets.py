@@ -1,7 +1,15 @@
-"""Processed data sets: loading them, and the deterministic train/validation split."""
+"""Processed data sets: loading them, and the deterministic train/validation split.
+
+With the ``data_cache`` speed trick (:mod:`lib.speedups`), a process keeps the last data set
+it loaded, keyed by its files' identity (device, inode, size, modification and change
+times: prep replaces a data set by renaming a new folder into place), ``val_split`` and
+``seed``: the next trial in the same kernel gets it in no time. Its arrays are read-only, so
+no caller can change what the next one gets.
+"""
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lib import paths, prep
+from lib import paths, prep, speedups
 from lib.errors import DatasetError, ParameterError
 from lib.params import check_float, not_allowed
 
@@ -37,6 +45,17 @@ class Data:
     val: Split
     test: Split
     manifest: dict[str, Any]
+
+    def shared_copy(self) -> Data:
+        """A new ``Data`` holding the same (read-only) arrays and a copy of the manifest."""
+        return Data(
+            *(Split(s.texts, s.labels) for s in (self.train, self.val, self.test)),
+            copy.deepcopy(self.manifest),
+        )
+
+
+_LOADED: speedups.Memo[Data] = speedups.Memo("datasets.load", size=1)
+_FILES = ("train.parquet", "test.parquet", prep.MANIFEST)
 
 
 def check_data_path(name: str, value: str | os.PathLike[str]) -> Path:
@@ -72,6 +91,28 @@ def load(data_path: str | os.PathLike[str], val_split: float, seed: int) -> Data
     """Train/validation (stratified by label, deterministic for a seed) and test splits."""
     val_split = check_float("val_split", val_split, 0, 1)
     path = check_data_path("data_path", data_path)
+    if not speedups.enabled("data_cache"):
+        return _load(path, val_split, seed)
+    key = (str(path), _files_identity(path), val_split, int(seed))
+    return _LOADED.get(key, lambda: _read_only(_load(path, val_split, seed))).shared_copy()
+
+
+def _files_identity(path: Path) -> tuple[tuple[int, ...], ...]:
+    identity = []
+    for name in _FILES:
+        st = (path / name).stat()
+        identity.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(identity)
+
+
+def _read_only(data: Data) -> Data:
+    for split in (data.train, data.val, data.test):
+        split.texts.setflags(write=False)
+        split.labels.setflags(write=False)
+    return data
+
+
+def _load(path: Path, val_split: float, seed: int) -> Data:
     train_all = _read_split(path / "train.parquet")
     test = _read_split(path / "test.parquet")
     counts = train_all.counts()

@@ -11,11 +11,13 @@ Everything here runs as TensorFlow ops so that the same code vectorises the trai
   where ``TextVectorization.adapt`` on ~14M n-grams takes about half a minute on two cores);
 - ``vectorize`` applies a vectorising layer chunk by chunk in two threads (TF string ops
   release the GIL) and joins the chunks;
-- ``nb_log_ratios`` gives the naive Bayes log-count ratios of Wang & Manning (2012).
+- ``nb_log_ratios`` gives the naive Bayes log-count ratios of Wang & Manning (2012);
+- ``fingerprint`` digests texts, for caches keyed by what they were computed from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +115,22 @@ class TextVectorization(keras.layers.TextVectorization):
     def load_assets(self, dir_path: str) -> None:
         """Nothing: Keras loads the lookup inside this layer, vocabulary and all."""
 
+    def share_vocabulary(self, other: TextVectorization) -> None:
+        """Look terms up in ``other``'s table (shared, read-only): a layer made like
+        ``other`` then gives the same vectors, without ``set_vocabulary``'s Python pass over
+        every term (4 s for the default model's 800,000 n-grams). ValueError if the two
+        are configured differently (their saved configurations, names aside, differ)."""
+        mine, theirs = (
+            keras.saving.serialize_keras_object(
+                {**layer.get_config(), "name": None, "vocabulary_size": None}
+            )
+            for layer in (self, other)
+        )
+        if mine != theirs or self._lookup_layer.output_mode == "tf_idf":
+            raise ValueError(f"{self.name} and {other.name} differ: they cannot share a table")
+        self._lookup_layer.lookup_table = other._lookup_layer.lookup_table
+        self._lookup_layer._record_vocabulary_size()
+
 
 def whitespace_split(texts: tf.Tensor) -> tf.RaggedTensor:
     """The ``"whitespace"`` split of ``TextVectorization``, as a callable."""
@@ -127,6 +145,23 @@ def as_string_tensor(texts: Texts) -> tf.Tensor:
         texts = texts.to_numpy(zero_copy_only=False)
     array = np.asarray(texts, dtype=object).reshape(-1)
     return tf.constant(array, dtype=tf.string)
+
+
+def fingerprint(texts: Texts) -> str:
+    """A digest of ``texts``: of every text's UTF-8 bytes, in order (equal texts, equal
+    digests, whatever container holds them; 0.05 s for 25,000 reviews)."""
+    if isinstance(texts, tf.Tensor):
+        values = texts.numpy().reshape(-1)
+    elif isinstance(texts, (pa.Array, pa.ChunkedArray)):
+        values = texts.to_numpy(zero_copy_only=False)
+    else:
+        values = np.asarray(texts, dtype=object).reshape(-1)
+    digest = hashlib.sha256()
+    for value in values:
+        data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else bytes(value)
+        digest.update(len(data).to_bytes(8, "little"))  # lengths: ["ab", "c"] != ["a", "bc"]
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def _chunks(n: int, size: int) -> list[tuple[int, int]]:

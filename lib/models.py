@@ -14,11 +14,19 @@ Models (``MODEL_NAMES``, the first is the default):
 - ``reference``: the benchmark baseline, TextVectorization(20000 tokens, 256 steps) ->
   trainable Embedding(128) -> GlobalAveragePooling1D -> Dense(16, relu) -> Dense(1).
 
+With the ``data_cache`` speed trick (:mod:`lib.speedups`, on by default), a process keeps
+the last vectoriser it fitted, keyed by the model, the hyperparameters that determine the
+vectoriser and the training texts' fingerprint, with the vectors it gave for the last three
+texts (training, validation, test) and the NB ratios: the next trial in the same kernel
+builds its model in no time, with the very same vectors, so the very same weights.
+
 Importing this module registers the custom objects that ``keras.models.load_model`` needs.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lib import features
+from lib import features, speedups
 from lib.errors import ParameterError
 from lib.params import check_choice, check_float, check_int, not_allowed
 
@@ -181,6 +189,46 @@ class NBLinear(keras.layers.Layer):
         return config
 
 
+# The hyperparameters that determine each model's vectoriser: its vocabulary and output.
+_VECTORISER_HPARAMS: dict[str, tuple[str, ...]] = {
+    "nbngram": ("ngrams", "tail", "tail_ngrams", "min_count", "max_tokens"),
+    "reference": ("max_tokens", "sequence_length"),
+}
+_KEPT_VECTORS = 3  # the training texts', the validation texts' and the test texts'
+
+
+@dataclass
+class _Fitted:
+    """A vectoriser fitted on training texts, with what it computed from them, kept by the
+    ``data_cache`` speed trick (:mod:`lib.speedups`) for the next model built from the same
+    texts and vectoriser hyperparameters: its ``layer`` (never part of a model: each model
+    gets a new layer that shares its vocabulary), the vectors of the last texts it
+    vectorised (by the texts' fingerprint) and the NB ratios of the last labels."""
+
+    layer: features.TextVectorization
+    vectors: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    ratios: dict[tuple[str, float], np.ndarray] = field(default_factory=dict)
+
+    def vectorize(self, texts: features.Texts) -> Any:
+        key = features.fingerprint(texts)
+        if key not in self.vectors:
+            while len(self.vectors) >= _KEPT_VECTORS:
+                self.vectors.popitem(last=False)
+            self.vectors[key] = features.vectorize(self.layer, texts)
+        self.vectors.move_to_end(key)
+        return self.vectors[key]
+
+    def nb_ratios(self, texts: features.Texts, labels: np.ndarray, alpha: float) -> np.ndarray:
+        key = (hashlib.sha256(np.asarray(labels, dtype=np.int64).tobytes()).hexdigest(), alpha)
+        if key not in self.ratios:
+            self.ratios.clear()
+            self.ratios[key] = features.nb_log_ratios(self.vectorize(texts), labels, alpha=alpha)
+        return self.ratios[key]
+
+
+_FITTED: speedups.Memo[_Fitted] = speedups.Memo("models.vectoriser", size=1)
+
+
 @dataclass
 class ModelBundle:
     """A model in two parts: ``vectorizer`` (text -> vectors) and ``core`` (vectors -> P)."""
@@ -193,12 +241,17 @@ class ModelBundle:
     learning_rates: dict[str, float] = field(default_factory=dict)
     # (texts, vectors) when build_model already vectorised the training texts.
     train_cache: tuple[Any, Any] | None = field(default=None, repr=False)
+    # With the data_cache trick: the kept vectoriser, which vectorises for this model.
+    fitted: _Fitted | None = field(default=None, repr=False)
 
     def vectorize(self, texts: features.Texts) -> Any:
         """Cleaned or raw texts -> what ``core`` takes (a ``tf.SparseTensor`` or ids).
 
-        The very texts object given to ``build_model`` comes back from a cache, once.
+        The very texts object given to ``build_model`` comes back from a cache, once; with
+        the ``data_cache`` trick, the last few texts vectorised come back from its cache.
         """
+        if self.fitted is not None:
+            return self.fitted.vectorize(texts)
         if self.train_cache is not None and texts is self.train_cache[0]:
             vectors, self.train_cache = self.train_cache[1], None
             return vectors
@@ -210,43 +263,80 @@ class ModelBundle:
         return keras.Model(text, self.core(self.vectorizer(text)), name=f"{self.name}_text")
 
 
-def _nbngram(texts: Any, labels: np.ndarray, seed: int, hp: dict[str, Any]) -> ModelBundle:
-    split = features.NgramSplit(hp["ngrams"], hp["tail"], hp["tail_ngrams"])
-    vocabulary = features.build_vocabulary(
-        texts, split, min_count=hp["min_count"], max_tokens=hp["max_tokens"] or None
-    )
-    vectorizer = features.TextVectorization(
+def _nbngram_layer(hp: dict[str, Any]) -> features.TextVectorization:
+    return features.TextVectorization(
         standardize=features.standardize,
-        split=split,
+        split=features.NgramSplit(hp["ngrams"], hp["tail"], hp["tail_ngrams"]),
         output_mode="multi_hot",
         sparse=True,
         name="ngrams",
     )
-    vectorizer.set_vocabulary(vocabulary)
-    width = vectorizer.vocabulary_size()
-    vectors = features.vectorize(vectorizer, texts)
-    nb = NBLinear(hp["nb_scale"], hp["nb_prior"], hp["dropout"], seed=seed, name="nb_linear")
-    inputs = keras.Input(shape=(width,), sparse=True, name="ngrams")
-    core = keras.Model(inputs, keras.layers.Activation("sigmoid")(nb(inputs)), name="nbngram")
-    nb.set_ratios(features.nb_log_ratios(vectors, labels, alpha=hp["alpha"]))
-    loss = keras.losses.BinaryCrossentropy(label_smoothing=hp["label_smoothing"])
-    rates = _LEARNING_RATES["nbngram"]
-    return ModelBundle("nbngram", hp, vectorizer, core, loss, rates, (texts, vectors))
 
 
-def _reference(texts: Any, labels: np.ndarray, seed: int, hp: dict[str, Any]) -> ModelBundle:
-    # Same vocabulary as TextVectorization.adapt (the most frequent tokens), much faster.
-    vocabulary = features.build_vocabulary(
-        texts, features.whitespace_split, min_count=1, max_tokens=hp["max_tokens"] - 2
-    )
-    vectorizer = features.TextVectorization(
+def _reference_layer(hp: dict[str, Any]) -> features.TextVectorization:
+    return features.TextVectorization(
         max_tokens=hp["max_tokens"],
         standardize=features.standardize,
         output_mode="int",
         output_sequence_length=hp["sequence_length"],
         name="tokens",
     )
-    vectorizer.set_vocabulary(vocabulary)
+
+
+_LAYERS = {"nbngram": _nbngram_layer, "reference": _reference_layer}
+
+
+def _fit(model_name: str, texts: Any, hp: dict[str, Any]) -> features.TextVectorization:
+    """The model's vectorising layer with its vocabulary from ``texts``."""
+    layer = _LAYERS[model_name](hp)
+    if model_name == "nbngram":
+        split = features.NgramSplit(hp["ngrams"], hp["tail"], hp["tail_ngrams"])
+        vocabulary = features.build_vocabulary(
+            texts, split, min_count=hp["min_count"], max_tokens=hp["max_tokens"] or None
+        )
+    else:  # same vocabulary as TextVectorization.adapt (the most frequent tokens), faster
+        vocabulary = features.build_vocabulary(
+            texts, features.whitespace_split, min_count=1, max_tokens=hp["max_tokens"] - 2
+        )
+    layer.set_vocabulary(vocabulary)
+    return layer
+
+
+def _vectoriser(
+    model_name: str, texts: Any, hp: dict[str, Any]
+) -> tuple[features.TextVectorization, _Fitted | None]:
+    """A new vectorising layer fitted on ``texts``, and the kept fit it shares (None when
+    the ``data_cache`` trick is off: the layer is then fitted here)."""
+    if not speedups.enabled("data_cache"):
+        return _fit(model_name, texts, hp), None
+    determined_by = tuple(hp[name] for name in _VECTORISER_HPARAMS[model_name])
+    key = (model_name, determined_by, features.fingerprint(texts))
+    fitted = _FITTED.get(key, lambda: _Fitted(_fit(model_name, texts, hp)))
+    layer = _LAYERS[model_name](hp)
+    layer.share_vocabulary(fitted.layer)
+    return layer, fitted
+
+
+def _nbngram(texts: Any, labels: np.ndarray, seed: int, hp: dict[str, Any]) -> ModelBundle:
+    vectorizer, fitted = _vectoriser("nbngram", texts, hp)
+    if fitted is None:
+        vectors = features.vectorize(vectorizer, texts)
+        ratios = features.nb_log_ratios(vectors, labels, alpha=hp["alpha"])
+        train_cache = (texts, vectors)
+    else:
+        ratios, train_cache = fitted.nb_ratios(texts, labels, hp["alpha"]), None
+    width = vectorizer.vocabulary_size()
+    nb = NBLinear(hp["nb_scale"], hp["nb_prior"], hp["dropout"], seed=seed, name="nb_linear")
+    inputs = keras.Input(shape=(width,), sparse=True, name="ngrams")
+    core = keras.Model(inputs, keras.layers.Activation("sigmoid")(nb(inputs)), name="nbngram")
+    nb.set_ratios(ratios)
+    loss = keras.losses.BinaryCrossentropy(label_smoothing=hp["label_smoothing"])
+    rates = _LEARNING_RATES["nbngram"]
+    return ModelBundle("nbngram", hp, vectorizer, core, loss, rates, train_cache, fitted)
+
+
+def _reference(texts: Any, labels: np.ndarray, seed: int, hp: dict[str, Any]) -> ModelBundle:
+    vectorizer, fitted = _vectoriser("reference", texts, hp)
     inputs = keras.Input(shape=(hp["sequence_length"],), dtype="int64", name="tokens")
     x = keras.layers.Embedding(hp["max_tokens"], hp["embedding_dim"])(inputs)
     x = keras.layers.GlobalAveragePooling1D()(x)
@@ -254,7 +344,8 @@ def _reference(texts: Any, labels: np.ndarray, seed: int, hp: dict[str, Any]) ->
     outputs = keras.layers.Dense(1, activation="sigmoid")(x)
     core = keras.Model(inputs, outputs, name="reference")
     loss = keras.losses.BinaryCrossentropy(label_smoothing=hp["label_smoothing"])
-    return ModelBundle("reference", hp, vectorizer, core, loss, _LEARNING_RATES["reference"])
+    rates = _LEARNING_RATES["reference"]
+    return ModelBundle("reference", hp, vectorizer, core, loss, rates, fitted=fitted)
 
 
 _BUILDERS = {"nbngram": _nbngram, "reference": _reference}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,17 +32,23 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def epoch_event(epoch: int, epochs: int | None, logs: Mapping[str, Any]) -> dict[str, Any]:
+def epoch_event(
+    epoch: int, epochs: int | None, logs: Mapping[str, Any], seconds: float | None = None
+) -> dict[str, Any]:
     """The event of epoch ``epoch`` (1-based) of ``epochs`` finished, with its validation
-    metrics (the ``val_*`` entries of Keras' logs) and its training loss."""
+    metrics (the ``val_*`` entries of Keras' logs), its training loss and, when given, how
+    long it took (``seconds``)."""
     metrics = {k: v for k, v in ((k, _number(v)) for k, v in logs.items()) if v is not None}
-    return {
+    event = {
         "event": "epoch",
         "epoch": int(epoch),
         "epochs": int(epochs) if epochs else None,
         "loss": metrics.get("loss"),
         "val": {k: v for k, v in metrics.items() if k.startswith("val_")},
     }
+    if seconds is not None:
+        event["seconds"] = round(float(seconds), 4)
+    return event
 
 
 def trial_event(
@@ -89,14 +96,22 @@ def emit(event: Mapping[str, Any]) -> None:
 
 
 def epoch_callback() -> Any:
-    """A Keras callback that emits an epoch event as each epoch ends (Keras is imported
-    here, not with this module: the tune notebook's kernel needs no Keras for its events)."""
+    """A Keras callback that emits an epoch event as each epoch ends, with the epoch's
+    seconds from its start to its end: its training steps, its validation and the
+    ``on_epoch_end`` of the callbacks before this one (``fit`` puts it last). Keras is
+    imported here, not with this module: the tune notebook's kernel needs no Keras."""
     import keras
 
     class EpochProgress(keras.callbacks.Callback):
         """Emits :func:`epoch_event` at each epoch's end."""
 
+        started: float | None = None
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.started = time.perf_counter()
+
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            emit(epoch_event(epoch + 1, (self.params or {}).get("epochs"), logs or {}))
+            seconds = None if self.started is None else time.perf_counter() - self.started
+            emit(epoch_event(epoch + 1, (self.params or {}).get("epochs"), logs or {}, seconds))
 
     return EpochProgress()

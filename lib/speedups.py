@@ -6,9 +6,10 @@ turns those named tricks off and keeps the others (what ``bench/speedups.py`` us
 each one). The README's table lists each trick, where it acts and what it saves.
 
 Each trick is a name in :data:`TRICKS`; code that applies one asks :func:`enabled` first.
-Tricks small enough to be a function live here; the one larger one (the kernel client that
-is ready on ``kernel_info``, a jupyter_client subclass) lives with the code it speeds up and
-is gated here.
+Tricks small enough to be a function live here; the larger ones (the kernel client that
+is ready on ``kernel_info``, a jupyter_client subclass; what ``data_cache`` keeps and how it
+is keyed, in ``lib.datasets`` and ``lib.models``) live with the code they speed up and are
+gated here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ TRICKS: dict[str, str] = {
     "background_imports": "modules needed later are imported while waiting, at low priority",
     "gc_freeze": "long-lived objects are frozen out of the garbage collector's scans",
     "ready_client": "a pooled kernel's client is ready on kernel_info, not after 0.2 s idle",
+    "data_cache": "a process keeps its loaded data set and fitted vectoriser for the next run",
 }
 
 _OFF_WORDS = {"off", "0", "false", "no", "none"}
@@ -149,3 +153,39 @@ def kernel_started() -> None:
     """Run first in a kernel that the runner started: the tricks that act in every kernel."""
     skip_unused_slow_imports()
     freeze_at_exit()
+
+
+# -- data_cache --------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class Memo(Generic[T]):
+    """The last ``size`` values computed, by key, for as long as the process lives.
+
+    A module-level memo survives a pooled kernel's reset (which clears the namespace and
+    Keras's state but keeps the modules), so the next trial in the same kernel finds what
+    the last one computed. A key must hold everything that determines the value; callers
+    ask :func:`enabled` first and compute directly when their trick is off.
+    """
+
+    def __init__(self, name: str, size: int = 1) -> None:
+        self.name, self.size = name, size
+        self._values: OrderedDict[Hashable, T] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The value for ``key``: the kept one, else ``compute()`` (kept, the least recently
+        used one dropped; an exception is raised and nothing kept)."""
+        if key in self._values:
+            self.hits += 1
+            self._values.move_to_end(key)
+            log.debug("%s: reused (%d of %d calls)", self.name, self.hits, self.hits + self.misses)
+            return self._values[key]
+        self.misses += 1
+        # Dropped before the new value is computed: the old and new are never held at once.
+        while len(self._values) >= self.size:
+            self._values.popitem(last=False)
+        value = compute()
+        self._values[key] = value
+        return value

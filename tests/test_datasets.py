@@ -50,3 +50,54 @@ def test_data_path_missing_or_not_processed(tmp_path):
     (tmp_path / "train.parquet").write_text("x")
     with pytest.raises(ParameterError, match=r"^data_path: .*lacks train.parquet, test.parquet"):
         datasets.load(tmp_path, 0.2, seed=1)
+
+
+# -- the data_cache trick -------------------------------------------------------------------
+
+
+@pytest.fixture
+def cache_on(monkeypatch):
+    monkeypatch.delenv("IMDB_SPEEDUPS", raising=False)
+
+
+def test_a_second_load_reuses_the_first_read_only(processed, cache_on):
+    first = datasets.load(processed, 0.25, seed=4002)
+    hits = datasets._LOADED.hits
+    second = datasets.load(processed, 0.25, seed=4002)
+    assert datasets._LOADED.hits == hits + 1
+    assert second.train.texts is first.train.texts and second.test.labels is first.test.labels
+    # New wrappers: replacing a part or editing the manifest leaves the kept one alone.
+    second.train = None
+    second.manifest["rows"] = {}
+    third = datasets.load(processed, 0.25, seed=4002)
+    assert third.train.texts is first.train.texts and third.manifest["rows"]["train"]
+    with pytest.raises(ValueError, match="read-only"):
+        third.train.texts[0] = "changed"
+    with pytest.raises(ValueError, match="read-only"):
+        third.val.labels[0] = 1
+
+
+def test_another_split_or_seed_or_rewritten_data_is_loaded_anew(processed, tmp_path, cache_on):
+    first = datasets.load(processed, 0.25, seed=4002)
+    for val_split, seed in ((0.3, 4002), (0.25, 1)):
+        other = datasets.load(processed, val_split, seed=seed)
+        assert other.train.texts is not first.train.texts
+        plain = datasets._load(processed, val_split, seed)
+        assert np.array_equal(other.train.texts, plain.train.texts)
+    # prep writes a new data set and renames it into place: new files, a new key.
+    out = tmp_path / "processed"
+    prep.prepare([make_raw_dir(tmp_path / "raw", per_label=20, seed=7)], out)
+    before = datasets.load(out, 0.25, seed=4002)
+    prep.prepare([make_raw_dir(tmp_path / "raw2", per_label=20, seed=8)], out)
+    after = datasets.load(out, 0.25, seed=4002)
+    assert not np.array_equal(before.test.texts, after.test.texts)
+    assert np.array_equal(after.test.texts, datasets._load(out, 0.25, 4002).test.texts)
+
+
+def test_with_the_trick_off_every_load_reads_the_files(processed, monkeypatch):
+    monkeypatch.setenv("IMDB_SPEEDUPS", "-data_cache")
+    first = datasets.load(processed, 0.25, seed=4002)
+    second = datasets.load(processed, 0.25, seed=4002)
+    assert second.train.texts is not first.train.texts
+    assert np.array_equal(second.train.texts, first.train.texts)
+    first.train.texts[0] = "a plain array, writable as before"

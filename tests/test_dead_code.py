@@ -34,6 +34,7 @@ USED_WHERE_VULTURE_CANNOT_SEE = {
     "clean_text": "the one-review form of lib.cleaning.clean that tests compare against",
     "default_train_params": "each model's training set-up, for bench/model_search.py and tests",
     "on_epoch_end": "Keras calls it on a callback as each epoch ends (lib.progress)",
+    "on_epoch_begin": "Keras calls it on a callback as each epoch begins (lib.progress)",
     "_transport_default": "a traitlets dynamic default of jupyter_client's KernelManager",
     "_connection_file_default": "a traitlets dynamic default of jupyter_client's KernelManager",
     "execute_managed_notebook": "papermill's engine interface (runner.engine)",

@@ -24,31 +24,36 @@ def texts() -> pa.Array:
     return split(raw_texts, labels, 300)[0]
 
 
-def _ngram_layer(texts, **kwargs) -> features.TextVectorization:
-    """The n-gram layer as the nbngram model makes it: multi-hot, sparse."""
+def _ngram_layer(texts, name="ngrams", **kwargs) -> features.TextVectorization:
+    """The n-gram layer as the nbngram model makes it: multi-hot, sparse (texts None: no
+    vocabulary yet)."""
     ngrams = features.NgramSplit(ngrams=2, tail=3)
     layer = features.TextVectorization(
         standardize=features.standardize,
         split=ngrams,
         output_mode="multi_hot",
         sparse=True,
-        name="ngrams",
+        name=name,
         **kwargs,
     )
-    layer.set_vocabulary(features.build_vocabulary(texts, ngrams, min_count=2))
+    if texts is not None:
+        layer.set_vocabulary(features.build_vocabulary(texts, ngrams, min_count=2))
     return layer
 
 
-def _token_layer(texts) -> features.TextVectorization:
-    """The token-id layer as the reference model makes it: dense ids, fixed length."""
-    vocabulary = features.build_vocabulary(texts, features.whitespace_split, min_count=1)
+def _token_layer(texts, name="tokens") -> features.TextVectorization:
+    """The token-id layer as the reference model makes it: dense ids, fixed length (texts
+    None: no vocabulary yet)."""
     layer = features.TextVectorization(
         standardize=features.standardize,
         output_mode="int",
         output_sequence_length=12,
-        name="tokens",
+        name=name,
     )
-    layer.set_vocabulary(vocabulary)
+    if texts is not None:
+        layer.set_vocabulary(
+            features.build_vocabulary(texts, features.whitespace_split, min_count=1)
+        )
     return layer
 
 
@@ -214,3 +219,45 @@ def test_the_vocabulary_file_is_the_one_keras_writes(texts, tmp_path, kind) -> N
         assert tf.reduce_all(tf.sparse.to_dense(loaded(batch)) == tf.sparse.to_dense(layer(batch)))
     else:
         np.testing.assert_array_equal(loaded(batch).numpy(), layer(batch).numpy())
+
+
+# -- fingerprints and shared vocabularies (the data_cache trick) -------------------------
+
+
+def test_fingerprint_is_of_the_texts_not_their_container(texts) -> None:
+    as_list = texts.to_pylist()
+    digest = features.fingerprint(texts)
+    assert digest == features.fingerprint(as_list)
+    assert digest == features.fingerprint(np.asarray(as_list, dtype=object))
+    assert digest == features.fingerprint(tf.constant(as_list))
+    assert digest != features.fingerprint(as_list[::-1])
+    assert digest != features.fingerprint([*as_list[:-1], as_list[-1] + " "])
+    # Where one text ends and the next begins counts, not only their characters.
+    assert features.fingerprint(["ab", "c"]) != features.fingerprint(["a", "bc"])
+    assert features.fingerprint([]) != features.fingerprint([""])
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_a_layer_sharing_a_vocabulary_vectorises_and_saves_as_the_fitted_one(
+    texts, tmp_path, kind
+) -> None:
+    fitted, shared = LAYERS[kind](texts), LAYERS[kind](None, name="shared")
+    shared.share_vocabulary(fitted)
+    assert shared.vocabulary_size() == fitted.vocabulary_size()
+    assert shared.get_vocabulary() == fitted.get_vocabulary()
+    expected, got = fitted(tf.constant(SAMPLES)), shared(tf.constant(SAMPLES))
+    if isinstance(expected, tf.SparseTensor):
+        expected, got = tf.sparse.to_dense(expected), tf.sparse.to_dense(got)
+    np.testing.assert_array_equal(expected.numpy(), got.numpy())
+    text = keras.Input(shape=(), dtype="string")
+    keras.Model(text, shared(text)).save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.get_layer("shared").get_vocabulary() == fitted.get_vocabulary()
+
+
+def test_layers_made_differently_cannot_share_a_vocabulary(texts) -> None:
+    other = features.TextVectorization(
+        standardize=features.standardize, output_mode="int", output_sequence_length=13
+    )
+    with pytest.raises(ValueError, match="cannot share a table"):
+        other.share_vocabulary(_token_layer(texts))

@@ -112,9 +112,10 @@ def test_build_model_rejects_bad_input(data) -> None:
 # -- vectors and NB ratios --------------------------------------------------------------
 
 
-def test_the_training_vectors_are_reused_once_then_recomputed(data) -> None:
+def test_the_training_vectors_are_reused_once_then_recomputed(data, monkeypatch) -> None:
     import tensorflow as tf
 
+    monkeypatch.setenv("IMDB_SPEEDUPS", "-data_cache")  # the plain path
     texts, labels, _, _ = data
     bundle = models.build_model("nbngram", texts, labels, seed=3)
     cached = bundle.train_cache[1]
@@ -192,3 +193,73 @@ def test_the_exported_model_keeps_one_copy_of_its_vocabulary(data, tmp_path, mod
     assert len(copies) == 1
     loaded = keras.saving.load_model(path)
     assert loaded.get_layer(layer.name).get_vocabulary() == layer.get_vocabulary()
+
+
+# -- the data_cache trick: a kept vectoriser, the same model ----------------------------
+
+
+def _train_and_predict(model_name, texts, labels, rest, rest_labels, tmp_path, name) -> dict:
+    """Build, train 2 epochs, predict and export as the train notebook does; then what a
+    pooled kernel's reset does (runner.kernels.inside.reset: Keras's session cleared)."""
+    import keras
+
+    from runner.kernels.inside import reset
+
+    training.set_seed(11)
+    hparams = {"sequence_length": 24} if model_name == "reference" else {}
+    bundle = models.build_model(model_name, texts, labels, seed=11, **hparams)
+    history = training.train(
+        bundle, texts, labels, rest, rest_labels, optimiser="adam", learning_rate=None,
+        epochs=2, bs=32,
+    )  # fmt: skip
+    result = {
+        "weights": [w.numpy().copy() for w in bundle.core.weights],
+        "history": history.history,
+        "val": training.predict_proba(bundle, rest),
+        "train": training.predict_proba(bundle, texts),
+        "layer": bundle.vectorizer,
+    }
+    path = tmp_path / f"{name}.keras"
+    bundle.export_model().save(path)
+    result["loaded"] = training.predict_proba(keras.models.load_model(path), rest)
+    reset()
+    return result
+
+
+@pytest.mark.parametrize("model_name", models.MODEL_NAMES)
+def test_a_kept_vectoriser_gives_the_very_same_model(data, tmp_path, monkeypatch, model_name):
+    texts, labels, rest, rest_labels = data
+    args = (model_name, texts, labels, rest, rest_labels, tmp_path)
+    monkeypatch.setenv("IMDB_SPEEDUPS", "-data_cache")
+    plain = _train_and_predict(*args, "plain")
+    monkeypatch.delenv("IMDB_SPEEDUPS")
+    misses, hits = models._FITTED.misses, models._FITTED.hits
+    first = _train_and_predict(*args, "first")  # fits and keeps the vectoriser
+    again = _train_and_predict(*args, "again")  # reuses it, after a kernel's reset
+    assert (models._FITTED.misses, models._FITTED.hits) == (misses + 1, hits + 1)
+    for cached in (first, again):
+        for mine, theirs in zip(cached["weights"], plain["weights"], strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+        assert cached["history"] == plain["history"]
+        for key in ("val", "train", "loaded"):
+            np.testing.assert_array_equal(cached[key], plain[key])
+    # Each model has its own layer (a model never holds the kept one), sharing its table.
+    assert again["layer"] is not first["layer"]
+    assert again["layer"].get_vocabulary() == plain["layer"].get_vocabulary()
+
+
+def test_other_texts_or_vectoriser_settings_fit_anew(data, monkeypatch) -> None:
+    monkeypatch.delenv("IMDB_SPEEDUPS", raising=False)
+    texts, labels, rest, _ = data
+    models.build_model("nbngram", texts, labels, seed=1)
+    misses = models._FITTED.misses
+    models.build_model("nbngram", texts, labels, seed=2, nb_scale=0.1)  # not the vectoriser's
+    assert models._FITTED.misses == misses
+    bigger = models.build_model("nbngram", texts, labels, seed=1, min_count=1)
+    other = models.build_model("nbngram", rest, labels[: len(rest)], seed=1)
+    assert models._FITTED.misses == misses + 2
+    assert bigger.vectorizer.vocabulary_size() > other.vectorizer.vocabulary_size()
+    # Other labels on the same texts: other NB ratios, from the same kept vectors.
+    flipped = models.build_model("nbngram", texts, 1 - labels, seed=1, min_count=1)
+    ratios = [b.core.get_layer("nb_linear").ratios.numpy() for b in (bigger, flipped)]
+    np.testing.assert_allclose(ratios[0], -ratios[1], rtol=1e-5, atol=1e-6)

@@ -84,3 +84,35 @@ def test_a_kernel_freezes_what_is_alive_when_it_exits(switch, frozen):
         """
     )
     assert out == frozen
+
+
+def test_a_memo_keeps_the_last_values_and_drops_the_oldest_first():
+    from lib.speedups import Memo
+
+    memo: Memo[str] = Memo("test", size=2)
+    made: list[str] = []
+
+    def make(value: str):
+        return lambda: made.append(value) or value.upper()
+
+    assert memo.get("a", make("a")) == "A" and memo.get("b", make("b")) == "B"
+    assert memo.get("a", make("a")) == "A"  # kept: not made again, and now the newest
+    assert memo.get("c", make("c")) == "C"  # "b" is the oldest: dropped
+    assert memo.get("a", make("a")) == "A" and memo.get("b", make("b")) == "B"
+    assert made == ["a", "b", "c", "b"]
+    assert (memo.hits, memo.misses) == (2, 4)
+
+
+def test_a_memo_keeps_nothing_of_a_failed_computation():
+    from lib.speedups import Memo
+
+    memo: Memo[int] = Memo("test", size=1)
+    memo.get("old", lambda: 1)
+
+    def fail() -> int:
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError, match="no"):
+        memo.get("new", fail)
+    assert memo.get("new", lambda: 2) == 2
+    assert memo.get("old", lambda: 3) == 3  # dropped for "new", with size 1
