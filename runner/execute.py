@@ -33,6 +33,7 @@ from lib.paths import RUN_DIR_ENV, new_run_dir
 from lib.secrets import mask_text, secret_values
 from lib.speedups import import_in_background, kernel_arguments
 from lib.tracking import resolve_tracking_uri, store_modules
+from lib.tuning.pruning import PRUNED_ERROR
 from runner.engine import ENGINE
 from runner.progress import StageProgress, clear_live_line
 from runner.stages import Stage
@@ -42,9 +43,6 @@ log = logging.getLogger(__name__)
 
 KERNEL_NAME = "python3"
 MASKED = "masked://"
-# What a pruned tuning trial's train notebook raises (lib.tuning.pruning.TrialPruned): it
-# stopped early on purpose, and says why in one line.
-PRUNED_ENAME = "TrialPruned"
 
 
 class _MaskingWriter:
@@ -152,7 +150,8 @@ def _describe_failure(exc: Exception, watch: KernelWatch) -> tuple[str, str, boo
             return f"{INTERRUPTED} ({where})", "", False
         message = next((line for line in (exc.evalue or "").splitlines() if line.strip()), "")
         line = f"{where}: {exc.ename}: {message.strip()}" if message else f"{where}: {exc.ename}"
-        if exc.ename == PRUNED_ENAME:  # its one line is its whole story
+        # A pruned tuning trial stopped on purpose, and says why in one line.
+        if exc.ename == PRUNED_ERROR:
             return line, "", False
         if user_error_class(exc.ename) is not None:
             return line, "", True
@@ -257,7 +256,7 @@ def execute_stage(
     except Exception as exc:  # any failure still yields the partial notebook
         error, detail, execution.user_error = _describe_failure(exc, watch)
         ename = getattr(exc, "ename", None)
-        execution.pruned = ename == PRUNED_ENAME and not watch.stop_reason
+        execution.pruned = ename == PRUNED_ERROR and not watch.stop_reason
         execution.interrupted = watch.stop_reason == INTERRUPTED or (
             ename == "KeyboardInterrupt" and not watch.stop_reason
         )

@@ -58,6 +58,13 @@ if meeting and mlflow_tags["trial_number"] in ("0", "1"):
     sb.glue("met", len(os.listdir(meeting)) == 2)
 if optimiser == "sgd":
     raise ValueError("this trial fails")
+if seed == 7:  # pruned, as lib.tuning.pruning.stop_if_pruned does it
+    from lib.tuning import pruning
+
+    sb.glue("pruned_at_epoch", 2)
+    if run:
+        mlflow.end_run(status="KILLED")
+    raise pruning.TrialPruned("Trial pruned at epoch 2: val_loss worse than the median")
 sb.glue("val_loss", val_split)
 sb.glue("val_accuracy", 1 - val_split)
 sb.glue("model_uri", f"runs:/{run.info.run_id}/model" if run else model_dir)
@@ -187,6 +194,45 @@ def test_trials_reuse_warm_kernels_and_a_failing_trial_is_recorded(isolated_env)
         names = [a.path for a in client.list_artifacts(child.info.run_id, "notebook")]
         assert names == ["notebook/train.ipynb"], number  # trial_html is off by default
     assert "ValueError" in children["1"].data.tags["notebook_error"]
+
+
+@pytest.mark.slow
+def test_a_pruned_trial_keeps_its_kernel_and_its_run_ends_killed(isolated_env):
+    tmp_path = isolated_env
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = tuning.load_config(
+        {
+            "n_trials": 2,
+            "mlflow_tracking_uri": store,
+            "mlflow_exp_name": "pruned-test",
+            "kernel_max_rss_mib": 10**6,
+            "search_space": {"seed": {"type": "categorical", "choices": [7, 8]}},
+            "enqueue_trials": [{"seed": 7}, {"seed": 8}],  # trial 0 is pruned
+        }
+    )
+    stage = _fake_train_stage(tmp_path / "fake_train.ipynb")
+    backend = trials.NotebookTrialBackend(1, store, stage=stage, warmup=["mlflow", "scrapbook"])
+    handle = tuning.open_study(cfg)
+    parent = tuning.start_parent_run(cfg, handle)
+    with backend:
+        backend.configure(cfg)
+        tuning.run_trials(cfg, handle, backend, tmp_path / "trials", parent, check=False)
+        recycled = backend.pool.stats["recycled"]
+    found = handle.study.trials
+    assert [t.state for t in found] == [TrialState.PRUNED, TrialState.COMPLETE]
+    assert recycled == 0  # a pruned trial's kernel is reset and lent again
+    notebooks = [Path(t.user_attrs["notebook"]) for t in found]
+    pids = [sb.read_notebook(str(n)).scraps["pid"].data for n in notebooks]
+    assert pids[0] == pids[1]
+    text = notebooks[0].read_text(encoding="utf-8")
+    assert "An Exception was encountered" not in text  # no papermill banner: its one line
+    assert "Trial pruned at epoch 2: val_loss worse than the median" in text
+    client = mlflow.MlflowClient(store)
+    run = client.get_run(found[0].user_attrs["mlflow_run_id"])
+    assert run.info.status == "KILLED"  # not FAILED: neither the hook nor the reset
+    assert "TrialPruned" in run.data.tags["notebook_stopped"]
+    names = [a.path for a in client.list_artifacts(run.info.run_id, "notebook")]
+    assert names == ["notebook/train.ipynb"]
 
 
 @pytest.mark.slow
