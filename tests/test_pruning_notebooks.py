@@ -141,7 +141,10 @@ def test_a_hopeless_trial_is_pruned_killed_tagged_and_its_notebook_ends_with_one
 
 def test_two_tune_processes_with_a_pruner_on_one_storage_end_with_exactly_n_trials(tmp_path, data):
     storage = str(tmp_path / "journal.log")
-    settings = _settings(data, storage=storage, study_name="shared", n_trials=4)
+    # One trial to start pruning from: the hopeless trial (the third, enqueued) starts only
+    # once a process has finished one of the first two, whichever process takes it.
+    pruner = {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0}
+    settings = _settings(data, storage=storage, study_name="shared", n_trials=4, pruner=pruner)
     procs = [
         subprocess.Popen(
             _args(tmp_path, settings, f"run{i}"),
