@@ -28,6 +28,18 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _number_text(value: Any) -> Any:
+    """``value``, or the float that a string such as ``"1e-5"`` spells: YAML 1.1 (PyYAML)
+    reads an exponent without a dot as a string, so ``low: 1e-5`` arrives as text."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    return value
+
+
 def _steps(low: float, high: float, step: float) -> int:
     """How many whole steps fit in [low, high], counted in decimal (0.2 + 6 * 0.025 is
     0.35, not 0.35000000000000003)."""
@@ -182,6 +194,7 @@ def parse_param(name: str, spec: Any) -> SearchParam:
     if kind == "categorical":
         return SearchParam(name, kind, choices=_parse_choices(key, spec))
 
+    spec = {k: _number_text(v) if k in ("low", "high", "step") else v for k, v in spec.items()}
     low, high = _parse_bounds(key, kind, spec)
     log_scale = spec.get("log", False)
     if not isinstance(log_scale, bool):

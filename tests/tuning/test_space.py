@@ -2,6 +2,7 @@
 
 import optuna
 import pytest
+import yaml
 
 from lib.errors import ParameterError
 from lib.tuning import space as sp
@@ -101,3 +102,13 @@ def test_an_empty_or_non_mapping_search_space_is_refused(space):
 def test_is_number_takes_finite_reals_only():
     assert sp.is_number(1) and sp.is_number(0.5)
     assert not any(sp.is_number(v) for v in (True, float("nan"), float("inf"), "1", None))
+
+
+def test_exponents_that_yaml_reads_as_text_are_numbers():
+    # YAML 1.1 (PyYAML) reads 1e-5 (no dot) as the string "1e-5".
+    spec = yaml.safe_load("{type: float, low: 1e-5, high: 1e-1, log: true}")
+    assert spec["low"] == "1e-5"
+    param = sp.parse_param("learning_rate", spec)
+    assert (param.low, param.high, param.log) == (1e-5, 0.1, True)
+    with pytest.raises(ParameterError, match="^search_space.p.low: .*not a number"):
+        sp.parse_param("p", {"type": "float", "low": "inf", "high": 1})
