@@ -131,6 +131,7 @@ def test_a_hopeless_trial_is_pruned_killed_tagged_and_its_notebook_ends_with_one
     scraps = {k: v.data for k, v in sb.read_notebook(str(run_dir / "tune.ipynb")).scraps.items()}
     assert (scraps["n_complete"], scraps["n_pruned"]) == (2, 1)
     parent = scraps["mlflow_run_id"]
+    assert client.get_run(parent).data.metrics["n_pruned"] == 1
     parent_arts = {a.path for a in client.list_artifacts(parent, "study")}
     assert {"study/learning_curves.png", "study/history.png", "study/trials.csv"} <= parent_arts
     assert "study/study.journal" not in parent_arts

@@ -115,6 +115,7 @@ def finish_parent_run(
     states = [t.state for t in study.get_trials(deepcopy=False)]
     metrics = {
         "n_complete": states.count(TrialState.COMPLETE),
+        "n_pruned": states.count(TrialState.PRUNED),
         "n_failed": states.count(TrialState.FAIL),
     }
     if len(study.directions) == 1 and metrics["n_complete"]:

@@ -67,6 +67,7 @@ def test_finishing_logs_the_files_and_counts_and_ends_the_run(tmp_path, store):
     run = client.get_run(run_id)
     assert run.info.status == "FAILED"
     assert run.data.metrics["n_complete"] == 2 and run.data.metrics["n_failed"] == 0
+    assert run.data.metrics["n_pruned"] == 0
     assert run.data.metrics["best_val_accuracy"] == handle.study.best_value
     assert [a.path for a in client.list_artifacts(run_id, "study")] == ["study/trials.csv"]
 
