@@ -317,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     with stopping.stop_signals() as signals:
         try:
             code = _command(args)
+            signals.cancel()  # in the try: a signal just before it is handled below
         except UserError as exc:
             _print_error(str(exc))
             return 2

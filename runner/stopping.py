@@ -70,8 +70,12 @@ class StopSignals:
         raise Stopped(self.signum, self.processes)
 
     def cancel(self) -> None:
+        """The command is over: no escalation, and a stopped one is not stopped again."""
         if self._timer is not None:
             self._timer.cancel()
+        if self.signum is not None and threading.current_thread() is threading.main_thread():
+            for each in SIGNALS:
+                signal.signal(each, signal.SIG_IGN)
 
     @property
     def name(self) -> str | None:

@@ -79,7 +79,6 @@ class KernelWatch:
         self.grace_s = grace_s
         self.stop_reason: str | None = None
         self.last_rss: float | None = None  # bytes
-        self.peak_rss: float | None = None
         self.returncode: int | None = None  # once the kernel has ended
         self._client: Any = None
         self._process: Any = None
@@ -163,7 +162,6 @@ class KernelWatch:
                     rss = 0
                 if rss:  # a zombie's is 0: the last measure is the living kernel's
                     self.last_rss = rss
-                    self.peak_rss = max(rss, self.peak_rss or 0)
             now = time.monotonic()
             if self.time_limit_s and self.stop_reason is None:
                 if now - self._started > self.time_limit_s:
