@@ -8,7 +8,9 @@ override earlier ones.
 Exit status: 0 done; 2 bad input (one line on stderr names the problem and the fix); 1 an
 execution that failed (its error line, then the traceback); 130 interrupted (Ctrl-C); 143
 terminated (SIGTERM: a stopped Polyaxon job, ``docker stop``), which is handled as Ctrl-C is:
-the execution stopped, its kernels (the tune notebook's trial kernels too) shut down.
+the running notebook's kernel is interrupted (a tune stops and records its trials), its
+notebook is logged to its MLflow run, which ends KILLED, and every kernel is shut down; a
+second signal, or a stop that takes longer than 25 s, stops it at once (``runner.stopping``).
 """
 
 from __future__ import annotations

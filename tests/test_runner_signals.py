@@ -210,3 +210,16 @@ def test_sigterm_stops_a_study_records_its_trials_and_the_same_command_resumes_i
     assert parent_after.info.run_id == parent.info.run_id
     assert parent_after.info.status == "FINISHED"
     assert not _all_gone(tmp_path)
+
+
+def test_a_stopped_study_in_memory_says_there_is_nothing_to_resume(tmp_path, data):
+    train = {"data_path": str(data), "epochs": 100000, "bs": 8}
+    proc = _start(tmp_path, "tune", "-y", json.dumps({"train_params": train, "n_trials": 2}))
+    notebook = tmp_path / "run" / "trials" / "trial-000" / "train.ipynb"
+    _wait_for(lambda: cell_running(notebook, "models.build_model("), proc, "trial 0 training")
+    code, stderr = _terminate(proc)
+    assert code == 143, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == f"{TERMINATED}: tune stopped"
+    partial = (tmp_path / "run" / "tune.ipynb").read_text(encoding="utf-8")
+    assert "nothing to resume" in partial and "run the same command again" not in partial
+    assert not _all_gone(tmp_path)
