@@ -157,7 +157,7 @@ def _describe_failure(exc: Exception, watch: KernelWatch) -> tuple[str, str, boo
             return line, "", True
         return line, "\n".join(exc.traceback or []), False
     if isinstance(exc, DeadKernelError):
-        return f"{watch.death()}; see the partial notebook and the log", str(exc), False
+        return watch.death(), str(exc), False
     if isinstance(exc, CellTimeoutError):
         return f"execution timed out: {first_line(exc)}", "", False
     if isinstance(exc, NoSuchKernel):

@@ -218,7 +218,7 @@ class NotebookTrials:
                 render=self.config.trial_html,
                 hooks=default_hooks(),
                 execution_timeout=self.config.cell_timeout,
-                time_limit_s=getattr(self.config, "trial_timeout_s", None),
+                time_limit_s=self.config.trial_timeout_s,
                 km=kernel.km,
             )
             # A pruned trial ended as it should: its kernel is as good as a finished one's.
