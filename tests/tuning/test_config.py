@@ -29,6 +29,16 @@ def test_conf_hptuning_is_the_reference_setup():
     assert yaml.safe_load((ROOT / "conf" / "hptuning.yml").read_text()) == REFERENCE
 
 
+def test_conf_hptuning_pruning_is_a_single_objective_study_that_prunes():
+    cfg = tuning.load_config({}, "conf/hptuning-pruning.yml")
+    assert (cfg.objectives, cfg.directions) == (["val_loss"], ["minimize"])
+    assert cfg.pruner == {"name": "median", "n_startup_trials": 3, "n_warmup_steps": 1}
+    assert cfg.prune_on == "val_loss" and cfg.n_trials == 12
+    assert cfg.train_params == {"epochs": 8}
+    lr = cfg.search_space["learning_rate"]
+    assert (lr.low, lr.high, lr.log) == (1e-5, 0.1, True)
+
+
 def test_defaults_come_from_the_config_file():
     cfg = tuning.load_config({})
     assert cfg.sampler == {"name": "tpe", "seed": 123}
