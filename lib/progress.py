@@ -7,8 +7,8 @@ executed notebook) and :data:`MIME` (the event as JSON). The runner's notebook c
 :data:`MIME` to its progress display (``runner.progress``). Outside a kernel (a script, a
 test) the event is logged at INFO instead.
 
-Events are JSON mappings with ``event`` (``"epoch"`` or ``"trial"``) and their fields; see
-:func:`epoch_event` and :func:`trial_event`.
+Events are JSON mappings with ``event`` (``"epoch"``, ``"trial"`` or ``"notice"``) and their
+fields; see :func:`epoch_event`, :func:`trial_event` and :func:`notice_event`.
 """
 
 from __future__ import annotations
@@ -65,6 +65,12 @@ def trial_event(
     }
 
 
+def notice_event(text: str) -> dict[str, Any]:
+    """A line to keep, not a passing progress line: the runner prints it on its console
+    (an interrupted study's way to resume)."""
+    return {"event": "notice", "text": str(text)}
+
+
 def describe(event: Mapping[str, Any]) -> str:
     """The event in words, one line (the notebook's ``text/plain``, the runner's line)."""
     if event.get("event") == "epoch":
@@ -73,6 +79,8 @@ def describe(event: Mapping[str, Any]) -> str:
         if event.get("loss") is not None and not parts:
             parts = [f"loss {event['loss']:.4f}"]
         return f"epoch {event.get('epoch')}{of}" + (f": {', '.join(parts)}" if parts else "")
+    if event.get("event") == "notice":
+        return str(event.get("text", ""))
     if event.get("event") == "trial":
         of = f"/{event['total']}" if event.get("total") else ""
         line = f"trials {event.get('done')}{of} done"
@@ -88,7 +96,8 @@ def emit(event: Mapping[str, Any]) -> None:
     from lib.logs import in_notebook_kernel
 
     if not in_notebook_kernel():
-        log.info("%s", describe(event))
+        level = logging.WARNING if event.get("event") == "notice" else logging.INFO
+        log.log(level, "%s", describe(event))
         return
     from IPython.display import display
 

@@ -185,6 +185,9 @@ class StageProgress:
     def event(self, data: Mapping[str, Any]) -> None:
         """An event that ``lib.progress`` sent from inside the kernel."""
         kind = str(data.get("event") or "event")
+        if kind == "notice":  # a line to keep on the console, not the live line
+            log.warning("%s: %s", self.stage, describe(data), extra={"stage": self.stage})
+            return
         fields = {k: v for k, v in data.items() if k != "event"}
         log.info(
             "%s: %s",

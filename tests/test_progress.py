@@ -22,7 +22,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from lib.progress import MIME, describe, epoch_event, trial_event
+from lib.progress import MIME, describe, epoch_event, notice_event, trial_event
 from runner.progress import StageProgress
 from tests.runner_process import ROOT, run_runner
 
@@ -317,3 +317,13 @@ def test_the_runner_with_json_and_debug_gives_json_lines_with_tensorflows_lines(
     # lines, which its output brought to the console.
     kernel = [r["message"] for r in records if r["logger"] == "runner.kernel"]
     assert any(" DEBUG lib.tf_runtime: TensorFlow: " in m for m in kernel), kernel[:20]
+
+
+def test_a_notice_is_a_line_to_keep_on_the_console_not_a_progress_line(caplog):
+    event = notice_event("tuning interrupted: run the same command again to resume")
+    assert describe(event) == "tuning interrupted: run the same command again to resume"
+    with caplog.at_level(logging.INFO, logger="runner.progress"):
+        StageProgress("tune").event(event)
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING and not hasattr(record, "progress")
+    assert record.getMessage() == f"tune: {describe(event)}"

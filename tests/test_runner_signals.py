@@ -185,9 +185,10 @@ def test_sigterm_stops_a_study_records_its_trials_and_the_same_command_resumes_i
     assert time.monotonic() - started < 30  # within Kubernetes' default grace period
     assert stderr.strip().splitlines()[-1] == f"{TERMINATED}: tune stopped"
     assert not error_traceback_shown(stderr), stderr[-3000:]
-    # How to go on, in the partial tune notebook (and the log files).
+    # How to go on, on the console and in the partial tune notebook.
     partial = (tmp_path / "run" / "tune.ipynb").read_text(encoding="utf-8")
     assert "run the same command again to resume" in partial
+    assert "tune: tuning interrupted: run the same command again to resume: the study " in stderr
     assert not _all_gone(tmp_path), "trial kernels outlived the terminated runner"
 
     trials = optuna.load_study(study_name="stopped", storage=storage).trials
@@ -222,4 +223,5 @@ def test_a_stopped_study_in_memory_says_there_is_nothing_to_resume(tmp_path, dat
     assert stderr.strip().splitlines()[-1] == f"{TERMINATED}: tune stopped"
     partial = (tmp_path / "run" / "tune.ipynb").read_text(encoding="utf-8")
     assert "nothing to resume" in partial and "run the same command again" not in partial
+    assert "tune: tuning interrupted: the study was in memory (storage: null): nothing" in stderr
     assert not _all_gone(tmp_path)

@@ -254,9 +254,13 @@ def run_study(
             if thread.ident is not None:  # started: it ends its trial (interrupted), then stops
                 event.wait()
         try:
-            log.warning("tuning interrupted: %s", resume_hint(study, config))
+            hint = f"tuning interrupted: {resume_hint(study, config)}"
         except Exception as exc:  # the storage is gone too: the interrupt still goes up
-            log.warning("tuning interrupted (the study could not be read: %s)", first_line(exc))
+            hint = f"tuning interrupted (the study could not be read: {first_line(exc)})"
+        # A notice: the notebook shows it, and the runner prints it on its console.
+        from lib import progress
+
+        progress.emit(progress.notice_event(hint))
         raise
     finally:
         result.seconds = time.perf_counter() - started
