@@ -261,3 +261,23 @@ def test_layers_made_differently_cannot_share_a_vocabulary(texts) -> None:
     )
     with pytest.raises(ValueError, match="cannot share a table"):
         other.share_vocabulary(_token_layer(texts))
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_a_vocabulary_tensor_sets_what_keras_sets_from_a_list(texts, kind) -> None:
+    fast = LAYERS[kind](texts)  # build_vocabulary's tensor: the layer's own way in
+    terms = fast.get_vocabulary()
+    first = 2 if kind == "tokens" else 1  # the mask and OOV tokens, or the OOV token
+    keras_way = LAYERS[kind](None, name="keras_way")
+    keras_way.set_vocabulary(terms[first:])  # a list: Keras's way
+    assert keras_way.get_vocabulary() == terms
+    expected, got = keras_way(tf.constant(SAMPLES)), fast(tf.constant(SAMPLES))
+    if isinstance(expected, tf.SparseTensor):
+        expected, got = tf.sparse.to_dense(expected), tf.sparse.to_dense(got)
+    np.testing.assert_array_equal(expected.numpy(), got.numpy())
+    # What Keras refuses or handles specially still takes its way.
+    with pytest.raises(ValueError, match="repeated"):
+        LAYERS[kind](None).set_vocabulary(tf.constant(["a", "b", "a"]))
+    with_specials = LAYERS[kind](None)
+    with_specials.set_vocabulary(tf.constant(terms))  # the special tokens first, as Keras allows
+    assert with_specials.get_vocabulary() == terms
