@@ -39,6 +39,7 @@ def _get(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> dict:
             time.sleep(0.3)
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # study.ask, not optimize
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_the_dashboard_names_the_studys_objectives(tmp_path, kind):
     assert DASHBOARD.exists() or shutil.which("optuna-dashboard"), "run scripts/setup.sh"
