@@ -6,11 +6,12 @@ Usage: python bench/tune_pruning.py ../shared/data/aclImdb_v1.tar.gz [--trials 1
 Extracts and prepares the data once (``bench/tune.py``'s ``prepare_data``), then runs, in the
 same run, the same single-objective study twice through ``python -m runner tune`` (the tune
 notebook, every trial an executed train notebook), each timed from process start to exit, in
-its own MLflow store and folder: objective ``val_loss`` (minimised), ``--trials`` trials of
-``--epochs`` epochs, TPE with seed 123, ``n_jobs`` 1, ``storage`` null, and a search space
-where trials really differ: ``learning_rate`` log-uniform in [1e-5, 0.1] and ``optimiser``
-among adam, rmsprop and sgd (the default model's own rates are 0.02 for Adam and 1000 for
-SGD, so many trials learn slowly or not at all);
+its own MLflow store and folder: the named setup ``conf/hptuning-pruning.yml`` (objective
+``val_loss``, minimised; TPE with seed 123; a search space where trials really differ:
+``learning_rate`` log-uniform in [1e-3, 1], which spans the default model's own rates, 0.02
+for Adam and 0.3 for RMSprop, and ``optimiser`` among adam, rmsprop and sgd, whose own rate
+is 1000, so many trials learn slowly or not at all), with ``--trials`` trials of ``--epochs``
+epochs, ``n_jobs`` 1 and ``storage`` null;
   (full)   without a pruner: every trial trains every epoch, then is evaluated and exported;
   (pruned) with the median pruner (``n_startup_trials`` 3, ``n_warmup_steps`` 1, on
            ``val_loss``): a trial whose ``val_loss`` after an epoch is worse than the median of
@@ -60,26 +61,29 @@ bench_tune = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_tune)
 
 PROGRESS_MIME = "application/vnd.imdb-sentiment.progress+json"  # lib.progress.MIME
-PRUNER = {"name": "median", "n_startup_trials": 3, "n_warmup_steps": 1}
+SETUP = ROOT / "conf" / "hptuning-pruning.yml"  # the named setup: space, sampler, pruner
+
+
+def named_setup() -> dict:
+    """conf/hptuning-pruning.yml, the study both runs share (but for the pruner)."""
+    return yaml.safe_load(SETUP.read_text())
+
+
+PRUNER = named_setup()["pruner"]
 
 
 def study_config(data: Path, trials: int, epochs: int, pruner: dict | None) -> dict:
     """The tune's parameters (a ``-f`` file) of one of the two studies."""
+    setup = named_setup()
     return {
-        "sampler": {"name": "tpe", "seed": 123},
-        "directions": ["minimize"],
-        "objectives": ["val_loss"],
+        **{k: setup[k] for k in ("sampler", "directions", "objectives", "search_space")},
         "study_name": "bench-pruning",
         "storage": None,
         "n_trials": trials,
         "n_jobs": 1,
-        "search_space": {
-            "learning_rate": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
-            "optimiser": {"type": "categorical", "choices": ["adam", "rmsprop", "sgd"]},
-        },
         "train_params": {"data_path": str(data), "epochs": epochs},
         "pruner": pruner,
-        "prune_on": "val_loss",
+        "prune_on": setup["prune_on"],
     }
 
 

@@ -36,7 +36,7 @@ def test_conf_hptuning_pruning_is_a_single_objective_study_that_prunes():
     assert cfg.prune_on == "val_loss" and cfg.n_trials == 12
     assert cfg.train_params == {"epochs": 8}
     lr = cfg.search_space["learning_rate"]
-    assert (lr.low, lr.high, lr.log) == (1e-5, 0.1, True)
+    assert (lr.low, lr.high, lr.log) == (1e-3, 1.0, True)
 
 
 def test_defaults_come_from_the_config_file():
