@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import tensorflow as tf
 
+from lib import speedups
 from lib.cleaning import tf_clean
 
 PACKAGE = "imdb"
@@ -87,7 +88,8 @@ class _StringLookup(keras.layers.StringLookup):
         other vocabulary takes Keras's way, with its checks and errors."""
         specials = [t for t in (self.mask_token, self.oov_token) if t is not None]
         if (
-            not isinstance(vocabulary, tf.Tensor)
+            not speedups.enabled("direct_vocabulary")
+            or not isinstance(vocabulary, tf.Tensor)
             or vocabulary.dtype != tf.string
             or vocabulary.shape.rank != 1
             or idf_weights is not None

@@ -8,8 +8,8 @@ each one). The README's table lists each trick, where it acts and what it saves.
 Each trick is a name in :data:`TRICKS`; code that applies one asks :func:`enabled` first.
 Tricks small enough to be a function live here; the larger ones (the kernel client that
 is ready on ``kernel_info``, a jupyter_client subclass; what ``data_cache`` keeps and how it
-is keyed, in ``lib.datasets`` and ``lib.models``) live with the code they speed up and are
-gated here.
+is keyed, in ``lib.datasets`` and ``lib.models``; ``direct_vocabulary``, in ``lib.features``)
+live with the code they speed up and are gated here.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ TRICKS: dict[str, str] = {
     "gc_freeze": "long-lived objects are frozen out of the garbage collector's scans",
     "ready_client": "a pooled kernel's client is ready on kernel_info, not after 0.2 s idle",
     "data_cache": "a process keeps its loaded data set and fitted vectoriser for the next run",
+    "direct_vocabulary": "a vectoriser's vocabulary tensor goes into its lookup table as it is",
 }
 
 _OFF_WORDS = {"off", "0", "false", "no", "none"}
