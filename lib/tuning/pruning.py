@@ -17,7 +17,6 @@ stage, and the data-prep image has none of them): they are imported when used, a
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -78,23 +77,9 @@ def parse_pruner(value: Any) -> dict[str, Any] | None:
 def make_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
     """An Optuna pruner from ``{name: median, n_startup_trials: 3, ...}``; other keys are its
     arguments. ParameterError names ``pruner.<key>``, as :func:`make_sampler` does."""
-    classes = _pruner_classes()
-    name = str(spec.get("name", "")).lower()
-    if name not in classes:
-        raise ParameterError("pruner.name", f"unknown pruner {name!r}; known: {_names()}")
-    cls = classes[name]
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
-    accepted = set(inspect.signature(cls).parameters)
-    for key in kwargs:
-        if key not in accepted:
-            raise ParameterError(
-                f"pruner.{key}",
-                f"not an argument of {cls.__name__}; it takes {', '.join(sorted(accepted))}",
-            )
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError("pruner", f"{cls.__name__} refuses {kwargs}: {exc}") from None
+    from lib.tuning.storage import optuna_object
+
+    return optuna_object("pruner", _pruner_classes(), spec, _names())
 
 
 def metric_direction(name: str) -> str:

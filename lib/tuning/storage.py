@@ -58,37 +58,50 @@ def _sampler_classes() -> dict[str, type]:
     }
 
 
+def optuna_object(
+    key: str,
+    classes: Mapping[str, type],
+    spec: Mapping[str, Any],
+    known: str,
+    given: Mapping[str, Any] | None = None,
+) -> Any:
+    """An instance of ``classes[spec["name"]]`` with the spec's other keys as its
+    arguments (and ``given``, which the spec may not set): a sampler, a pruner.
+    ParameterError names ``<key>.<argument>``; ``known`` lists the names for the error."""
+    name = str(spec.get("name", "")).lower()
+    if name not in classes:
+        raise ParameterError(f"{key}.name", f"unknown {key} {name!r}; known: {known}")
+    cls = classes[name]
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    accepted = set(inspect.signature(cls).parameters) - set(given or {})
+    for arg in kwargs:
+        if arg not in accepted:
+            raise ParameterError(
+                f"{key}.{arg}",
+                f"not an argument of {cls.__name__}; it takes {', '.join(sorted(accepted))}",
+            )
+    try:
+        return cls(**kwargs, **(given or {}))
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(key, f"{cls.__name__} refuses {kwargs}: {exc}") from None
+
+
 def make_sampler(
     spec: Mapping[str, Any], space: Mapping[str, SearchParam]
 ) -> optuna.samplers.BaseSampler:
     """An Optuna sampler from ``{name: tpe, seed: 123, ...}``; other keys are its arguments.
     ParameterError names ``sampler.<key>`` (or the search-space entry a grid cannot use)."""
     classes = _sampler_classes()
-    name = str(spec.get("name", "")).lower()
-    if name not in classes:
-        raise ParameterError(
-            "sampler.name", f"unknown sampler {name!r}; known: {', '.join(classes)}"
-        )
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
-    cls = classes[name]
-    accepted = set(inspect.signature(cls).parameters)
-    for key in kwargs:
-        if key not in accepted or key == "search_space":
-            raise ParameterError(
-                f"sampler.{key}", f"not an argument of {cls.__name__}; see the Optuna documentation"
-            )
-    if name == "grid":
+    given = None
+    if str(spec.get("name", "")).lower() == "grid":
         grid = {n: p.grid() for n, p in space.items()}
         loose = [n for n, g in grid.items() if g is None]
         if loose:
             raise ParameterError(
                 f"search_space.{loose[0]}", "the grid sampler needs a step or choices"
             )
-        kwargs["search_space"] = grid
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError("sampler", f"{cls.__name__} refuses {kwargs}: {exc}") from None
+        given = {"search_space": grid}
+    return optuna_object("sampler", classes, spec, ", ".join(classes), given)
 
 
 # -- storages ----------------------------------------------------------------------------
