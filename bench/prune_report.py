@@ -44,28 +44,35 @@ def _study(url: str) -> optuna.Study:
     return study
 
 
+def time_reports(study: optuna.Study, url: str, epochs: int = EPOCHS) -> tuple[float, float]:
+    """(seconds an epoch, seconds to open the trial) of one new trial of ``study`` (at
+    ``url``) that is opened as a trial kernel opens its own and reports ``epochs`` values,
+    asking the pruner after each; the trial is then told PRUNED."""
+    asked = study.ask()  # what the tune process asks; the kernel reports to it
+    spec = {
+        "study_name": study.study_name,
+        "storage": url,
+        "trial_number": asked.number,
+        "pruner": PRUNER,
+        "prune_on": "val_loss",
+    }
+    started = time.perf_counter()
+    trial = pruning.open_trial(spec)
+    opened = time.perf_counter()
+    for epoch in range(epochs):
+        trial.report(0.69, epoch)
+        trial.should_prune()
+    reported = time.perf_counter()
+    study.tell(asked, state=optuna.trial.TrialState.PRUNED)
+    return (reported - opened) / epochs, opened - started
+
+
 def measure(url: str) -> tuple[float, float]:
-    """(ms an epoch, ms to open the trial) for the storage at ``url``."""
+    """(ms an epoch, ms to open the trial) for the storage at ``url``: the mean of
+    :data:`MEASURED` trials."""
     study = _study(url)
-    epoch_s, open_s = [], []
-    for _ in range(MEASURED):
-        asked = study.ask()  # what the tune process asks; the kernel reports to it
-        spec = {
-            "study_name": "bench",
-            "storage": url,
-            "trial_number": asked.number,
-            "pruner": PRUNER,
-            "prune_on": "val_loss",
-        }
-        started = time.perf_counter()
-        trial = pruning.open_trial(spec)
-        open_s.append(time.perf_counter() - started)
-        for epoch in range(EPOCHS):
-            started = time.perf_counter()
-            trial.report(0.69, epoch)
-            trial.should_prune()
-            epoch_s.append(time.perf_counter() - started)
-        study.tell(asked, state=optuna.trial.TrialState.PRUNED)
+    times = [time_reports(study, url) for _ in range(MEASURED)]
+    epoch_s, open_s = zip(*times, strict=True)
     return 1000 * sum(epoch_s) / len(epoch_s), 1000 * sum(open_s) / len(open_s)
 
 

@@ -50,7 +50,6 @@ import importlib.util
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -123,33 +122,20 @@ def best(rows: list[dict]) -> float:
 
 
 def report_seconds(run_dir: Path, epochs: int) -> float:
-    """Mean seconds of one epoch's report and pruning decision, on the study's journal."""
-    sys.path.insert(0, str(ROOT))
-    import optuna
-
-    from lib.tuning import pruning, storage
+    """Mean seconds of one epoch's report and pruning decision, on the study's journal
+    (``bench/prune_report.py``'s measurement, on this study)."""
+    path = ROOT / "bench" / "prune_report.py"
+    spec = importlib.util.spec_from_file_location("prune_report", path)
+    prune_report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prune_report)
+    from lib.tuning import storage
     from lib.tuning.study import TEMPORARY_JOURNAL
 
     journal = str(run_dir / TEMPORARY_JOURNAL)
-    study = optuna.load_study(
+    study = prune_report.optuna.load_study(
         study_name="bench-pruning", storage=storage.open_storage(journal, heartbeat_interval=None)
     )
-    number = study.ask().number
-    spec = {
-        "study_name": "bench-pruning",
-        "storage": journal,
-        "trial_number": number,
-        "pruner": PRUNER,
-        "prune_on": "val_loss",
-    }
-    trial = pruning.open_trial(spec)
-    started = time.perf_counter()
-    for epoch in range(epochs):
-        trial.report(0.5, epoch)
-        trial.should_prune()
-    seconds = (time.perf_counter() - started) / epochs
-    study.tell(number, state=optuna.trial.TrialState.FAIL)
-    return seconds
+    return prune_report.time_reports(study, journal, epochs)[0]
 
 
 def main() -> None:
