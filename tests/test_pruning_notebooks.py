@@ -7,7 +7,6 @@ Two tune processes with a pruner on one storage end with exactly ``n_trials`` fi
 
 import json
 import subprocess
-import sys
 
 import mlflow
 import nbformat
@@ -19,7 +18,7 @@ from optuna.trial import TrialState
 
 from lib import prep, tuning
 from tests.datagen import make_raw_dir
-from tests.test_tune_notebook import ROOT, _env, _kernels_gone
+from tests.test_tune_notebook import ROOT, _env, _kernels_gone, _tune_args
 
 pytestmark = pytest.mark.slow
 
@@ -53,22 +52,9 @@ def _settings(data, **extra):
 
 
 def _args(tmp_path, settings, out):
-    return [
-        sys.executable,
-        "-m",
-        "runner",
-        "tune",
-        "-p",
-        "mlflow_tracking_uri",
-        f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "-p",
-        "mlflow_exp_name",
-        "prune-it",
-        "-y",
-        yaml.safe_dump(settings),  # YAML 1.1 reads JSON's 1e-05 as a string
-        "--output-dir",
-        str(tmp_path / out),
-    ]
+    # The study's own settings (train_params with its data set) after the tune test's.
+    yaml_settings = yaml.safe_dump(settings)  # YAML 1.1 reads JSON's 1e-05 as a string
+    return _tune_args(tmp_path, settings["train_params"]["data_path"], "-y", yaml_settings, out=out)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal", None])
