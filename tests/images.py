@@ -44,7 +44,7 @@ from tests.docker_engine import docker_cli, ensure_engine
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 ARTIFACTS = ROOT / "test-artifacts" / "images"
-IMAGES = ("data-prep", "model-training-cpu", "model-training-gpu")
+IMAGES = ("data-prep", "model-training-cpu", "model-training-gpu", "model-serving")
 BASE_SCRIPT = ROOT / "scripts" / "base_image.sh"
 BUILD_TIMEOUT_S = 1800
 TAIL_LINES = 40

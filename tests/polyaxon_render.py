@@ -157,7 +157,9 @@ class RenderedJob:
             )
         finally:
             settings.AGENT_CONFIG = saved
-        return resource["batchJobSpec"]["template"]["spec"]
+        # A job is a batch job, a service (serve-model.yml) a deployment with a service.
+        spec = resource.get("batchJobSpec") or resource["serviceSpec"]
+        return spec["template"]["spec"]
 
     def main_container(self, pod: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The pod's main container (the one that runs the command)."""

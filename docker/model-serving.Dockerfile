@@ -1,0 +1,58 @@
+# The serving image: MLflow's scoring server for a logged or registered model
+# (polyaxonfiles/serve-model.yml):
+#   docker build -f docker/model-serving.Dockerfile -t IMAGE .
+#   docker run -p 5000:5000 -e MLFLOW_TRACKING_URI=... IMAGE \
+#     mlflow models serve -m models:/imdb-sentiment@champion --env-manager local -h 0.0.0.0
+# Only what scoring needs (requirements-serve.txt): no project code, since the logged model
+# brings the part of lib it loads with (its code_paths), no runner, Jupyter or training
+# tools. As the other images: tini as PID 1, user 2222, and everything that would write under
+# HOME pointed at /tmp, so that the pod's root filesystem can be read-only with only /tmp (an
+# emptyDir) writable; `mlflow models serve` downloads the model to a temporary folder there.
+FROM python:3.11.14-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    GIT_PYTHON_REFRESH=quiet \
+    MPLBACKEND=Agg \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    HOME=/home/aisg \
+    LOG_DIR=/tmp/logs \
+    JUPYTER_RUNTIME_DIR=/tmp/jupyter/runtime \
+    JUPYTER_DATA_DIR=/tmp/jupyter/data \
+    IPYTHONDIR=/tmp/ipython \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    XDG_CACHE_HOME=/tmp/cache \
+    XDG_CONFIG_HOME=/tmp/config \
+    KERAS_HOME=/tmp/keras \
+    TMPDIR=/tmp \
+    TF_CPP_MIN_LOG_LEVEL=2
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# tini: PID 1 that forwards signals to the server and reaps orphaned processes.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini=0.19.0-1* \
+    && rm -rf /var/lib/apt/lists/*
+
+# The non-root user the pods run as (securityContext runAsUser 2222 in the polyaxonfile).
+RUN groupadd --gid 2222 aisg \
+    && useradd --uid 2222 --gid 2222 --create-home --home-dir /home/aisg --shell /bin/bash aisg
+
+WORKDIR /home/aisg
+
+# Dependencies only: this layer is rebuilt only when requirements-serve.txt changes.
+COPY requirements-serve.txt ./
+RUN python -m venv "$VIRTUAL_ENV" \
+    && pip install --no-cache-dir -r requirements-serve.txt \
+    && mlflow models serve --help > /dev/null \
+    && python -c "import keras, tensorflow, pandas, pyarrow, mlflow.pyfunc.scoring_server"
+
+USER 2222:2222
+
+EXPOSE 5000
+
+ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
+CMD ["mlflow", "models", "serve", "--help"]
