@@ -97,6 +97,12 @@ def load(data_path: str | os.PathLike[str], val_split: float, seed: int) -> Data
     return _LOADED.get(key, lambda: _read_only(_load(path, val_split, seed))).shared_copy()
 
 
+def load_test(path: str | os.PathLike[str]) -> Split:
+    """The test split of the processed data set at ``path`` (a folder that
+    :func:`check_data_path` accepted): every review the train notebook evaluates on."""
+    return _read_split(Path(path) / "test.parquet")
+
+
 def _files_identity(path: Path) -> tuple[tuple[int, ...], ...]:
     identity = []
     for name in _FILES:
