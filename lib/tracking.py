@@ -228,41 +228,68 @@ def log_results(metrics: Mapping[str, float], files: list[tuple[str, Path]]) -> 
 def log_keras_model(
     model, examples: list[str], name: str = "model", export_to: Path | None = None
 ) -> str:
-    """Log the exported model (raw strings in, P(positive) out) with a signature and an
-    input example; returns its model URI.
+    """Log the exported model (raw strings in, P(positive) out) as a pyfunc model that
+    loads wherever its pinned requirements are installed (:mod:`lib.scoring_model`: the
+    ``.keras`` file as its artifact ``keras_model``, the part of ``lib`` it needs as its
+    ``code_paths``), with a signature and an input example; returns ``runs:/<run>/<name>``.
 
-    With ``export_to``, the ``.keras`` file MLflow saved is also copied there (atomically),
-    so a large model is serialised once, not twice.
+    With ``export_to``, the same ``.keras`` file is also copied there (atomically), so a
+    large model is serialised once, not twice.
     """
     import shutil
     import tempfile
 
     import mlflow
-    import numpy as np
-    from mlflow.models import infer_signature
+    import pandas as pd
 
-    inputs = np.array(examples, dtype=object)
-    signature = infer_signature(inputs, np.asarray(model.predict(inputs, verbose=0)))
+    from lib import scoring_model
+
     # Explicit requirements: inferring them would load the model again in a subprocess.
-    requirements = _pinned(["tensorflow", "keras", "numpy", "pyarrow"])
-    # mlflow.keras.log_model (3.17) writes the input example before it creates the model
-    # folder and fails; saving into an existing empty folder, then logging it, works.
+    requirements = _pinned(MODEL_REQUIREMENTS)
     with tempfile.TemporaryDirectory(prefix="mlflow-model-") as tmp:
+        keras_file = Path(tmp) / "keras" / "model.keras"
+        keras_file.parent.mkdir()
+        model.save(keras_file)
+        code = scoring_model.code_folder(Path(tmp) / "code")
         local = Path(tmp) / name
-        local.mkdir()
-        mlflow.keras.save_model(
-            model,
-            str(local),
-            signature=signature,
-            input_example=inputs,
-            pip_requirements=requirements,
-        )
+        with _quiet_pickle_warning():
+            mlflow.pyfunc.save_model(
+                str(local),
+                python_model=scoring_model.ScoringModel(),
+                artifacts={scoring_model.KERAS_ARTIFACT: str(keras_file)},
+                code_paths=[str(code)],
+                signature=scoring_model.signature(),
+                input_example=pd.DataFrame({0: list(examples)}),
+                pip_requirements=requirements,
+            )
         if export_to is not None:
             with paths.atomic_write(export_to) as partial:
-                shutil.copyfile(next((local / "data").glob("*.keras")), partial)
+                shutil.copyfile(keras_file, partial)
         with server_errors("logging the model"):
             mlflow.log_artifacts(str(local), artifact_path=name)
     return f"runs:/{mlflow.active_run().info.run_id}/{name}"
+
+
+# What the logged model needs to load and score (pinned to this environment's versions):
+# lib's model code imports these; MLflow adds itself (and cloudpickle comes with it).
+MODEL_REQUIREMENTS = ["tensorflow", "keras", "numpy", "pandas", "pyarrow", "pyyaml"]
+
+
+@contextlib.contextmanager
+def _quiet_pickle_warning() -> Iterator[None]:
+    """Hide MLflow's warning that a Python object is pickled: the pickle holds only a
+    reference to lib.scoring_model's class (loaded from the model's own code), and the
+    warning would be stderr in every train notebook."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "serialized using CloudPickle" not in record.getMessage()
+
+    logger = logging.getLogger("mlflow.pyfunc")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def _pinned(names: list[str]) -> list[str]:

@@ -1,0 +1,101 @@
+"""The logged model: an MLflow pyfunc model around the exported ``.keras`` file.
+
+MLflow's Keras loader cannot load the exported model by itself: its custom layers
+(``NBLinear``, the vectoriser subclasses) are registered only when :mod:`lib.models` is
+imported. So the model is logged as this pyfunc model, with :data:`MODEL_MODULES` (the part
+of ``lib`` that loading and scoring import, nothing else) as its ``code_paths``: MLflow
+copies them into the model's ``code/`` folder and puts that folder first on ``sys.path``
+before it unpickles this class, so the model loads in any process with the pinned
+requirements, whether or not this project is installed there (``mlflow models serve``, a
+serving image).
+
+The signature declares one unnamed string column (a named one would refuse a plain list of
+strings, the simplest request), so MLflow's schema enforcement
+refuses anything that is not a string (the scoring server answers 400).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+# The artifact that holds the exported model.
+KERAS_ARTIFACT = "keras_model"
+# What the model's code needs: this module, lib.models and everything it imports
+# (tests/test_scoring_model.py holds this list equal to the static import closure).
+MODEL_MODULES = (
+    "lib/__init__.py",
+    "lib/cleaning.py",
+    "lib/errors.py",
+    "lib/features.py",
+    "lib/models.py",
+    "lib/params.py",
+    "lib/paths.py",
+    "lib/scoring_model.py",
+    "lib/speedups.py",
+)
+
+
+def code_folder(target: Path) -> Path:
+    """Copy :data:`MODEL_MODULES` into ``target/lib`` (the package a model's ``code_paths``
+    names) and return that folder."""
+    import shutil
+
+    package_root = Path(__file__).resolve().parent.parent
+    folder = target / "lib"
+    for module in MODEL_MODULES:
+        destination = target / module
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(package_root / module, destination)
+    return folder
+
+
+def signature():
+    """Raw review strings in (one string column), P(positive) out (one double column)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec("double")]))
+
+
+def review_texts(model_input: Any) -> list[str]:
+    """The review strings of a list, a pandas Series or a one-column DataFrame."""
+    if isinstance(model_input, pd.DataFrame):
+        if model_input.shape[1] != 1:
+            raise ValueError(
+                f"expected one column of review strings, got {model_input.shape[1]} columns"
+            )
+        model_input = model_input.iloc[:, 0]
+    values = list(model_input.tolist() if hasattr(model_input, "tolist") else model_input)
+    bad = next((v for v in values if not isinstance(v, str)), None)
+    if bad is not None:
+        raise TypeError(f"expected review strings, got {type(bad).__name__} {bad!r:.60}")
+    return values
+
+
+class ScoringModel(mlflow.pyfunc.PythonModel):
+    """P(positive) for raw review strings, from the exported Keras model."""
+
+    def load_context(self, context) -> None:
+        """Load the exported model; lib.models (from the model's code) registers its layers."""
+        import keras
+
+        import lib.models  # noqa: F401  (registers the custom layers the file names)
+
+        self._model = keras.models.load_model(context.artifacts[KERAS_ARTIFACT])
+
+    # The hint is one MLflow infers no schema from (the signature is explicit): any other
+    # hint, or none, makes MLflow wrap predict or warn at every import of this module.
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        """A 1-D float64 array: P(positive) for each review (a one-column DataFrame, as
+        MLflow's schema enforcement passes it, a Series or a list of strings)."""
+        import numpy as np
+
+        texts = review_texts(model_input)
+        if not texts:
+            return np.zeros(0, dtype=np.float64)
+        probabilities = self._model.predict(np.array(texts, dtype=object), verbose=0)
+        return np.asarray(probabilities, dtype=np.float64).reshape(len(texts), -1)[:, -1]

@@ -1,0 +1,141 @@
+"""lib.scoring_model and lib.tracking.log_keras_model: the logged model is a pyfunc model
+that loads, from its own code, in a process that cannot import this project.
+
+One small model is trained and logged for the module, into a local store in a temporary
+project root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import model_io, scoring_model, training
+from tests import logged_models
+
+REVIEWS = ["A wonderful film.", "Dull and far too long.", "<b>Superb</b>, I loved it!"]
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    """(store URI, model URI, the in-process Keras model, the exported .keras file)."""
+    root = tmp_path_factory.mktemp("project")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PROJECT_ROOT", str(root))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        store = f"sqlite:///{root / 'mlflow.db'}"
+        model = logged_models.train_model()
+        exported = root / "models" / "latest" / "model.keras"
+        uri = logged_models.log_model(store, model, export_to=exported)
+        yield store, uri, model, exported
+
+
+@pytest.fixture
+def store_env(logged, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged[0])
+    monkeypatch.setenv("PROJECT_ROOT", str(Path(logged[3]).parents[2]))
+    return logged
+
+
+# Drops the editable install's finder (the venv has this project installed editable), so
+# that `lib` can come only from the model's code_paths; then loads and predicts.
+_FRESH = textwrap.dedent(
+    """
+    import importlib.util, json, sys
+    sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in repr(f)]
+    sys.path_hooks[:] = [h for h in sys.path_hooks if "__editable__" not in repr(h)]
+    sys.path[:] = [p for p in sys.path if "__editable__" not in p]
+    sys.path_importer_cache.clear()
+    assert importlib.util.find_spec("lib") is None, importlib.util.find_spec("lib")
+    import mlflow
+    model = mlflow.pyfunc.load_model(sys.argv[1])
+    probabilities = model.predict(json.loads(sys.argv[2]))
+    import lib
+    print(json.dumps({"p": [float(p) for p in probabilities], "lib": lib.__file__}))
+    """
+)
+
+
+def test_the_logged_model_loads_in_a_process_that_cannot_import_lib(store_env, tmp_path):
+    store, uri, model, _ = store_env
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", _FRESH, uri, json.dumps(REVIEWS)],
+        cwd=tmp_path,  # not the project root: nothing importable from the working directory
+        env=env | {"MLFLOW_TRACKING_URI": store},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # lib came from the model's own code folder, downloaded with it.
+    assert Path(result["lib"]).parent.name == "lib"
+    assert Path(result["lib"]).parents[1].name == "code"
+    assert not Path(result["lib"]).is_relative_to(Path(scoring_model.__file__).parents[1])
+    np.testing.assert_allclose(result["p"], training.predict_proba(model, REVIEWS), atol=1e-6)
+
+
+def test_pyfunc_predict_takes_a_list_a_series_or_a_one_column_frame(store_env):
+    _, uri, model, _ = store_env
+    loaded = mlflow.pyfunc.load_model(uri)
+    expected = training.predict_proba(model, REVIEWS)
+    for given in (REVIEWS, pd.Series(REVIEWS), pd.DataFrame({"review": REVIEWS})):
+        probabilities = np.asarray(loaded.predict(given))
+        assert probabilities.shape == (len(REVIEWS),)
+        assert probabilities.dtype == np.float64
+        np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+    assert probabilities[0] > 0.5 > probabilities[1]
+
+
+def test_the_signature_declares_strings_and_refuses_anything_else(store_env):
+    _, uri, _, _ = store_env
+    loaded = mlflow.pyfunc.load_model(uri)
+    schema = loaded.metadata.get_input_schema()
+    assert [t.name for t in schema.input_types()] == ["string"]
+    assert [t.name for t in loaded.metadata.get_output_schema().input_types()] == ["double"]
+    with pytest.raises(mlflow.exceptions.MlflowException, match="Failed to enforce schema"):
+        loaded.predict([1, 2])
+
+
+def test_review_texts_refuses_frames_of_several_columns_and_non_strings():
+    with pytest.raises(ValueError, match="one column"):
+        scoring_model.review_texts(pd.DataFrame({"a": ["x"], "b": ["y"]}))
+    with pytest.raises(TypeError, match="expected review strings, got int 3"):
+        scoring_model.review_texts(["fine", 3])
+
+
+def test_the_model_holds_only_the_code_it_needs_and_pinned_requirements(store_env, tmp_path):
+    from runner.code_deps import closure
+
+    _, uri, _, _ = store_env
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path)))
+    code = sorted(str(p.relative_to(local / "code")) for p in (local / "code").rglob("*.py"))
+    assert code == list(scoring_model.MODEL_MODULES)
+    # The list is the static import closure of the model's class: nothing missing, no more.
+    root = Path(scoring_model.__file__).parents[1]
+    needed = closure([], extra=["lib.scoring_model"], root=root)
+    assert sorted(str(p.relative_to(root)) for p in needed.values()) == code
+    requirements = (local / "requirements.txt").read_text().split()
+    for package in ("mlflow", "tensorflow", "keras", "numpy", "pandas", "pyarrow"):
+        assert any(r.startswith(f"{package}==") for r in requirements), requirements
+    assert [p.name for p in (local / "artifacts").iterdir()] == ["model.keras"]
+
+
+def test_the_exported_file_and_model_io_still_work_on_the_run_uri(store_env):
+    _, uri, model, exported = store_env
+    expected = training.predict_proba(model, REVIEWS)
+    from_file = model_io.load_model(str(exported))
+    np.testing.assert_allclose(training.predict_proba(from_file, REVIEWS), expected, atol=1e-6)
+    labelled = model_io.predict_texts(uri, REVIEWS)
+    assert [label for _, label, _ in labelled][:2] == ["positive", "negative"]
+    np.testing.assert_allclose([p for _, _, p in labelled], expected, atol=1e-6)
