@@ -15,6 +15,7 @@ the champion's score).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from lib import datasets, prep
 from lib.errors import ModelError, ParameterError, first_line
+from lib.evaluation import LABEL_NAMES
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -172,21 +174,28 @@ def evaluate(probs: np.ndarray, data: TestData, name: str) -> EvaluationResult:
     import mlflow
     import pandas as pd
 
+    # Labels as names: MLflow takes integer labels for a regression's, and warns.
+    names = np.asarray(LABEL_NAMES, dtype=object)
     frame = pd.DataFrame(
         {
-            "label": np.asarray(data.labels, dtype=np.int64),
-            "prediction": (probs >= THRESHOLD).astype(np.int64),
+            "label": names[np.asarray(data.labels, dtype=np.int64)],
+            "prediction": names[(probs >= THRESHOLD).astype(np.int64)],
             "probability": probs,
         }
     )
-    dataset = mlflow.data.from_pandas(
-        frame, source=data.path, targets="label", predictions="prediction", name=name
-    )
+    with warnings.catch_warnings():
+        # MLflow 3.17 registers its local-file source twice and warns about every local path.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interp")
+        dataset = mlflow.data.from_pandas(
+            frame, source=data.path, targets="label", predictions="prediction", name=name
+        )
     return mlflow.models.evaluate(
         data=dataset,
         model_type="classifier",
         evaluators=["classifier"],
-        evaluator_config={"classifier": {"pos_label": 1, "label_list": [0, 1]}},
+        evaluator_config={
+            "classifier": {"pos_label": LABEL_NAMES[1], "label_list": list(LABEL_NAMES)}
+        },
         extra_metrics=_probability_metrics(),
     )
 
@@ -197,15 +206,15 @@ def _probability_metrics() -> list:
 
     from lib.evaluation import binary_metrics
 
+    def scores(targets, probability) -> dict[str, float]:
+        positive = (np.asarray(targets) == LABEL_NAMES[1]).astype(np.int64)
+        return binary_metrics(positive, np.asarray(probability), "auc")
+
     def roc_auc(predictions, targets, probability):
-        return MetricValue(
-            aggregate_results={"roc_auc": binary_metrics(targets, probability, "auc")["auc"]}
-        )
+        return MetricValue(aggregate_results={"roc_auc": scores(targets, probability)["auc"]})
 
     def log_loss(predictions, targets, probability):
-        return MetricValue(
-            aggregate_results={"log_loss": binary_metrics(targets, probability)["loss"]}
-        )
+        return MetricValue(aggregate_results={"log_loss": scores(targets, probability)["loss"]})
 
     return [
         make_metric(eval_fn=roc_auc, greater_is_better=True, name="roc_auc"),

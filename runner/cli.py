@@ -1,4 +1,5 @@
-"""``python -m runner``: fetch the data, execute stage notebooks, predict with a model.
+"""``python -m runner``: fetch the data, execute stage notebooks, predict with a model,
+promote a registered model version to champion.
 
 Stage commands take parameters as papermill does: ``-p NAME VALUE`` (typed by papermill's
 rules: True/False/None, ints, floats, else a string), ``-r NAME VALUE`` (always a string),
@@ -209,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a .keras file, a folder, a runs:/ or models:/ URI, or a gs:// path",
     )
     predict.add_argument("texts", nargs="+", help="review texts")
+    from runner import promote
+
+    promote.add_command(sub)
     return parser
 
 
@@ -305,6 +309,10 @@ def _command(args: argparse.Namespace) -> int:
         for text, label, probability in predict_texts(args.model, args.texts):
             print(f"{label}\t{probability:.4f}\t{text[:80]}")
         return 0
+    if args.command == "promote":
+        from runner import promote
+
+        return promote.run(args)
     if args.command in ("pipeline", "status"):
         from runner import pipeline_cli
 

@@ -1,0 +1,211 @@
+"""``python -m runner promote``: move a registered model's ``champion`` alias to a candidate
+version only when it beats the champion on held-out test reviews (:mod:`lib.promotion`).
+
+Every input is checked before anything is written: the model name, the candidate (an alias
+or a version), the champion, both models (they load, and their signatures are the same),
+the test data. Then one MLflow run (experiment ``model-promotion``) scores both, in a child
+run each; the decision goes on that run and, as ``promotion_*`` tags, on the candidate
+version; the alias moves if the candidate won (or with ``--force``). A kept candidate is
+not an error: exit status 0 either way, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from lib import registry
+from lib.errors import ParameterError
+
+COMMAND = "promote"
+DESCRIPTION = (
+    "Score a candidate version (--alias, default challenger, or --version) and the current "
+    "champion of a registered model on the same test reviews (--data, default the processed "
+    "data set the candidate was trained on), and move the champion alias to the candidate "
+    "when it beats the champion by at least --min-gain on --metric; with no champion yet, "
+    "the candidate becomes champion; --force moves it anyway (a rollback). The decision is "
+    "recorded either way: promotion_* tags on the candidate version, and a run in the "
+    "MLflow experiment model-promotion."
+)
+
+
+def _version(value: str) -> int:
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a version number: give e.g. 3")
+    return int(value)
+
+
+def add_command(sub: Any) -> None:
+    """The ``promote`` subcommand, on the runner's subparsers."""
+    p = sub.add_parser(
+        COMMAND,
+        help="move the champion alias to a better registered version",
+        description=DESCRIPTION,
+    )
+    p.add_argument(
+        "--model-name",
+        default=registry.DEFAULT_MODEL_NAME,
+        help=f"the registered model (default {registry.DEFAULT_MODEL_NAME})",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--alias",
+        default=None,
+        help=f"the candidate is the version this alias names (default {registry.CHALLENGER})",
+    )
+    which.add_argument("--version", type=_version, default=None, help="the candidate version")
+    p.add_argument(
+        "--metric",
+        default="test_accuracy",
+        help="test_accuracy (default), test_precision, test_recall, test_f1, test_auc or "
+        "test_loss (lower is better); the test_ prefix may be left out",
+    )
+    p.add_argument(
+        "--min-gain",
+        type=float,
+        default=0.002,
+        help="how much better than the champion the candidate must be (default 0.002)",
+    )
+    p.add_argument("--force", action="store_true", help="move the alias anyway (recorded)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="the processed data set whose test reviews both are scored on (default: the "
+        "candidate run's data_path)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="the MLflow store (default $MLFLOW_TRACKING_URI, else the project's mlflow.db)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check, score, decide, record, print the decision's line; the exit status."""
+    from lib import promotion, tracking
+    from lib.tracking_check import check_store
+
+    metric = promotion.check_metric(args.metric)
+    min_gain = promotion.check_min_gain(args.min_gain)
+    try:
+        name = registry.check_model_name(args.model_name)
+    except ParameterError as exc:
+        raise ParameterError("--model-name", exc.problem) from None
+    uri = tracking.resolve_tracking_uri(args.tracking_uri)
+    check_store(uri)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)  # models:/ URIs are read from the same store
+    alias = args.alias if args.alias is not None or args.version else registry.CHALLENGER
+    candidate = registry.resolve(name, alias=alias, version=args.version, tracking_uri=uri)
+    champion = _champion(name, uri)
+    if champion is not None and champion.version == candidate.version:
+        print(f"{name} v{candidate.version} is already {registry.CHAMPION}: nothing moved")
+        return 0
+    model = promotion.load_version(name, candidate)
+    base = promotion.load_version(name, champion) if champion is not None else None
+    if champion is not None:
+        promotion.check_signatures(name, candidate, model, champion, base)
+    if args.data:
+        data = promotion.load_test_data("--data", args.data)
+    else:
+        option = f"data_path of {name} v{candidate.version}'s run (or give --data)"
+        data = promotion.load_test_data(option, _trained_on(name, candidate, uri))
+    # Everything is checked: from here on the promotion is recorded.
+    decision = _score_and_record(
+        name, candidate, model, champion, base, data, metric, min_gain, args.force, uri
+    )
+    print(decision.line())
+    return 0
+
+
+def _champion(name: str, uri: str):
+    """The version the champion alias names, or None when there is none yet."""
+    from lib import tracking
+
+    client = registry.client(uri)
+    with tracking.server_errors("reading the registered model"):
+        aliases = dict(client.get_registered_model(name).aliases or {})
+    if registry.CHAMPION not in aliases:
+        return None
+    return registry.resolve(name, alias=registry.CHAMPION, tracking_uri=uri)
+
+
+def _trained_on(name: str, candidate, uri: str) -> str:
+    """The candidate run's ``data_path`` parameter."""
+    from lib import tracking
+
+    data_path = None
+    if candidate.run_id:
+        with tracking.server_errors("reading the candidate's run"):
+            data_path = registry.client(uri).get_run(candidate.run_id).data.params.get("data_path")
+    if not data_path:
+        raise ParameterError(
+            "--data",
+            f"{name} v{candidate.version} has no run with a data_path parameter: give --data, "
+            "the processed data set to score the models on",
+        )
+    return data_path
+
+
+def _score_and_record(name, candidate, model, champion, base, data, metric, min_gain, force, uri):
+    """The promotion run: both scored, the decision recorded, the alias moved if it won."""
+    import mlflow
+
+    from lib import promotion, tracking
+
+    tags = tracking.run_tags(extra={"model_name": name, "candidate_version": candidate.version})
+    run = tracking.start_run(
+        tracking_uri=uri,
+        experiment_name=promotion.EXPERIMENT,
+        run_name=f"promote {name} v{candidate.version}",
+        tags=tags,
+    )
+    try:
+        champion_version = champion.version if champion is not None else None
+        tracking.log_params(
+            promotion.run_params(name, candidate.version, champion_version, metric, min_gain, force)
+            | {"data_path": data.path, "data_fingerprint": data.fingerprint}
+        )
+        results = {}
+        for role, version, pyfunc in (
+            ("candidate", candidate, model),
+            ("champion", champion, base),
+        ):
+            if version is None:
+                continue
+            with mlflow.start_run(
+                nested=True,
+                run_name=f"{role} v{version.version}",
+                tags={"role": role, "model_version": version.version},
+            ):
+                probs = promotion.probabilities(pyfunc, data.texts)
+                results[role] = promotion.evaluate(probs, data, f"test reviews ({role})")
+        score = {role: float(result.metrics[metric.key]) for role, result in results.items()}
+        decision = promotion.Decision(
+            model_name=name,
+            metric=metric,
+            min_gain=min_gain,
+            candidate=candidate.version,
+            candidate_score=score["candidate"],
+            champion=champion_version,
+            champion_score=score.get("champion"),
+            passed=champion is None
+            or promotion.beats(metric, min_gain, results["candidate"], results["champion"]),
+            forced=force,
+            data=data,
+            run_id=run.info.run_id,
+        )
+        client = registry.client(uri)
+        with tracking.server_errors("recording the decision"):
+            mlflow.log_metrics(decision.run_metrics())
+            mlflow.set_tags({**decision.version_tags(), "line": decision.line()})
+            for key, value in decision.version_tags().items():
+                client.set_model_version_tag(name, candidate.version, key, value)
+            if decision.promoted:
+                registry.set_alias(name, registry.CHAMPION, candidate.version, tracking_uri=uri)
+    except BaseException as exc:  # the run ends as the promotion did; nothing more moves
+        mlflow.end_run(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    mlflow.end_run()
+    return decision
