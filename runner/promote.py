@@ -175,6 +175,7 @@ def _score_and_record(name, candidate, model, champion, base, data, metric, min_
             if version is None:
                 continue
             with mlflow.start_run(
+                experiment_id=run.info.experiment_id,  # else the default experiment's
                 nested=True,
                 run_name=f"{role} v{version.version}",
                 tags={"role": role, "model_version": version.version},
