@@ -54,6 +54,8 @@ def local_model_file(uri: str, workdir: Path) -> Path:
         # The runner's store ($MLFLOW_TRACKING_URI, else the project's mlflow.db), whatever
         # MLflow's process-wide setting or the working directory.
         store = resolve_tracking_uri()
+        if uri.startswith("models:/"):
+            _check_registered(uri, store)  # an unknown name, version or alias: what exists
         try:
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=uri, dst_path=str(workdir), tracking_uri=store, registry_uri=store
@@ -65,6 +67,20 @@ def local_model_file(uri: str, workdir: Path) -> Path:
             ) from None
         return _find_model_file(Path(local), uri)
     return _find_model_file(paths.resolve(uri), uri)
+
+
+def _check_registered(uri: str, store: str) -> None:
+    """ModelError (listing what exists) unless the registry holds what ``models:/name@alias``
+    or ``models:/name/version`` names; other ``models:/`` URIs are left to MLflow."""
+    from lib import registry
+
+    rest = uri[len("models:/") :].strip("/")
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        registry.resolve(name, alias=alias, tracking_uri=store)
+    elif "/" in rest and rest.rsplit("/", 1)[1].isdigit():
+        name, version = rest.rsplit("/", 1)
+        registry.resolve(name, version=version, tracking_uri=store)
 
 
 def load_model(uri: str):

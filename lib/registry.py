@@ -125,6 +125,28 @@ def register(
     return version
 
 
+def register_run_model(
+    model_uri: str,
+    params: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    metrics: Mapping[str, float],
+) -> ModelVersion:
+    """The train notebook's registration: ``model_uri`` as a new version of
+    ``params["registered_model_name"]`` in the run's store, tagged with the processed data
+    set's fingerprint (its ``manifest``), the git commit, the run's hptuning_tag and the
+    test metrics."""
+    from lib.tracking import run_tags
+
+    tags = version_tags(
+        data_fingerprint=manifest.get("fingerprint"),
+        hptuning_tag=run_tags(params.get("hptuning_tag")).get(HPTUNING_TAG),
+        metrics=metrics,
+    )
+    return register(
+        model_uri, params["registered_model_name"], tags, params.get("mlflow_tracking_uri")
+    )
+
+
 def _source(mlflow_client, model_uri: str) -> tuple[str | None, str]:
     """The run and the artifact location of a ``runs:/`` model URI (any other URI as is)."""
     if not model_uri.startswith("runs:/"):

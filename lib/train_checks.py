@@ -38,15 +38,30 @@ def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(model_params, Mapping):
         raise not_allowed("model_params", model_params, "a mapping of hyperparameter names")
     p["model_params"] = models.check_model_params(p["model_name"], dict(model_params))
-    for flag in ("setup_mlflow", "mlflow_autolog"):
+    for flag in ("setup_mlflow", "mlflow_autolog", "register_model"):
         if flag in p:
             p[flag] = as_bool(flag, p[flag])
     if p.get("setup_mlflow") and not str(p.get("mlflow_exp_name") or "").strip():
         raise not_allowed("mlflow_exp_name", p.get("mlflow_exp_name"), "a non-empty name")
+    if p.get("register_model"):
+        _check_registering(p)
     if not str(p.get("model_dir") or "").strip():
         raise not_allowed("model_dir", p.get("model_dir"), "a folder to export the model to")
     p["data_path"] = str(check_data_path("data_path", p["data_path"]))
     return p
+
+
+def _check_registering(p: dict[str, Any]) -> None:
+    """register_model needs the MLflow run whose model it registers, and a model name."""
+    from lib.registry import check_model_name
+
+    if not p.get("setup_mlflow"):
+        raise not_allowed(
+            "register_model",
+            True,
+            "registering needs MLflow tracking: set setup_mlflow True, or register_model False",
+        )
+    p["registered_model_name"] = check_model_name(p.get("registered_model_name"))
 
 
 _TUNING_TRIAL_KEYS = ("study_name", "storage", "trial_number", "pruner", "prune_on")

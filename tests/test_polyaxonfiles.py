@@ -550,6 +550,7 @@ def test_train_hands_the_runner_its_parameters_and_keeps_credentials_in_the_env(
         "model_dir": f"/plx-context/artifacts/{job.run_uuid}/outputs/model",
         "setup_mlflow": True,
         "mlflow_autolog": False,
+        "register_model": True,  # with tracking, the run's model is a new registered version
         "mlflow_exp_name": "exp 'one'",
         "mlflow_tracking_uri": "http://mlflow.internal:5005",
         "epochs": 3,
@@ -575,6 +576,7 @@ def test_train_defaults_leave_tracking_to_the_notebook(tmp_path):
         "model_dir": f"/plx-context/artifacts/{job.run_uuid}/outputs/model",
         "setup_mlflow": False,
         "mlflow_autolog": False,
+        "register_model": False,  # nothing to register without tracking
         "mlflow_exp_name": "sentiment-classification",
     }
     assert not {k for k in call["env"] if k.startswith("MLFLOW_")}
