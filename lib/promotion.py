@@ -78,7 +78,7 @@ def check_min_gain(value: float) -> float:
 
 
 @dataclass
-class TestData:
+class HeldOutReviews:
     """The reviews both models are scored on, and where they come from."""
 
     path: str
@@ -87,7 +87,7 @@ class TestData:
     fingerprint: str
 
 
-def load_test_data(option: str, data_path: str) -> TestData:
+def load_test_data(option: str, data_path: str) -> HeldOutReviews:
     """The test split of the processed data set at ``data_path``; ParameterError naming
     ``option`` when it is not one (no such folder, not prep's files or manifest)."""
     path = datasets.check_data_path(option, data_path)
@@ -118,7 +118,7 @@ def load_test_data(option: str, data_path: str) -> TestData:
             f"{path} has {counts['pos']} positive and {counts['neg']} negative test reviews: "
             "scoring needs both; give a data set prepared from both kinds",
         )
-    return TestData(str(path), test.texts, test.labels, str(manifest.get("fingerprint", "")))
+    return HeldOutReviews(str(path), test.texts, test.labels, str(manifest.get("fingerprint", "")))
 
 
 def model_uri(name: str, version: ModelVersion) -> str:
@@ -168,7 +168,7 @@ def probabilities(model, texts: np.ndarray) -> np.ndarray:
     return out.reshape(len(texts), -1)[:, -1]
 
 
-def evaluate(probs: np.ndarray, data: TestData, name: str) -> EvaluationResult:
+def evaluate(probs: np.ndarray, data: HeldOutReviews, name: str) -> EvaluationResult:
     """MLflow's classifier evaluation of the thresholded ``probs`` (and AUC, log loss from
     them) against the test labels, logged to the active run with ``data`` as its input."""
     import mlflow
@@ -210,10 +210,12 @@ def _probability_metrics() -> list:
         positive = (np.asarray(targets) == LABEL_NAMES[1]).astype(np.int64)
         return binary_metrics(positive, np.asarray(probability), "auc")
 
-    def roc_auc(predictions, targets, probability):
+    # MLflow passes each parameter the column of its name; a two-parameter function whose
+    # second is not ``targets`` gets MLflow's old call (eval_df, builtin_metrics) instead.
+    def roc_auc(probability, targets):
         return MetricValue(aggregate_results={"roc_auc": scores(targets, probability)["auc"]})
 
-    def log_loss(predictions, targets, probability):
+    def log_loss(probability, targets):
         return MetricValue(aggregate_results={"log_loss": scores(targets, probability)["loss"]})
 
     return [
@@ -262,7 +264,7 @@ class Decision:
     champion_score: float | None
     passed: bool  # beat the champion by min_gain (True when there was none)
     forced: bool
-    data: TestData
+    data: HeldOutReviews
     run_id: str = ""
 
     @property

@@ -126,7 +126,7 @@ def test_mlflow_evaluates_thresholded_probabilities_and_validates_the_gain(
 
 
 def _decision(**changes) -> promotion.Decision:
-    data = promotion.TestData("/data/processed", np.array([]), np.array([]), "sha256:ab")
+    data = promotion.HeldOutReviews("/data/processed", np.array([]), np.array([]), "sha256:ab")
     fields = {
         "model_name": "imdb-sentiment",
         "metric": promotion.check_metric("accuracy"),
