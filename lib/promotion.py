@@ -329,7 +329,13 @@ def _text(value: float | None) -> str:
 
 
 def run_params(
-    name: str, candidate: str, champion: str | None, metric: Metric, min_gain: float, force: bool
+    name: str,
+    candidate: str,
+    champion: str | None,
+    metric: Metric,
+    min_gain: float,
+    force: bool,
+    data: HeldOutReviews,
 ) -> dict[str, str]:
     """The promotion run's parameters."""
     return {
@@ -339,4 +345,37 @@ def run_params(
         "metric": metric.name,
         "min_gain": repr(min_gain),
         "force": str(force).lower(),
+        "data_path": data.path,
+        "data_fingerprint": data.fingerprint,
     }
+
+
+def decide(
+    name: str,
+    metric: Metric,
+    min_gain: float,
+    force: bool,
+    results: dict[str, EvaluationResult],
+    *,
+    candidate: str,
+    champion: str | None,
+    data: HeldOutReviews,
+    run_id: str,
+) -> Decision:
+    """The decision from the evaluations, ``results`` by role (candidate, and champion
+    when there is one)."""
+    scores = {role: float(result.metrics[metric.key]) for role, result in results.items()}
+    return Decision(
+        model_name=name,
+        metric=metric,
+        min_gain=min_gain,
+        candidate=candidate,
+        candidate_score=scores["candidate"],
+        champion=champion,
+        champion_score=scores.get("champion"),
+        passed=champion is None
+        or beats(metric, min_gain, results["candidate"], results["champion"]),
+        forced=force,
+        data=data,
+        run_id=run_id,
+    )

@@ -12,10 +12,16 @@ not an error: exit status 0 either way, 2 for bad input.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from lib import registry
 from lib.errors import ParameterError
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+    from lib.promotion import Decision, HeldOutReviews, Metric
 
 COMMAND = "promote"
 DESCRIPTION = (
@@ -80,6 +86,22 @@ def add_command(sub: Any) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Request:
+    name: str  # the registered model
+    metric: Metric
+    min_gain: float
+    force: bool
+    uri: str  # the store
+
+
+@dataclass(frozen=True)
+class _Contender:
+    role: str  # candidate or champion
+    version: ModelVersion
+    model: Any  # its pyfunc model
+
+
 def run(args: argparse.Namespace) -> int:
     """Check, score, decide, record, print the decision's line; the exit status."""
     from lib import promotion, tracking
@@ -96,26 +118,26 @@ def run(args: argparse.Namespace) -> int:
     import mlflow
 
     mlflow.set_tracking_uri(uri)  # models:/ URIs are read from the same store
+    request = _Request(name, metric, min_gain, args.force, uri)
     alias = args.alias if args.alias is not None or args.version else registry.CHALLENGER
     candidate = registry.resolve(name, alias=alias, version=args.version, tracking_uri=uri)
     champion = _champion(name, uri)
     if champion is not None and champion.version == candidate.version:
         print(f"{name} v{candidate.version} is already {registry.CHAMPION}: nothing moved")
         return 0
-    model = promotion.load_version(name, candidate)
-    base = promotion.load_version(name, champion) if champion is not None else None
+    contenders = [_Contender("candidate", candidate, promotion.load_version(name, candidate))]
     if champion is not None:
-        promotion.check_signatures(name, candidate, model, champion, base)
+        contenders.append(_Contender("champion", champion, promotion.load_version(name, champion)))
+        promotion.check_signatures(
+            name, candidate, contenders[0].model, champion, contenders[1].model
+        )
     if args.data:
         data = promotion.load_test_data("--data", args.data)
     else:
         option = f"data_path of {name} v{candidate.version}'s run (or give --data)"
         data = promotion.load_test_data(option, _trained_on(name, candidate, uri))
     # Everything is checked: from here on the promotion is recorded.
-    decision = _score_and_record(
-        name, candidate, model, champion, base, data, metric, min_gain, args.force, uri
-    )
-    print(decision.line())
+    print(_score_and_record(request, contenders, data).line())
     return 0
 
 
@@ -148,65 +170,81 @@ def _trained_on(name: str, candidate, uri: str) -> str:
     return data_path
 
 
-def _score_and_record(name, candidate, model, champion, base, data, metric, min_gain, force, uri):
-    """The promotion run: both scored, the decision recorded, the alias moved if it won."""
+def _score_and_record(
+    request: _Request, contenders: list[_Contender], data: HeldOutReviews
+) -> Decision:
+    """The promotion run: each contender scored in a child run, the decision recorded, the
+    alias moved if the candidate won (or was forced)."""
     import mlflow
 
     from lib import promotion, tracking
 
-    tags = tracking.run_tags(extra={"model_name": name, "candidate_version": candidate.version})
+    candidate = contenders[0].version
+    champion = contenders[1].version.version if len(contenders) > 1 else None
     run = tracking.start_run(
-        tracking_uri=uri,
+        tracking_uri=request.uri,
         experiment_name=promotion.EXPERIMENT,
-        run_name=f"promote {name} v{candidate.version}",
-        tags=tags,
+        run_name=f"promote {request.name} v{candidate.version}",
+        tags=tracking.run_tags(
+            extra={"model_name": request.name, "candidate_version": candidate.version}
+        ),
     )
     try:
-        champion_version = champion.version if champion is not None else None
         tracking.log_params(
-            promotion.run_params(name, candidate.version, champion_version, metric, min_gain, force)
-            | {"data_path": data.path, "data_fingerprint": data.fingerprint}
+            promotion.run_params(
+                request.name,
+                candidate.version,
+                champion,
+                request.metric,
+                request.min_gain,
+                request.force,
+                data,
+            )
         )
         results = {}
-        for role, version, pyfunc in (
-            ("candidate", candidate, model),
-            ("champion", champion, base),
-        ):
-            if version is None:
-                continue
+        for contender in contenders:
             with mlflow.start_run(
                 experiment_id=run.info.experiment_id,  # else the default experiment's
                 nested=True,
-                run_name=f"{role} v{version.version}",
-                tags={"role": role, "model_version": version.version},
+                run_name=f"{contender.role} v{contender.version.version}",
+                tags={"role": contender.role, "model_version": contender.version.version},
             ):
-                probs = promotion.probabilities(pyfunc, data.texts)
-                results[role] = promotion.evaluate(probs, data, f"test reviews ({role})")
-        score = {role: float(result.metrics[metric.key]) for role, result in results.items()}
-        decision = promotion.Decision(
-            model_name=name,
-            metric=metric,
-            min_gain=min_gain,
+                probs = promotion.probabilities(contender.model, data.texts)
+                results[contender.role] = promotion.evaluate(
+                    probs, data, f"test reviews ({contender.role})"
+                )
+        decision = promotion.decide(
+            request.name,
+            request.metric,
+            request.min_gain,
+            request.force,
+            results,
             candidate=candidate.version,
-            candidate_score=score["candidate"],
-            champion=champion_version,
-            champion_score=score.get("champion"),
-            passed=champion is None
-            or promotion.beats(metric, min_gain, results["candidate"], results["champion"]),
-            forced=force,
+            champion=champion,
             data=data,
             run_id=run.info.run_id,
         )
-        client = registry.client(uri)
-        with tracking.server_errors("recording the decision"):
-            mlflow.log_metrics(decision.run_metrics())
-            mlflow.set_tags({**decision.version_tags(), "line": decision.line()})
-            for key, value in decision.version_tags().items():
-                client.set_model_version_tag(name, candidate.version, key, value)
-            if decision.promoted:
-                registry.set_alias(name, registry.CHAMPION, candidate.version, tracking_uri=uri)
+        _record(request, decision)
     except BaseException as exc:  # the run ends as the promotion did; nothing more moves
         mlflow.end_run(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     mlflow.end_run()
     return decision
+
+
+def _record(request: _Request, decision: Decision) -> None:
+    """The decision on the promotion run and the candidate version; the alias moved."""
+    import mlflow
+
+    from lib import tracking
+
+    client = registry.client(request.uri)
+    with tracking.server_errors("recording the decision"):
+        mlflow.log_metrics(decision.run_metrics())
+        mlflow.set_tags({**decision.version_tags(), "line": decision.line()})
+        for key, value in decision.version_tags().items():
+            client.set_model_version_tag(request.name, decision.candidate, key, value)
+        if decision.promoted:
+            registry.set_alias(
+                request.name, registry.CHAMPION, decision.candidate, tracking_uri=request.uri
+            )
