@@ -3,6 +3,7 @@ GCS artifacts: registering, resolving by version and alias, and the one-line err
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 
@@ -13,6 +14,7 @@ import pytest
 from lib import registry, tracking
 from lib.errors import ModelError, ParameterError
 from tests import logged_models, services
+from tests.runner_process import run_runner
 from tests.services import BUCKET
 
 gcs_emulator = services.gcs_emulator
@@ -132,3 +134,13 @@ def test_the_auth_server_with_gcs_artifacts(mlflow_server, gcs_emulator, model, 
         registry.resolve(name + "x")
     loaded = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     assert np.asarray(loaded.predict(logged_models.EXAMPLES)).shape == (2,)
+    # python -m runner predict by alias, as a user does, against the server and the bucket.
+    texts = ["A wonderful, superb film.", "Awful and boring."]
+    out = run_runner(["predict", "--model", f"models:/{name}@champion", *texts], dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    expected = loaded.predict(texts)
+    printed = [float(line.split()[1]) for line in out.stdout.splitlines()[:2]]
+    np.testing.assert_allclose(printed, expected, atol=1e-4)
+    out = run_runner(["predict", "--model", f"models:/{name}@gone", "x"], dict(os.environ))
+    assert out.returncode == 2
+    assert f"registered model {name!r} has no alias 'gone'" in out.stderr.strip().splitlines()[-1]

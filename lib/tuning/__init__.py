@@ -18,6 +18,8 @@ One module per concern:
   runs trials (the runner's: train notebooks in warm kernels), :func:`prepare` and
   :func:`run_trials`;
 - :mod:`~lib.tuning.parent_run`: the study's MLflow parent run;
+- :mod:`~lib.tuning.registration`: the best trial's model registered once per study
+  (:func:`register_best`);
 - :mod:`~lib.tuning.summary`: the trials table, best trials, plots and importances.
 """
 
@@ -35,6 +37,7 @@ from lib.tuning.config import (
 from lib.tuning.loop import SURPLUS_ATTR, StudyRun, TuningError, objective_values, run_study
 from lib.tuning.parent_run import finish_parent_run, start_parent_run
 from lib.tuning.pruning import PRUNED_ERROR, PRUNED_SCRAP, make_pruner
+from lib.tuning.registration import register_best
 from lib.tuning.space import SearchParam, parse_param, parse_search_space, sample
 from lib.tuning.storage import make_sampler, open_storage
 from lib.tuning.study import StudyHandle, open_study
@@ -100,6 +103,7 @@ __all__ = [
     "prepare",
     "preflight_cases",
     "read_config_file",
+    "register_best",
     "requested_n_jobs",
     "run_study",
     "run_trials",

@@ -19,13 +19,14 @@ import yaml
 from lib import paths
 from lib.errors import ParameterError
 from lib.params import as_bool, as_list, check_float, check_int, yaml_problem
-from lib.tuning import pruning
+from lib.tuning import pruning, registration
 from lib.tuning.space import SearchParam, parse_search_space
 from lib.tuning.storage import MEMORY_STORAGE, check_storage_url, make_sampler, public_storage
 from lib.tuning.train_notebook import (
     check_names,
     check_objectives_glued,
     epoch_metrics,
+    numeric_scraps,
     searched_metrics,
     train_notebook_parameters,
 )
@@ -56,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "pruner": None,  # no pruning; e.g. {name: median, n_startup_trials: 3, n_warmup_steps: 1}
     "prune_on": "val_loss",  # the epoch metric reported to the pruner
     "trial_timeout_s": None,  # seconds a trial may run; None: no limit
+    "select": None,  # the metric that picks the model to register; None: the first objective
+    "register_model": None,  # None: register the best trial's model when MLflow is on
+    "registered_model_name": "imdb-sentiment",
 }
 CONFIG_KEYS = tuple(DEFAULTS)
 DIRECTIONS = ("minimize", "maximize")
@@ -94,6 +98,10 @@ class TuneConfig:
     mlflow_exp_name: str = "sentiment-classification"
     mlflow_artifact_location: str | None = None
     train_defaults: dict[str, Any] = field(default_factory=dict)
+    register_model: bool = False  # register the best trial's model (lib.tuning.registration)
+    registered_model_name: str | None = None
+    select: str = "val_loss"  # the metric that picks the best trial, and its direction
+    select_direction: str = "minimize"
 
     def summary(self) -> dict[str, Any]:
         """A plain view, for the notebook and the parent run's parameters."""
@@ -111,6 +119,8 @@ class TuneConfig:
             "pruner": self.pruner,
             "prune_on": self.prune_on if self.pruner else None,
             "mlflow": self.setup_mlflow,
+            "register_model": self.registered_model_name if self.register_model else False,
+            "select": f"{self.select} ({self.select_direction})",
         }
 
 
@@ -283,6 +293,12 @@ def load_config(
         return train_params.get(name, params.get(name))
 
     setup_mlflow = setting("setup_mlflow")
+    setup_mlflow = True if setup_mlflow is None else as_bool("setup_mlflow", setup_mlflow)
+    registers, model_name = registration.check_registering(
+        raw["register_model"], setup_mlflow, raw["registered_model_name"]
+    )
+    recorded = numeric_scraps(searched_metrics(space, metric))
+    select = registration.check_select(raw["select"], objectives, directions, recorded)
     tag = params.get("hptuning_tag")
     tag = from_file.get("hptuning_tag") if tag in (None, "") else tag
     rss = raw["kernel_max_rss_mib"]
@@ -304,11 +320,15 @@ def load_config(
         prune_on=prune_on,
         trial_timeout_s=_optional_int("trial_timeout_s", raw["trial_timeout_s"]),
         hptuning_tag=None if tag in (None, "") else str(tag),
-        setup_mlflow=True if setup_mlflow is None else as_bool("setup_mlflow", setup_mlflow),
+        setup_mlflow=setup_mlflow,
         mlflow_tracking_uri=setting("mlflow_tracking_uri"),
         mlflow_exp_name=setting("mlflow_exp_name") or train_defaults.get("mlflow_exp_name"),
         mlflow_artifact_location=setting("mlflow_artifact_location"),
         train_defaults=train_defaults,
+        register_model=registers,
+        registered_model_name=model_name,
+        select=select[0],
+        select_direction=select[1],
     )
 
 

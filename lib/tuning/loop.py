@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lib.errors import first_line
-from lib.tuning import storage
+from lib.tuning import registration, storage
 from lib.tuning.config import TuneConfig
 from lib.tuning.pruning import PRUNED_SCRAP
 from lib.tuning.space import is_number, sample
@@ -288,6 +288,8 @@ def _tell(study, config, trial, scraps, error, user_attrs, seconds) -> tuple[str
     if pruned_at is None and error is None:
         values, error = objective_values(scraps, config.objectives)
     attrs = {**user_attrs, "seconds": round(seconds, 2)}
+    if pruned_at is None and error is None:  # what a `select` metric may choose by
+        attrs[registration.METRICS_ATTR] = registration.trial_metrics(scraps)
     if pruned_at is not None:
         attrs[PRUNED_SCRAP] = int(pruned_at)
     for key, value in attrs.items():

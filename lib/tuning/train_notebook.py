@@ -20,6 +20,8 @@ RESERVED = {
     "mlflow_run_name": "trials are named trial-<number>",
     "hptuning_tag": "set it with the tune notebook's hptuning_tag parameter",
     "tuning_trial": "the tune tells each trial its study and pruner (pruner, prune_on)",
+    "register_model": "the tune registers the best trial's model once the study is done "
+    "(the tune's register_model, registered_model_name and select)",
 }
 # MLflow settings may be fixed (train_params) but not searched.
 _NOT_SEARCHABLE_PREFIXES = ("mlflow_", "setup_mlflow")

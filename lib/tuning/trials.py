@@ -119,6 +119,7 @@ def trial_params(
         mlflow_tags=tags,
         hptuning_tag=hptuning_tag,
         tuning_trial=_tuning_trial(config, number),
+        register_model=False,  # the tune registers one model, the best, at the end
     )
     return params
 
