@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from lib import prep, promotion
+from lib import prep, promotion, tracking
 from lib.errors import ParameterError
 from lib.evaluation import binary_metrics
 from tests.datagen import make_raw_dir
@@ -97,15 +97,16 @@ def test_mlflow_evaluates_thresholded_probabilities_and_validates_the_gain(
 ):
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = tracking.setup_experiment("promotion-tests")  # artifacts under tmp_path
     data = promotion.load_test_data("--data", str(processed))
     rng = np.random.default_rng(0)
     sharp = np.where(data.labels == 1, 0.9, 0.1)
     sharp[:3] = 1 - sharp[:3]  # 3 of 24 wrong
     blurred = np.clip(sharp + rng.normal(0, 0.3, len(sharp)), 0.01, 0.99)
     results = {}
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id=experiment):
         for name, probs in (("sharp", sharp), ("blurred", blurred)):
-            with mlflow.start_run(nested=True):
+            with mlflow.start_run(experiment_id=experiment, nested=True):
                 results[name] = promotion.evaluate(probs, data, name)
     for name, probs in (("sharp", sharp), ("blurred", blurred)):
         metrics, ours = results[name].metrics, binary_metrics(data.labels, probs, "auc")
