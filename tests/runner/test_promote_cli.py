@@ -141,7 +141,9 @@ def test_the_first_version_becomes_champion_from_the_command_line(world):
     name = "first"
     _register(world, name, "worse")
     registry.set_alias(name, registry.CHALLENGER, 1, tracking_uri=world.store)
-    env = dict(os.environ, MLFLOW_TRACKING_URI=world.store)  # the store as users give it
+    env = dict(  # the store as users give it
+        os.environ, MLFLOW_TRACKING_URI=world.store, LOG_DIR=str(world.root / "logs")
+    )
     result = run_runner(["promote", "--model-name", name], env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == (
