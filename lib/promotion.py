@@ -125,8 +125,10 @@ def model_uri(name: str, version: ModelVersion) -> str:
     return f"models:/{name}/{version.version}"
 
 
-def load_version(name: str, version: ModelVersion):
-    """The version's pyfunc model; ModelError when it cannot be loaded."""
+def load_version(
+    name: str, version: ModelVersion, fix: str = "promote a version that the train stage logged"
+):
+    """The version's pyfunc model; ModelError, ending with ``fix``, when it cannot be loaded."""
     import mlflow.pyfunc
 
     try:
@@ -134,7 +136,7 @@ def load_version(name: str, version: ModelVersion):
     except Exception as exc:  # noqa: BLE001  (MLflow, the artifact store, the model's code)
         raise ModelError(
             f"{name} v{version.version} cannot be loaded ({type(exc).__name__}: "
-            f"{first_line(exc)[:200]}): promote a version that the train stage logged"
+            f"{first_line(exc)[:200]}): {fix}"
         ) from None
 
 
@@ -262,7 +264,7 @@ class Decision:
     candidate_score: float
     champion: str | None  # the champion's version before, None when there was none
     champion_score: float | None
-    passed: bool  # beat the champion by min_gain (True when there was none)
+    passed: bool  # beat the champion by min_gain (True when there was none to beat)
     forced: bool
     data: HeldOutReviews
     run_id: str = ""
@@ -287,6 +289,11 @@ class Decision:
             return (
                 f"promoted {name} v{self.candidate} to champion{forced}: {metric} "
                 f"{self.candidate_score:.4f}, no champion before"
+            )
+        if self.champion_score is None:  # forced past a champion that cannot be loaded
+            return (
+                f"promoted {name} v{self.candidate} to champion{forced}: {metric} "
+                f"{self.candidate_score:.4f}, champion v{self.champion} could not be scored"
             )
         comparison = (
             f"{metric} {self.candidate_score:.4f} vs {self.champion_score:.4f} "
@@ -374,7 +381,10 @@ def decide(
         champion=champion,
         champion_score=scores.get("champion"),
         passed=champion is None
-        or beats(metric, min_gain, results["candidate"], results["champion"]),
+        or (
+            "champion" in results  # else forced past a champion that cannot be loaded
+            and beats(metric, min_gain, results["candidate"], results["champion"])
+        ),
         forced=force,
         data=data,
         run_id=run_id,

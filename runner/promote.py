@@ -12,6 +12,7 @@ not an error: exit status 0 either way, 2 for bad input.
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from lib.promotion import Decision, HeldOutReviews, Metric
+
+log = logging.getLogger(__name__)
 
 COMMAND = "promote"
 DESCRIPTION = (
@@ -126,19 +129,36 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name} v{candidate.version} is already {registry.CHAMPION}: nothing moved")
         return 0
     contenders = [_Contender("candidate", candidate, promotion.load_version(name, candidate))]
-    if champion is not None:
-        contenders.append(_Contender("champion", champion, promotion.load_version(name, champion)))
-        promotion.check_signatures(
-            name, candidate, contenders[0].model, champion, contenders[1].model
-        )
+    base = _champion_model(name, champion, args.force)
+    if base is not None:
+        contenders.append(_Contender("champion", champion, base))
+        promotion.check_signatures(name, candidate, contenders[0].model, champion, base)
     if args.data:
         data = promotion.load_test_data("--data", args.data)
     else:
         option = f"data_path of {name} v{candidate.version}'s run (or give --data)"
         data = promotion.load_test_data(option, _trained_on(name, candidate, uri))
     # Everything is checked: from here on the promotion is recorded.
-    print(_score_and_record(request, contenders, data).line())
+    print(_score_and_record(request, contenders, champion, data).line())
     return 0
+
+
+def _champion_model(name: str, champion, force: bool):
+    """The champion's pyfunc model; None when there is no champion, or, with ``force``, when
+    it cannot be loaded (a rollback away from a broken champion scores the candidate alone)."""
+    from lib import promotion
+    from lib.errors import ModelError
+
+    if champion is None:
+        return None
+    fix = "give --force to move champion to the candidate anyway (it is then scored alone)"
+    try:
+        return promotion.load_version(name, champion, fix=fix)
+    except ModelError as exc:
+        if not force:
+            raise
+        log.warning("champion not scored: %s", exc)
+        return None
 
 
 def _champion(name: str, uri: str):
@@ -171,7 +191,7 @@ def _trained_on(name: str, candidate, uri: str) -> str:
 
 
 def _score_and_record(
-    request: _Request, contenders: list[_Contender], data: HeldOutReviews
+    request: _Request, contenders: list[_Contender], champion, data: HeldOutReviews
 ) -> Decision:
     """The promotion run: each contender scored in a child run, the decision recorded, the
     alias moved if the candidate won (or was forced)."""
@@ -180,7 +200,7 @@ def _score_and_record(
     from lib import promotion, tracking
 
     candidate = contenders[0].version
-    champion = contenders[1].version.version if len(contenders) > 1 else None
+    champion = champion.version if champion is not None else None
     run = tracking.start_run(
         tracking_uri=request.uri,
         experiment_name=promotion.EXPERIMENT,

@@ -10,11 +10,14 @@ model name of its own."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import mlflow
 import pandas as pd
@@ -101,6 +104,21 @@ def world(tmp_path_factory) -> World:
         tracking.setup_experiment(promotion.EXPERIMENT)  # its artifacts under root too
     manifest = prep.read_manifest(root / "processed")
     return World(root, store, root / "processed", manifest["fingerprint"], good, worse, uris)
+
+
+@pytest.fixture(autouse=True)
+def _runner_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """main() sets up the runner's logging: its files under tmp_path, its handlers (on this
+    test's captured stderr) removed after the test."""
+    monkeypatch.setenv("LOG_DIR", str(tmp_path / "logs"))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def _register(world: World, name: str, *kinds: str) -> None:
@@ -256,6 +274,34 @@ def test_an_equal_candidate_needs_the_gain_and_force_moves_it_anyway(world, caps
     code, line, _ = _promote(world, capsys, name, "--version", "2")
     assert code == 0 and line == f"{name} v2 is already champion: nothing moved"
     assert len(_promotion_runs(world, name)) == runs
+
+
+def test_force_moves_the_champion_away_from_one_that_cannot_be_loaded(world, capsys):
+    name = "broken-champion"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PROJECT_ROOT", str(world.root))
+        uri = logged_models.log_model(world.store, world.worse, experiment="promote-tests")
+    broken = registry.register(uri, name, {}, tracking_uri=world.store)
+    _register(world, name, "good")
+    registry.set_alias(name, registry.CHAMPION, 1, tracking_uri=world.store)
+    shutil.rmtree(urlsplit(broken.source).path)  # its artifacts are gone
+
+    code, _, err = _promote(world, capsys, name, "--version", "2")
+    assert code == 2 and not error_traceback_shown(err), err
+    (error,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert f"{name} v1 cannot be loaded" in error and "give --force to move champion" in error
+    assert _aliases(world, name) == {"champion": "1"} and _promotion_runs(world, name) == []
+
+    code, line, _ = _promote(world, capsys, name, "--version", "2", "--force")
+    assert code == 0 and line == (
+        f"promoted {name} v2 to champion (forced): test_accuracy 1.0000, champion v1 could "
+        "not be scored"
+    )
+    assert _aliases(world, name) == {"champion": "2"}
+    tags = _tags(world, name, 2)
+    assert tags["promotion_champion_version"] == "1"
+    assert tags["promotion_champion_score"] == tags["promotion_margin"] == "none"
+    assert (tags["promotion_decision"], tags["promotion_forced"]) == ("promoted", "true")
 
 
 @pytest.fixture(scope="module")
