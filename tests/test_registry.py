@@ -39,6 +39,7 @@ def _register(store, model, name="imdb-sentiment", **tags):
     return registry.register(uri, name, tags)
 
 
+@pytest.mark.slow  # trains a model (once for the module)
 def test_register_creates_the_model_then_new_versions_with_their_tags_and_run(store, model):
     first = _register(store, model, data_fingerprint="abc", test_accuracy="0.9")
     second = _register(store, model)
@@ -52,6 +53,7 @@ def test_register_creates_the_model_then_new_versions_with_their_tags_and_run(st
     assert registry.resolve("imdb-sentiment", version="2").run_id == second.run_id
 
 
+@pytest.mark.slow  # trains a model (once for the module)
 def test_aliases_name_one_version_and_move(store, model):
     _register(store, model)
     _register(store, model)
@@ -65,6 +67,7 @@ def test_aliases_name_one_version_and_move(store, model):
     assert np.asarray(loaded.predict(["A wonderful film."])).shape == (1,)
 
 
+@pytest.mark.slow  # trains a model (once for the module)
 def test_unknown_names_versions_and_aliases_are_one_line_errors_listing_what_exists(store, model):
     _register(store, model)
     registry.set_alias("imdb-sentiment", registry.CHALLENGER, 1)

@@ -22,6 +22,7 @@ import pytest
 from lib import model_io, scoring_model, training
 from tests import logged_models
 
+pytestmark = pytest.mark.slow  # trains a model, loads it in a fresh interpreter
 REVIEWS = ["A wonderful film.", "Dull and far too long.", "<b>Superb</b>, I loved it!"]
 
 
