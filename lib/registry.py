@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from lib import paths
 from lib.errors import ModelError, ParameterError, first_line
+from lib.tracking import server_errors
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -118,9 +119,10 @@ def register(
                 f"{first_line(exc)[:200]}"
             ) from None
     run_id, source = _source(mlflow_client, model_uri)
-    version = mlflow_client.create_model_version(
-        name, source, run_id=run_id, tags={k: str(v) for k, v in tags.items()}
-    )
+    with server_errors(f"registering {model_uri} as a version of {name!r}"):
+        version = mlflow_client.create_model_version(
+            name, source, run_id=run_id, tags={k: str(v) for k, v in tags.items()}
+        )
     log.info("model %s version %s registered from %s", name, version.version, model_uri)
     return version
 
@@ -239,6 +241,7 @@ def set_alias(name: str, alias: str, version: int | str, tracking_uri: str | Non
     version, as the registry now holds it."""
     resolved = resolve(name, version=version, tracking_uri=tracking_uri)
     mlflow_client = client(tracking_uri)
-    mlflow_client.set_registered_model_alias(name, alias, str(resolved.version))
+    with server_errors(f"setting the alias {alias!r} of {name!r}"):
+        mlflow_client.set_registered_model_alias(name, alias, str(resolved.version))
     log.info("model %s: alias %s -> version %s", name, alias, resolved.version)
     return mlflow_client.get_model_version(name, str(resolved.version))
