@@ -86,11 +86,11 @@ def test_the_logged_model_loads_in_a_process_that_cannot_import_lib(store_env, t
     np.testing.assert_allclose(result["p"], training.predict_proba(model, REVIEWS), atol=1e-6)
 
 
-def test_pyfunc_predict_takes_a_list_a_series_or_a_one_column_frame(store_env):
+def test_pyfunc_predict_takes_a_list_or_a_one_column_frame(store_env):
     _, uri, model, _ = store_env
     loaded = mlflow.pyfunc.load_model(uri)
     expected = training.predict_proba(model, REVIEWS)
-    for given in (REVIEWS, pd.Series(REVIEWS), pd.DataFrame({"review": REVIEWS})):
+    for given in (REVIEWS, pd.DataFrame({"review": REVIEWS})):
         probabilities = np.asarray(loaded.predict(given))
         assert probabilities.shape == (len(REVIEWS),)
         assert probabilities.dtype == np.float64
@@ -104,7 +104,7 @@ def test_the_signature_declares_strings_and_refuses_anything_else(store_env):
     schema = loaded.metadata.get_input_schema()
     assert [t.name for t in schema.input_types()] == ["string"]
     assert [t.name for t in loaded.metadata.get_output_schema().input_types()] == ["double"]
-    with pytest.raises(mlflow.exceptions.MlflowException, match="Failed to enforce schema"):
+    with pytest.raises(mlflow.exceptions.MlflowException, match="got int"):
         loaded.predict([1, 2])
 
 

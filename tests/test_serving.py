@@ -70,18 +70,13 @@ def test_the_champion_answers_raw_reviews_with_the_in_process_probabilities(stor
     np.testing.assert_allclose(one["predictions"], in_process(champion, REVIEWS[2:]), rtol=1e-5)
 
 
-# MLflow's parser casts the values to the signature's string column (np.array(values, str))
-# before any check, so only a predict hinted ``list[str]`` (MLflow then validates the raw
-# JSON) refuses non-strings; lib.scoring_model's predict is hinted pd.DataFrame.
-CAST = pytest.mark.xfail(
-    strict=True, reason="MLflow casts non-strings to str: predict needs a list[str] hint"
-)
-# Each malformed body and what the 400's message must say about it.
+# Each malformed body and what the 400's message must say about it (MLflow checks the raw
+# JSON against predict's list[str] hint before its parser would cast values to strings).
 MALFORMED = [
-    pytest.param({"inputs": [1, 2]}, ["list[str]", "got int"], marks=CAST),
-    pytest.param({"inputs": "x"}, ["Expected list", "got str"], marks=CAST),
-    pytest.param({"inputs": [["a"]]}, ["list[str]", "got list"], marks=CAST),
-    pytest.param({"inputs": ["a", None]}, ["list[str]", "NoneType"], marks=CAST),
+    ({"inputs": [1, 2]}, ["list[str]", "got int"]),
+    ({"inputs": "x"}, ["Expected list", "got str"]),
+    ({"inputs": [["a"]]}, ["list[str]", "got list"]),
+    ({"inputs": ["a", None]}, ["list[str]", "NoneType"]),
     (b"not json", ["valid JSON"]),
     ({"reviews": ["a"]}, ["inputs"]),
 ]
