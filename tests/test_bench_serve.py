@@ -39,7 +39,9 @@ def test_bench_serve_times_the_server_and_the_in_process_model(tmp_path):
     assert any(
         line.startswith("trained and registered bench-serve version 1 on 60 ") for line in lines
     )
-    assert "over 12; 10 a request: " in lines[-2] and "predict_on_batch: " in lines[-2], lines[-2]
+    assert (
+        "over 12; 10 a request: " in lines[-2] and "(predict_on_batch; model.predict: " in lines[-2]
+    ), lines[-2]
     found = re.fullmatch(
         r"p50_ms=([\d.]+) p99_ms=([\d.]+) batch_reviews_per_s=(\d+) inprocess_reviews_per_s=(\d+)",
         lines[-1],
