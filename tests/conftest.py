@@ -1,4 +1,5 @@
-"""Shared fixtures: the local aclImdb archive and the project paths."""
+"""Shared fixtures: the local aclImdb archive and the project paths; how the test processes
+share the tests out (scripts/test.sh runs pytest in two, with pytest-xdist)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,34 @@ def _tracking_uri_env_left_as_found():
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+# The modules that run containers: they share one test process, because the Docker engine
+# that tests.docker_engine starts belongs to the process that started it (stopped at its exit),
+# and because image builds are better one after another than against each other.
+DOCKER_MODULES = frozenset(
+    {
+        "tests/test_container_signals.py",
+        "tests/test_containers.py",
+        "tests/test_images.py",
+        "tests/test_serving_container.py",
+    }
+)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` with the Docker modules as one unit: every module runs whole in one
+    process (so a module's fixtures, a trained model or a server, are made once)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModuleScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "docker" if module in DOCKER_MODULES else module
+
+    return ModuleScheduling(config, log)
 
 
 # The real MLflow server (basic auth) and GCS emulator, started once per session on demand.
