@@ -3,6 +3,7 @@ share the tests out (scripts/test.sh runs pytest in two, with pytest-xdist)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -20,6 +21,21 @@ def archive_path() -> Path:
     if not ARCHIVE.is_file():
         pytest.fail(f"the aclImdb archive is missing at {ARCHIVE}; set ACLIMDB_ARCHIVE to its path")
     return ARCHIVE
+
+
+@pytest.fixture()
+def runner_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """For a test that calls the runner's main(), which sets up logging: its files under
+    tmp_path, not the checkout; its handlers (on the test's captured stderr) removed after."""
+    monkeypatch.setenv("LOG_DIR", str(tmp_path / "logs"))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 # $MLFLOW_TRACKING_URI as the test session found it.

@@ -11,7 +11,6 @@ import hashlib
 import http.server
 import io
 import json
-import logging
 import os
 import socket
 import tarfile
@@ -268,21 +267,7 @@ def test_an_unreachable_host_is_reported(tmp_path: Path, monkeypatch: pytest.Mon
 # --- CLI and the real archive ---------------------------------------------------------
 
 
-@pytest.fixture()
-def quiet_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """The CLI sets up logging: keep its files out of the checkout, undo its handlers after."""
-    monkeypatch.setenv("LOG_DIR", str(tmp_path / "logs"))
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def test_cli_reports_success_and_errors(tmp_path: Path, archive: Path, quiet_logs, capsys):
+def test_cli_reports_success_and_errors(tmp_path: Path, archive: Path, runner_logs, capsys):
     dest = tmp_path / "raw"
     assert main(["fetch-data", "--source", str(archive), "--dest", str(dest)]) == 0
     assert f"raw data ready: {dest / 'aclImdb'}" in capsys.readouterr().out
@@ -295,7 +280,7 @@ def test_cli_reports_success_and_errors(tmp_path: Path, archive: Path, quiet_log
 
 
 @pytest.mark.slow
-def test_the_real_archive(tmp_path: Path, archive_path: Path, quiet_logs, capsys):
+def test_the_real_archive(tmp_path: Path, archive_path: Path, runner_logs, capsys):
     dest = tmp_path / "raw"
     assert main(["fetch-data", "--source", str(archive_path), "--dest", str(dest)]) == 0
     out = dest / "aclImdb"

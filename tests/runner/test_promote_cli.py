@@ -10,7 +10,6 @@ model name of its own."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -107,18 +106,8 @@ def world(tmp_path_factory) -> World:
 
 
 @pytest.fixture(autouse=True)
-def _runner_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """main() sets up the runner's logging: its files under tmp_path, its handlers (on this
-    test's captured stderr) removed after the test."""
-    monkeypatch.setenv("LOG_DIR", str(tmp_path / "logs"))
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:] = handlers
-    root.setLevel(level)
+def _runner_logs(runner_logs):
+    """main() sets up the runner's logging (tests/conftest.py's runner_logs undoes it)."""
 
 
 def _register(world: World, name: str, *kinds: str) -> None:
