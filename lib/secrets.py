@@ -5,6 +5,8 @@ Secrets reach the code through the environment only (``MLFLOW_TRACKING_PASSWORD`
 writes parameters into the executed notebook. What still leaks into text (a traceback, a
 printed config) is masked: ``secret_values`` lists what to hide, ``mask_text`` hides it (the
 runner masks every save of a notebook as text), ``SecretFilter`` hides it in log records.
+A URL's own ``user:password@`` is a secret too: refused in a parameter's value
+(:func:`check_parameter_names`), and its password masked in any text, known beforehand or not.
 """
 
 from __future__ import annotations
@@ -49,6 +51,17 @@ _NAME_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _SECRET_PARTS = {"key", "token", "passphrase"}
 _SECRET_SUBSTRINGS = ("password", "passwd", "secret", "credential")
 
+# ://user:password@ in any text (the scheme is not needed to find it, and a pattern that
+# starts at "://" stays linear on long runs of letters, such as a notebook's base64 images).
+# The password runs to the netloc's last "@" (urllib splits there too), never past a "/",
+# "?", "#", a space, a quote or an angle bracket.
+_URL_CREDENTIALS = re.compile(r"://([^\s/?#@:\"'<>\\]*):([^\s/?#\"'<>\\]+)@")
+# A ${VAR} in place of the password: replaced from the environment where the URL is opened
+# (an Optuna storage), so not a secret itself.
+_PLACEHOLDER = re.compile(r"\$\{\w+\}")
+_MLFLOW_CREDENTIALS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+_STORAGE_CREDENTIALS = "PGPASSWORD (PostgreSQL), or ${VAR} in place of the password"
+
 
 def is_secret_name(name: str) -> bool:
     """Whether ``name`` looks like it holds a secret (case-insensitive).
@@ -64,7 +77,9 @@ def is_secret_name(name: str) -> bool:
 
 
 def check_parameter_names(params: Mapping[str, Any]) -> None:
-    """Raise ParameterError if a notebook parameter's name looks like a secret.
+    """Raise ParameterError if a notebook parameter's name looks like a secret, or if its
+    value holds a URL with a password in it (``scheme://user:password@...``), nested
+    mappings and lists included (``train_params.mlflow_tracking_uri``).
 
     Parameters are written into the executed notebook (and its HTML), so secrets must come
     from the environment instead.
@@ -78,6 +93,76 @@ def check_parameter_names(params: Mapping[str, Any]) -> None:
             "environment instead (e.g. MLFLOW_TRACKING_PASSWORD, "
             "GOOGLE_APPLICATION_CREDENTIALS), not as parameters",
         )
+    for name, value in params.items():
+        for key, url in _urls_with_passwords(str(name), value):
+            raise ParameterError(
+                key,
+                "a password in a URL would be saved in the executed notebook: give the URL "
+                "without user:password@, and the credentials through the environment: "
+                f"{_credentials_hint(key, url)}",
+            )
+
+
+def _urls_with_passwords(key: str, value: Any) -> Iterable[tuple[str, str]]:
+    """``(dotted key, URL)`` for each string under ``value`` holding a password in a URL."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _urls_with_passwords(f"{key}.{k}", v)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _urls_with_passwords(f"{key}[{i}]", v)
+    elif isinstance(value, str):
+        for match in _url_credentials(value):
+            yield key, value[: match.end()]
+
+
+def _credentials_hint(key: str, url: str) -> str:
+    """Where the credentials of ``url`` (the value of ``key``) go instead."""
+    lowered = key.lower()
+    if "mlflow" in lowered:
+        return _MLFLOW_CREDENTIALS
+    if "storage" in lowered:
+        return _STORAGE_CREDENTIALS
+    if url.lower().endswith(("http", "https"), 0, url.index("://")):
+        return f"{_MLFLOW_CREDENTIALS} for an MLflow server"
+    return f"{_STORAGE_CREDENTIALS} for an Optuna storage"
+
+
+def _url_credentials(text: str) -> Iterable[re.Match[str]]:
+    """The ``scheme://user:password@`` matches in ``text`` (not ``${VAR}`` passwords)."""
+    if "://" not in text or "@" not in text:  # the common case, without the regex
+        return
+    for match in _URL_CREDENTIALS.finditer(text):
+        if not _not_secret(match.group(2)):
+            yield match
+
+
+def _not_secret(password: str, mask: str = MASK) -> bool:
+    """Already masked, or a ${VAR} placeholder."""
+    return password == mask or _PLACEHOLDER.fullmatch(password) is not None
+
+
+def url_passwords(text: str) -> list[str]:
+    """The passwords of the URLs with credentials in ``text``, as written and decoded."""
+    from urllib.parse import unquote
+
+    found = []
+    for match in _url_credentials(text):
+        found += [match.group(2), unquote(match.group(2))]
+    return found
+
+
+def mask_url_passwords(text: str, mask: str = MASK) -> str:
+    """``text`` with the password of each ``scheme://user:password@`` replaced by ``mask``."""
+    if "://" not in text or "@" not in text:
+        return text
+
+    def masked(match: re.Match[str]) -> str:
+        if _not_secret(match.group(2), mask):
+            return match.group(0)
+        return f"://{match.group(1)}:{mask}@"
+
+    return _URL_CREDENTIALS.sub(masked, text)
 
 
 def _worth_masking(value: Any) -> bool:
@@ -136,20 +221,28 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     MLFLOW_TRACKING_PASSWORD/TOKEN, every ``*_PASSWORD``, ``*_PASSWD``, ``*_TOKEN``,
     ``*_SECRET`` and ``*_KEY`` variable, GOOGLE_APPLICATION_CREDENTIALS (the path), the
     content of the file it names and, when that is JSON, each string value in it (such as
-    private_key and private_key_id; not the public constants such as token_uri). Values
-    shorter than 4 characters and words such as ``true`` are skipped.
+    private_key and private_key_id; not the public constants such as token_uri), and the
+    password of any URL with credentials in any variable (``MLFLOW_TRACKING_URI``,
+    ``DATABASE_URL``, ...). Values shorter than 4 characters and words such as ``true`` are
+    skipped.
     """
     environ = os.environ if environ is None else environ
     found: list[str] = []
     for name, value in environ.items():
         if _is_secret_env_name(name):
             found.append(value)
+        elif _may_hold_url_credentials(value):
+            found.extend(url_passwords(value))
     credentials = environ.get(_CREDENTIALS_ENV)
     if credentials:
         found.append(credentials)
         found.extend(_credentials_values(credentials))
     unique = {v for v in found if _worth_masking(v)}
     return sorted(unique, key=lambda v: (-len(v), v))
+
+
+def _may_hold_url_credentials(value: str) -> bool:
+    return "://" in value and "@" in value
 
 
 def _variants(value: str) -> Iterable[str]:
@@ -176,13 +269,14 @@ def _pattern(values: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def mask_text(text: str, values: Iterable[str], mask: str = MASK) -> str:
-    """``text`` with every occurrence of each value (raw or JSON-escaped) replaced by ``mask``."""
+    """``text`` with every occurrence of each value (raw or JSON-escaped) replaced by
+    ``mask``, and the password of every ``scheme://user:password@`` in it too."""
     if not text or not isinstance(text, str):
         return text
     pattern = _pattern(tuple(values))
-    if pattern is None:
-        return text
-    return pattern.sub(lambda _: mask, text)
+    if pattern is not None:
+        text = pattern.sub(lambda _: mask, text)
+    return mask_url_passwords(text, mask)
 
 
 class SecretFilter(logging.Filter):
@@ -209,7 +303,7 @@ class SecretFilter(logging.Filter):
             sorted(
                 (k, v)
                 for k, v in os.environ.items()
-                if _is_secret_env_name(k) or k == _CREDENTIALS_ENV
+                if _is_secret_env_name(k) or k == _CREDENTIALS_ENV or _may_hold_url_credentials(v)
             )
         )
         if key != self._env_key:
@@ -218,8 +312,6 @@ class SecretFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         values = self.values()
-        if not values:
-            return True
         try:
             message = record.getMessage()
         except Exception:  # a broken format string: mask the parts as they are

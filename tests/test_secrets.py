@@ -179,3 +179,99 @@ def test_secret_filter_on_a_handler(caplog):
 
 def test_postgres_password_variable_is_a_secret():
     assert "pg-pass-12345" in secret_values({"PGPASSWORD": "pg-pass-12345"})
+
+
+# -- credentials inside URLs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "name", "variables"),
+    [
+        (
+            {"mlflow_tracking_uri": "http://u:pw-1234@127.0.0.1:5000"},
+            "mlflow_tracking_uri",
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD",
+        ),
+        (
+            {"storage": "postgresql+psycopg://optuna:pw-1234@db:5432/optuna"},
+            "storage",
+            "PGPASSWORD",
+        ),
+        (  # nested: a tune's train_params, a -y mapping
+            {"train_params": {"epochs": 2, "mlflow_tracking_uri": "https://u:pw-1234@h/x"}},
+            "train_params.mlflow_tracking_uri",
+            "MLFLOW_TRACKING_PASSWORD",
+        ),
+        ({"raw_dirs": ["a", "ftp://u:pw-1234@h/b"]}, "raw_dirs[1]", "${VAR}"),
+        ({"note": "see https://u:pw-1234@h/x"}, "note", "MLFLOW_TRACKING_PASSWORD"),
+    ],
+)
+def test_a_password_in_a_url_value_is_refused_naming_the_variables(params, name, variables):
+    with pytest.raises(ParameterError) as info:
+        check_parameter_names(params)
+    assert info.value.name == name
+    message = str(info.value)
+    assert variables in message and "pw-1234" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://127.0.0.1:5000",
+        "http://user@mlflow.example/x",  # a user alone is no secret
+        "postgresql://optuna:${OPTUNA_DB_PW}@db:5432/optuna",  # expanded where it is opened
+        "http://host:5000/path@x?a=b@c",  # an @ after the host
+        "someone@example.com",
+        f"http://u:{MASK}@h",  # already masked
+    ],
+)
+def test_urls_without_a_password_pass(value):
+    check_parameter_names({"mlflow_tracking_uri": value, "nested": {"list": [value]}})
+
+
+def test_mask_text_masks_any_url_password_known_or_not():
+    text = (
+        "View run at: http://admin:s3cr%40t@127.0.0.1:5000/#/x; "
+        '{"uri": "postgresql+psycopg://u:p@ss@db/optuna"} and http://h:5000/a@b, x@y.com, '
+        "postgresql://u:${PW}@db/o"
+    )
+    masked = mask_text(text, [])
+    assert "s3cr" not in masked and "p@ss" not in masked and "ss@db" not in masked
+    assert f"http://admin:{MASK}@127.0.0.1:5000/#/x" in masked
+    assert f'"postgresql+psycopg://u:{MASK}@db/optuna"' in masked
+    assert "http://h:5000/a@b, x@y.com" in masked and "postgresql://u:${PW}@db/o" in masked
+    assert mask_text(masked, []) == masked
+    assert mask_text("http://u:abc@h", [], mask="<hidden>") == "http://u:<hidden>@h"
+
+
+def test_mask_text_stays_fast_on_long_runs_of_letters():
+    # A notebook's base64 image with a URL and an @ elsewhere: no quadratic scan.
+    import time
+
+    text = "http://u:pw@h " + "iVBORw0KGgo" * 200_000 + " x@y ://"
+    started = time.process_time()
+    masked = mask_text(text, ["abcd1234"])
+    assert masked.startswith(f"http://u:{MASK}@h ")
+    assert time.process_time() - started < 1.0
+
+
+def test_secret_values_hold_the_password_of_a_url_in_any_variable():
+    environ = {
+        "MLFLOW_TRACKING_URI": "http://admin:tracking%2Fpw-1@127.0.0.1:5000",
+        "DATABASE_URL": "postgresql://u:db-pass-99@db/x",
+        "HOME_PAGE": "https://example.com/a@b",
+    }
+    values = secret_values(environ)
+    assert {"tracking%2Fpw-1", "tracking/pw-1", "db-pass-99"} <= set(values)
+    assert "admin" not in values and not any("example" in v for v in values)
+
+
+def test_secret_filter_masks_url_passwords_from_the_environment_and_unknown(monkeypatch):
+    monkeypatch.setenv("SOME_SERVICE_URL", "https://bot:env-url-pass-7@svc.example")
+    filt = SecretFilter()
+    record = _record("password alone: %s", "env-url-pass-7")
+    filt.filter(record)
+    assert record.getMessage() == f"password alone: {MASK}"
+    record = _record("opening %s", "http://who:never-seen-pw@other.example/x")
+    filt.filter(record)
+    assert record.getMessage() == f"opening http://who:{MASK}@other.example/x"

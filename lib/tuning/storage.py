@@ -120,20 +120,9 @@ def check_storage_url(storage: str | None) -> None:
     """Refuse a storage URL with a password in it: the tune passes the URL to every trial's
     notebook as a parameter, so the password would be written into the notebooks. A
     ``${VAR}`` placeholder as the password is fine."""
-    if storage is None or "://" not in storage:
-        return
-    from urllib.parse import urlsplit
+    from lib.secrets import check_parameter_names
 
-    try:
-        password = urlsplit(storage).password
-    except ValueError:
-        return  # not a URL urllib parses: the storage's own opening reports it
-    if password and not _PLACEHOLDER.fullmatch(password):
-        raise ParameterError(
-            "storage",
-            "a password in the storage URL would be written into the notebooks: give it "
-            "through the environment, e.g. PGPASSWORD, or write ${VAR} in the URL",
-        )
+    check_parameter_names({"storage": storage})
 
 
 def expand_storage(storage: str) -> tuple[str, list[str]]:
