@@ -5,7 +5,8 @@ Default: an embedded local store (``mlflow.db``, SQLite, and ``mlartifacts/``, b
 project root and git-ignored; open them with ``mlflow ui --backend-store-uri
 sqlite:///mlflow.db``). ``mlflow_tracking_uri`` or $MLFLOW_TRACKING_URI points at a remote
 server instead; its basic-auth credentials come only from MLFLOW_TRACKING_USERNAME and
-MLFLOW_TRACKING_PASSWORD in the environment.
+MLFLOW_TRACKING_PASSWORD in the environment (a ``user:password@`` in $MLFLOW_TRACKING_URI
+is moved there; one in a parameter is refused: :func:`lib.secrets.check_parameter_names`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from lib import paths
 from lib.errors import TrackingError, first_line
-from lib.tracking_check import check_store, public_uri
+from lib.tracking_check import check_store, move_uri_credentials, public_uri
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,9 @@ def default_tracking_uri() -> str:
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The parameter, else $MLFLOW_TRACKING_URI, else the local SQLite store."""
+    """The parameter, else $MLFLOW_TRACKING_URI (its credentials moved out of it first:
+    :func:`lib.tracking_check.move_uri_credentials`), else the local SQLite store."""
+    move_uri_credentials()
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 

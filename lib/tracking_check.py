@@ -1,5 +1,6 @@
 """Checking the MLflow tracking store before any work, and its URI shown without
-credentials.
+credentials (a ``user:password@`` in $MLFLOW_TRACKING_URI is moved into MLflow's own
+credential variables first: :func:`move_uri_credentials`).
 
 An HTTP server gets bounded retries (an unreachable one is reported within
 ``CHECK_DEADLINE_S``; a refused login at once); a SQLite store is created under a lock; a
@@ -10,13 +11,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from lib import paths
 from lib.errors import TrackingError, first_line
 
 CHECK_DEADLINE_S = 30.0  # an unreachable server is reported within this time
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
+PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"
 
 # MLflow's own default retries a lost server for minutes; fail within about half a minute
 # instead (a user's own setting wins).
@@ -31,12 +36,39 @@ for _name, _value in (
 def public_uri(uri: str) -> str:
     """``uri`` without any user:password part, safe to show, glue or log."""
     parts = urlsplit(uri)
-    if parts.username is None and parts.password is None:
+    if "@" not in parts.netloc:
         return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # as written: an IPv6 host keeps its brackets
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def move_uri_credentials(environ: MutableMapping[str, str] | None = None) -> None:
+    """Move a ``user:password@`` out of $MLFLOW_TRACKING_URI into MLFLOW_TRACKING_USERNAME
+    and MLFLOW_TRACKING_PASSWORD (MLflow's own basic-auth variables), leaving the URI
+    without it, in ``environ`` (default ``os.environ``, which kernels started later inherit).
+
+    So the password is never part of a URI that MLflow, a notebook or a log shows, and every
+    client (the notebook's, the runner's that logs the notebook) logs in the same way.
+    Raises TrackingError if those variables are already set to other credentials.
+    """
+    environ = os.environ if environ is None else environ
+    uri = environ.get(TRACKING_URI_ENV) or ""
+    netloc = urlsplit(uri).netloc if "@" in uri else ""
+    if "@" not in netloc:
+        return
+    user, has_password, password = netloc.rpartition("@")[0].partition(":")
+    moved = {USERNAME_ENV: unquote(user)}
+    if has_password:
+        moved[PASSWORD_ENV] = unquote(password)
+    for name, value in moved.items():
+        if environ.get(name) not in (None, "", value):
+            raise TrackingError(
+                f"$MLFLOW_TRACKING_URI holds user:password@, and {name} is set to another "
+                f"value: give the credentials once, in {USERNAME_ENV} and {PASSWORD_ENV}, and "
+                "the URI without them"
+            )
+    environ.update({name: value for name, value in moved.items() if value})
+    environ[TRACKING_URI_ENV] = public_uri(uri)
 
 
 def check_store(uri: str, deadline_s: float = CHECK_DEADLINE_S) -> None:
@@ -104,8 +136,8 @@ def _open_sqlite_store(uri: str, db: Path) -> None:
 def _check_server(uri: str, deadline_s: float) -> None:
     import requests
 
-    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    user = os.environ.get(USERNAME_ENV)
+    password = os.environ.get(PASSWORD_ENV)
     auth = (user, password or "") if user else None
     url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
     shown = public_uri(uri)

@@ -91,3 +91,36 @@ def test_processes_creating_one_sqlite_store_at_once_all_succeed(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-2000:] for o in outs]
     client = mlflow.MlflowClient(uri)
     assert client.search_experiments()[0].name == "Default"
+
+
+def test_credentials_in_the_tracking_uri_move_to_mlflows_variables():
+    env = {"MLFLOW_TRACKING_URI": "https://bob:s3cr%40t@mlflow.example:8443/x"}
+    tracking_check.move_uri_credentials(env)
+    assert env == {
+        "MLFLOW_TRACKING_URI": "https://mlflow.example:8443/x",
+        "MLFLOW_TRACKING_USERNAME": "bob",
+        "MLFLOW_TRACKING_PASSWORD": "s3cr@t",
+    }
+    tracking_check.move_uri_credentials(env)  # nothing left to move
+    assert env["MLFLOW_TRACKING_URI"] == "https://mlflow.example:8443/x"
+    same = {"MLFLOW_TRACKING_URI": "http://bob:pw@[::1]:5000", "MLFLOW_TRACKING_USERNAME": "bob"}
+    tracking_check.move_uri_credentials(same)
+    assert same["MLFLOW_TRACKING_URI"] == "http://[::1]:5000"
+    untouched = {"MLFLOW_TRACKING_URI": "sqlite:////tmp/a@b/mlflow.db"}
+    tracking_check.move_uri_credentials(untouched)
+    assert untouched == {"MLFLOW_TRACKING_URI": "sqlite:////tmp/a@b/mlflow.db"}
+
+
+def test_credentials_in_the_uri_and_other_ones_in_the_variables_are_refused():
+    env = {
+        "MLFLOW_TRACKING_URI": "http://bob:uri-pass-1@127.0.0.1:5000",
+        "MLFLOW_TRACKING_USERNAME": "bob",
+        "MLFLOW_TRACKING_PASSWORD": "var-pass-2",
+    }
+    before = dict(env)
+    with pytest.raises(TrackingError) as info:
+        tracking_check.move_uri_credentials(env)
+    message = str(info.value)
+    assert "MLFLOW_TRACKING_PASSWORD is set to another value" in message
+    assert "uri-pass-1" not in message and "var-pass-2" not in message and "\n" not in message
+    assert env == before
