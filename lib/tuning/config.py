@@ -232,6 +232,18 @@ def _check_enqueue(value: Any, space: Mapping[str, SearchParam]) -> list[dict[st
     return [dict(item) for item in items]
 
 
+def _check_urls(params: Mapping[str, Any], from_file: Mapping[str, Any], config_file: Any) -> None:
+    """Refuse a URL with a password in the parameters or the config file, nested ones too
+    (``train_params.mlflow_tracking_uri``): the tune passes them on to its trials' notebooks."""
+    from lib.secrets import check_parameter_names
+
+    check_parameter_names(params)
+    try:
+        check_parameter_names(from_file)
+    except ParameterError as exc:  # named where it was written
+        raise ParameterError(f"{exc.name} (in {config_file})", exc.problem) from None
+
+
 def _check_secrets(train_params: Mapping[str, Any]) -> None:
     from lib.secrets import check_parameter_names
 
@@ -254,6 +266,7 @@ def load_config(
     ParameterError naming the first bad key; nothing has run yet.
     """
     from_file = read_config_file(config_file)
+    _check_urls(params, from_file, config_file)
     raw = _merge(params, from_file)
     space = parse_search_space(as_mapping("search_space", raw["search_space"]))
     directions, objectives = _directions_and_objectives(raw)

@@ -186,3 +186,20 @@ def test_requested_n_jobs_reads_the_parameter_then_the_file_and_falls_back_to_on
 def test_the_default_kernel_memory_limit_shares_the_memory_between_kernels():
     limit = tuning.memory_limit_mib()
     assert 0 < tuning.default_kernel_rss_mib(2) < tuning.default_kernel_rss_mib(1) < limit
+
+
+def test_a_password_in_a_url_of_the_config_file_or_train_params_is_refused(tmp_path):
+    conf = tmp_path / "tune.yml"
+    conf.write_text("storage: postgresql://optuna:file-pw-1@db.example/optuna\n")
+    with pytest.raises(ParameterError) as info:
+        tuning.load_config({}, config_file=conf)
+    assert info.value.name == f"storage (in {conf})" and "PGPASSWORD" in str(info.value)
+    assert "file-pw-1" not in str(info.value)
+    conf.write_text("train_params: {mlflow_tracking_uri: 'http://u:file-pw-2@127.0.0.1:5000'}\n")
+    with pytest.raises(ParameterError) as info:
+        tuning.load_config({}, config_file=conf)
+    assert info.value.name == f"train_params.mlflow_tracking_uri (in {conf})"
+    with pytest.raises(ParameterError) as info:
+        tuning.load_config({"train_params": {"mlflow_tracking_uri": "http://u:pw-3@h:5000"}})
+    assert info.value.name == "train_params.mlflow_tracking_uri"
+    assert "MLFLOW_TRACKING_PASSWORD" in str(info.value)
