@@ -3,10 +3,12 @@ work by :mod:`lib.tracking_check`).
 
 Default: an embedded local store (``mlflow.db``, SQLite, and ``mlartifacts/``, both in the
 project root and git-ignored; open them with ``mlflow ui --backend-store-uri
-sqlite:///mlflow.db``). ``mlflow_tracking_uri`` or $MLFLOW_TRACKING_URI points at a remote
-server instead; its basic-auth credentials come only from MLFLOW_TRACKING_USERNAME and
-MLFLOW_TRACKING_PASSWORD in the environment (a ``user:password@`` in $MLFLOW_TRACKING_URI
-is moved there; one in a parameter is refused: :func:`lib.secrets.check_parameter_names`).
+sqlite:///mlflow.db``). Any SQLite store keeps its experiments' artifacts beside its database
+(``mlartifacts/<experiment>``) unless ``mlflow_artifact_location`` says otherwise.
+``mlflow_tracking_uri`` or $MLFLOW_TRACKING_URI points at a remote server instead; its
+basic-auth credentials come only from MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD
+in the environment (a ``user:password@`` in $MLFLOW_TRACKING_URI is moved there; one in
+a parameter is refused: :func:`lib.secrets.check_parameter_names`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from typing import Any
 
 from lib import paths
 from lib.errors import TrackingError, first_line
-from lib.tracking_check import check_store, move_uri_credentials, public_uri
+from lib.tracking_check import (
+    check_artifact_location,
+    check_store,
+    move_uri_credentials,
+    public_uri,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +73,32 @@ def store_modules(uri: str | None) -> list[str]:
     return modules
 
 
-def default_artifact_location(experiment_name: str) -> str | None:
-    """For the local store, ``mlartifacts/<experiment>`` in the project root; else None."""
-    return (paths.project_root() / LOCAL_ARTIFACTS / experiment_name).as_uri()
+def default_artifact_location(experiment_name: str, tracking_uri: str) -> str | None:
+    """For a SQLite store, ``mlartifacts/<experiment>`` beside its database file (the
+    default store's: in the project root), never in a folder the store is not in; else
+    None (the store's own default: a server's artifact root, a folder store's folder)."""
+    db = paths.sqlite_path(tracking_uri)
+    if db is None:
+        return None
+    return (db.parent / LOCAL_ARTIFACTS / experiment_name).as_uri()
 
 
 @contextlib.contextmanager
 def server_errors(action: str) -> Iterator[None]:
-    """Turn MLflow and network errors while ``action`` into one clear TrackingError."""
+    """Turn MLflow and network errors while ``action`` into one clear TrackingError; a
+    local file error names the run's artifact location, not the store."""
     import mlflow
     import requests
 
     try:
         yield
     except (mlflow.exceptions.MlflowException, requests.RequestException, OSError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
+            where = mlflow.get_artifact_uri() if mlflow.active_run() else "the artifact location"
+            raise TrackingError(
+                f"cannot store the MLflow artifacts at {where} while {action}: "
+                f"{first_line(exc)[:300]}; check that it is writable and has space"
+            ) from None
         uri = public_uri(mlflow.get_tracking_uri())
         raise TrackingError(
             f"lost the MLflow tracking store at {uri} while {action}: {first_line(exc)[:300]}; "
@@ -101,7 +120,10 @@ def run_tags(hptuning_tag: str | None = None, extra: Mapping[str, Any] | None = 
 
 
 def setup_experiment(name: str, artifact_location: str | None = None) -> str:
-    """The id of experiment ``name``, created with ``artifact_location`` if it is new."""
+    """The id of experiment ``name`` in the current store, created if it is new with
+    ``artifact_location`` (else :func:`default_artifact_location`). Every experiment the
+    project uses comes from here: its artifact location is checked to be writable before
+    any work (TrackingError, or StorageError for a bucket, naming the location)."""
     import mlflow
 
     experiment = mlflow.get_experiment_by_name(name)
@@ -115,10 +137,16 @@ def setup_experiment(name: str, artifact_location: str | None = None) -> str:
                 experiment.artifact_location,
                 artifact_location,
             )
+        check_artifact_location(experiment.artifact_location, name, existing=True)
         return experiment.experiment_id
-    if artifact_location is None and mlflow.get_tracking_uri().startswith("sqlite:"):
-        artifact_location = default_artifact_location(name)
-    return mlflow.create_experiment(name, artifact_location=artifact_location)
+    location = artifact_location or default_artifact_location(name, mlflow.get_tracking_uri())
+    if location:  # checked before the experiment records it
+        check_artifact_location(location, name, existing=False)
+    experiment_id = mlflow.create_experiment(name, artifact_location=location)
+    if not location:  # the store's own default
+        recorded = mlflow.get_experiment(experiment_id).artifact_location
+        check_artifact_location(recorded, name, existing=True)
+    return experiment_id
 
 
 def start_run(
@@ -133,7 +161,8 @@ def start_run(
 ):
     """Check the store, then start (and return) an active MLflow run.
 
-    Raises TrackingError before anything else happens if the store cannot be used.
+    Raises TrackingError before anything else happens if the store cannot be used or the
+    experiment's artifact location cannot be written.
     ``autolog`` turns on MLflow's Keras autologging (no models, no data sets) for it.
     """
     import mlflow
@@ -141,18 +170,13 @@ def start_run(
     uri = resolve_tracking_uri(tracking_uri)
     check_store(uri)
     mlflow.set_tracking_uri(uri)
-    try:
+    try:  # its artifact location is checked too: nothing fails after training
         experiment_id = setup_experiment(experiment_name, artifact_location)
-        location = mlflow.get_experiment(experiment_id).artifact_location
     except mlflow.exceptions.MlflowException as exc:
         raise TrackingError(
             f"MLflow at {public_uri(uri)} failed: {first_line(exc)[:300]}; check the "
             "experiment's name and artifact location"
         ) from None
-    from lib import storage
-
-    if storage.is_gcs_uri(location):
-        storage.check_bucket(location)  # a missing bucket or credentials: before any work
     with server_errors("starting the run"):
         run_tags_ = dict(tags or {})
         if parent_run_id:

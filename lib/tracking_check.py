@@ -1,15 +1,18 @@
-"""Checking the MLflow tracking store before any work, and its URI shown without
-credentials (a ``user:password@`` in $MLFLOW_TRACKING_URI is moved into MLflow's own
-credential variables first: :func:`move_uri_credentials`).
+"""Checking the MLflow tracking store and an experiment's artifact location before any
+work, and the store's URI shown without credentials (a ``user:password@`` in
+$MLFLOW_TRACKING_URI is moved into MLflow's own credential variables first:
+:func:`move_uri_credentials`).
 
 An HTTP server gets bounded retries (an unreachable one is reported within
 ``CHECK_DEADLINE_S``; a refused login at once); a SQLite store is created under a lock; a
-folder store is created. Each problem is one :class:`lib.errors.TrackingError` line.
+folder store is created. A local artifact location must take a file, a ``gs://`` one's
+bucket must answer. Each problem is one :class:`lib.errors.UserError` line.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -102,6 +105,41 @@ def check_store(uri: str, deadline_s: float = CHECK_DEADLINE_S) -> None:
             raise TrackingError(
                 f"cannot create the MLflow store {uri}: {exc}; choose a writable folder"
             ) from None
+
+
+def check_artifact_location(location: str, experiment: str, *, existing: bool) -> None:
+    """Raise TrackingError (StorageError for a bucket), with one line naming the location,
+    unless experiment ``experiment``'s artifact ``location`` can be written: a local folder
+    is created and takes a small file (removed again), a ``gs://`` bucket is listed. Other
+    schemes (``mlflow-artifacts:`` served by the tracking server, ...) are the server's.
+
+    ``existing``: the experiment is already recorded with this location (only a new
+    experiment name can move its artifacts).
+    """
+    from lib import storage
+
+    if storage.is_gcs_uri(location):
+        storage.check_bucket(location)
+        return
+    parts = urlsplit(location)
+    if parts.scheme not in ("", "file") or parts.netloc not in ("", "localhost"):
+        return
+    folder = Path(unquote(parts.path) if parts.scheme == "file" else location)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-") as probe:
+            probe.write(b"ok")
+            probe.flush()
+    except OSError as exc:
+        fix = (
+            "make it writable, or use a new mlflow_exp_name (the experiment keeps its location)"
+            if existing
+            else "make it writable or choose another mlflow_artifact_location"
+        )
+        raise TrackingError(
+            f"cannot write the artifact location {location} of MLflow experiment "
+            f"{experiment!r}: {first_line(exc)[:300]}; {fix}"
+        ) from None
 
 
 _OPENED_SQLITE: set[str] = set()

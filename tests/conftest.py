@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,21 @@ def runner_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             handler.close()
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture()
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """An empty folder in which nothing can be written, by root either: a read-only tmpfs
+    mounted on it (unmounted after) when the tests run as root, else no write permission."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)]
+    subprocess.run(mount, check=True, capture_output=True)
 
 
 # $MLFLOW_TRACKING_URI as the test session found it.

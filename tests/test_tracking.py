@@ -1,7 +1,12 @@
+from pathlib import Path
+
 import mlflow
 import pytest
 
 from lib import tracking
+from lib.errors import TrackingError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -62,6 +67,103 @@ def test_default_local_experiment_gets_a_local_artifact_folder(local_store, tmp_
     mlflow.end_run()
     location = mlflow.get_experiment_by_name("local-exp").artifact_location
     assert location == (tmp_path / "mlartifacts" / "local-exp").as_uri()
+
+
+def test_the_default_artifact_location_is_beside_a_sqlite_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path / "project"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    project = tmp_path / "project"
+    assert tracking.default_artifact_location("e", tracking.resolve_tracking_uri()) == (
+        (project / "mlartifacts" / "e").as_uri()
+    )
+    assert tracking.default_artifact_location("e", "sqlite:///sub/m.db") == (
+        (project / "sub" / "mlartifacts" / "e").as_uri()
+    )
+    assert tracking.default_artifact_location("e", "sqlite:////data/mlflow.db") == (
+        "file:///data/mlartifacts/e"
+    )
+    assert tracking.default_artifact_location("e", "http://127.0.0.1:5000") is None
+
+
+def test_a_store_on_a_volume_keeps_the_artifacts_there_with_a_read_only_project(
+    read_only_dir, tmp_path, monkeypatch
+):
+    """As in a pod: the project folder is read-only, the store is on a mounted volume."""
+    monkeypatch.setenv("PROJECT_ROOT", str(read_only_dir))
+    monkeypatch.chdir(read_only_dir)
+    volume = tmp_path / "volume"
+    store = f"sqlite:///{volume / 'mlflow.db'}"
+    run = tracking.start_run(tracking_uri=store, experiment_name="on-volume")
+    plot = tmp_path / "curves.png"
+    plot.write_bytes(b"png")
+    tracking.log_results({"test_accuracy": 0.5}, [("plots", plot)])
+    tracking.end_run()
+    location = volume / "mlartifacts" / "on-volume"
+    assert mlflow.get_experiment_by_name("on-volume").artifact_location == location.as_uri()
+    logged = location / run.info.run_id / "artifacts" / "plots" / "curves.png"
+    assert logged.read_bytes() == b"png"
+    stored = mlflow.MlflowClient(store).get_run(run.info.run_id)
+    assert stored.info.status == "FINISHED" and stored.data.metrics["test_accuracy"] == 0.5
+
+
+def test_an_unwritable_artifact_location_stops_start_run_before_the_experiment(
+    local_store, read_only_dir
+):
+    location = (read_only_dir / "exp").as_uri()
+    with pytest.raises(TrackingError, match=f"cannot write the artifact location {location} "):
+        tracking.start_run(
+            tracking_uri=local_store, experiment_name="exp", artifact_location=location
+        )
+    assert mlflow.active_run() is None
+    assert mlflow.MlflowClient(local_store).get_experiment_by_name("exp") is None
+
+
+def test_an_experiment_recorded_with_an_unwritable_location_is_refused_before_any_run(
+    local_store, read_only_dir
+):
+    location = (read_only_dir / "old").as_uri()
+    client = mlflow.MlflowClient(local_store)
+    experiment_id = client.create_experiment("old", artifact_location=location)
+    with pytest.raises(TrackingError) as info:
+        tracking.start_run(tracking_uri=local_store, experiment_name="old")
+    message = str(info.value)
+    assert f"cannot write the artifact location {location} of MLflow experiment 'old'" in message
+    assert "use a new mlflow_exp_name" in message and "\n" not in message
+    assert mlflow.active_run() is None and client.search_runs([experiment_id]) == []
+
+
+def test_an_artifact_that_cannot_be_stored_names_the_artifact_location(local_store, tmp_path):
+    run = tracking.start_run(
+        tracking_uri=local_store,
+        experiment_name="blocked",
+        artifact_location=(tmp_path / "art").as_uri(),
+    )
+    (tmp_path / "art" / run.info.run_id).write_text("a file where the run's folder goes")
+    plot = tmp_path / "curves.png"
+    plot.write_bytes(b"png")
+    with pytest.raises(TrackingError) as info:
+        tracking.log_results({}, [("plots", plot)])
+    message = str(info.value)
+    assert message.startswith(
+        f"cannot store the MLflow artifacts at {(tmp_path / 'art').as_uri()}/{run.info.run_id}/"
+    )
+    assert "store at" not in message and "\n" not in message
+
+
+def test_only_setup_experiment_creates_experiments():
+    """Every experiment (train, tune's parent run, promotion's) gets its artifact location
+    and its check from tracking.setup_experiment."""
+    callers = [
+        str(path.relative_to(ROOT))
+        for folder in ("lib", "runner", "notebooks")
+        for path in (ROOT / folder).rglob("*.*")
+        if path.suffix in (".py", ".ipynb")
+        and any(
+            call in path.read_text(encoding="utf-8")
+            for call in ("create_experiment(", "set_experiment(")
+        )
+    ]
+    assert callers == ["lib/tracking.py"]
 
 
 def test_log_notebook_attaches_files_and_marks_failure(local_store, tmp_path):

@@ -93,6 +93,45 @@ def test_processes_creating_one_sqlite_store_at_once_all_succeed(tmp_path):
     assert client.search_experiments()[0].name == "Default"
 
 
+@pytest.mark.parametrize("as_uri", [True, False], ids=["file-uri", "path"])
+def test_a_writable_artifact_location_is_made_and_left_empty(tmp_path, as_uri):
+    folder = tmp_path / "volume" / "ml artifacts" / "exp"  # a space: quoted in its file URI
+    location = folder.as_uri() if as_uri else str(folder)
+    tracking_check.check_artifact_location(location, "exp", existing=False)
+    assert folder.is_dir() and list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "existing"])
+def test_a_read_only_artifact_location_is_one_line_naming_it(read_only_dir, existing):
+    location = (read_only_dir / "mlartifacts" / "exp").as_uri()
+    with pytest.raises(TrackingError) as info:
+        tracking_check.check_artifact_location(location, "exp", existing=existing)
+    message = str(info.value)
+    assert message.startswith(f"cannot write the artifact location {location} of MLflow ")
+    assert "Read-only file system" in message or "Permission denied" in message
+    assert "\n" not in message and "store" not in message
+    # The fix that works: a recorded location stays with its experiment.
+    assert ("mlflow_exp_name" in message) == existing
+    assert ("mlflow_artifact_location" in message) != existing
+    assert list(read_only_dir.iterdir()) == []
+
+
+def test_a_file_in_the_way_of_the_artifact_location_is_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    with pytest.raises(TrackingError, match=rf"cannot write the artifact location {blocker}/exp"):
+        tracking_check.check_artifact_location(str(blocker / "exp"), "exp", existing=False)
+
+
+@pytest.mark.parametrize("location", ["mlflow-artifacts:/exp", "s3://bucket/exp"])
+def test_artifact_locations_that_are_not_local_are_left_to_their_server(
+    location, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # taken for a relative path, it would be made here
+    tracking_check.check_artifact_location(location, "exp", existing=True)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_credentials_in_the_tracking_uri_move_to_mlflows_variables():
     env = {"MLFLOW_TRACKING_URI": "https://bob:s3cr%40t@mlflow.example:8443/x"}
     tracking_check.move_uri_credentials(env)
