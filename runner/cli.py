@@ -297,6 +297,12 @@ def _print_error(message: str) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
+    if args.command != "fetch-data":
+        from lib.tracking_check import move_uri_credentials
+
+        # A user:password@ in $MLFLOW_TRACKING_URI into MLflow's own variables, before MLflow
+        # reads the environment or a kernel inherits it: no URI shown holds the password.
+        move_uri_credentials()
     if args.command == "fetch-data":
         from lib.fetch import fetch_data
 

@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 
 import pytest
 
@@ -275,3 +276,65 @@ def test_secret_filter_masks_url_passwords_from_the_environment_and_unknown(monk
     record = _record("opening %s", "http://who:never-seen-pw@other.example/x")
     filt.filter(record)
     assert record.getMessage() == f"opening http://who:{MASK}@other.example/x"
+
+
+def _runner_refuses(tmp_path, args, env_extra=None):
+    """``python -m runner ARGS`` with a store, a run folder and a model folder of the test's
+    own: its one error line, once nothing of them was written."""
+    from tests.runner_process import error_traceback_shown, run_runner
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    env.update(
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db", LOG_DIR=str(tmp_path / "logs")
+    )
+    env.update(env_extra or {})
+    where = ["--output-dir", str(tmp_path / "run")]
+    result = run_runner([*args, *where], env, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stdout == "" and not error_traceback_shown(result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
+    written = {p.name for p in tmp_path.iterdir()} - {"logs", "tune.yml"}
+    assert written == set()  # no run folder, no store (so no MLflow run), no model
+    assert "pw-5678" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "starts", "variable"),
+    [
+        (
+            ["train", "-r", "mlflow_tracking_uri", "http://u:pw-5678@127.0.0.1:5000"],
+            "error: mlflow_tracking_uri: a password in a URL",
+            "MLFLOW_TRACKING_PASSWORD",
+        ),
+        (
+            ["tune", "-p", "storage", "postgresql://optuna:pw-5678@127.0.0.1/optuna"],
+            "error: storage: a password in a URL",
+            "PGPASSWORD",
+        ),
+        (
+            ["tune", "-y", "{train_params: {mlflow_tracking_uri: 'https://u:pw-5678@h'}}"],
+            "error: train_params.mlflow_tracking_uri: ",
+            "MLFLOW_TRACKING_PASSWORD",
+        ),
+    ],
+)
+def test_the_runner_refuses_a_password_in_a_url_parameter_before_anything(
+    tmp_path, args, starts, variable
+):
+    line = _runner_refuses(tmp_path, [*args, "-p", "model_dir", str(tmp_path / "model")])
+    assert line.startswith(starts) and variable in line
+
+
+def test_the_runner_refuses_credentials_given_twice_in_the_environment(tmp_path):
+    line = _runner_refuses(
+        tmp_path,
+        ["train", "-p", "model_dir", str(tmp_path / "model")],
+        {
+            "MLFLOW_TRACKING_URI": "http://u:pw-5678@127.0.0.1:5000",
+            "MLFLOW_TRACKING_USERNAME": "u",
+            "MLFLOW_TRACKING_PASSWORD": "another-one",
+        },
+    )
+    assert "MLFLOW_TRACKING_PASSWORD is set to another value" in line
