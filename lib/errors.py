@@ -13,6 +13,11 @@ An error raised inside a notebook kernel reaches the runner only as papermill's
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+
 
 class UserError(Exception):
     """Bad input that the user can fix; ``str()`` is one line naming the problem and the fix."""
@@ -51,6 +56,35 @@ class StorageError(UserError):
 
 class ModelError(UserError):
     """A model to load is not where it was said to be, or is not a model of this project."""
+
+
+class OutputError(UserError):
+    """An output location cannot be written: read-only, full, or not permitted. A fault of
+    the machine, not of the input, but one line that names the location says what to do."""
+
+
+# What each fault of the machine means for the one writing, and what to do about it.
+_WRITE_FAULTS = {
+    errno.EROFS: "the file system is read-only; choose a writable location",
+    errno.ENOSPC: "no space left on the device; free some space or choose another location",
+    errno.EDQUOT: "the disk quota is used up; free some space or choose another location",
+    errno.EACCES: "permission denied; choose a location you can write",
+    errno.EPERM: "operation not permitted; choose a location you can write",
+}
+
+
+@contextlib.contextmanager
+def output_faults(what: str, location: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn a read-only, full or forbidden ``location`` met in the block into one
+    :class:`OutputError` line (``what`` names the output, e.g. "processed_dir"); any other
+    OSError is left as it is."""
+    try:
+        yield
+    except OSError as exc:
+        problem = _WRITE_FAULTS.get(exc.errno)
+        if problem is None:
+            raise
+        raise OutputError(f"{what} {os.fspath(location)} cannot be written: {problem}") from None
 
 
 def _family(cls: type[UserError]) -> list[type[UserError]]:

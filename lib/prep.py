@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib import arrow_buffers, cleaning, paths, raw, scan
-from lib.errors import DatasetError
+from lib.errors import DatasetError, output_faults
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,23 +80,32 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
 
 
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    # The file closed here, even when a write fails: left to pyarrow, a failed writer keeps
+    # it open (and a full disk's space taken) until the garbage collector finds it.
+    with pa.OSFile(str(path), "wb") as sink:
+        pq.write_table(table, sink, compression="zstd")
+
+
 def _write_atomically(processed_dir: Path, tables: dict[str, pa.Table], manifest: dict) -> None:
-    tmp = paths.new_temp_dir(processed_dir.parent, f".{processed_dir.name}.tmp-")
-    try:
-        with ThreadPoolExecutor(len(tables)) as pool:  # the writer lets go of the GIL
-            written = [
-                pool.submit(pq.write_table, table, tmp / f"{split}.parquet", compression="zstd")
-                for split, table in tables.items()
-            ]
-            for future in written:
-                future.result()
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        old = processed_dir.with_name(f".{processed_dir.name}.old-{os.getpid()}")
-        if paths.replace_folder(tmp, processed_dir, old):
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # A read-only, full or forbidden processed_dir: one line naming it (OutputError).
+    with output_faults("processed_dir", processed_dir):
+        tmp = paths.new_temp_dir(processed_dir.parent, f".{processed_dir.name}.tmp-")
+        try:
+            with ThreadPoolExecutor(len(tables)) as pool:  # the writer lets go of the GIL
+                written = [
+                    pool.submit(_write_parquet, table, tmp / f"{split}.parquet")
+                    for split, table in tables.items()
+                ]
+                for future in written:
+                    future.result()
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            old = processed_dir.with_name(f".{processed_dir.name}.old-{os.getpid()}")
+            if paths.replace_folder(tmp, processed_dir, old):
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def prepare(
@@ -123,6 +132,9 @@ def prepare(
         ("file names that do not parse", found.bad_names),
         ("ratings outside 1-10", found.bad_ratings),
         ("duplicate review ids", found.duplicates),
+        ("a link leading outside the raw dirs", found.special[raw.LINK_OUTSIDE]),
+        ("a broken link", found.special[raw.BROKEN_LINK]),
+        ("no regular file (a FIFO, device, folder)", found.special[raw.NOT_REGULAR]),
     ):
         if items:
             log.warning("skipping %d files with %s, e.g. %s", len(items), what, items[:3])
@@ -188,6 +200,7 @@ def prepare(
             "bad_name": _skip_record(found.bad_names),
             "rating_out_of_range": _skip_record(found.bad_ratings),
             "duplicate_id": _skip_record(found.duplicates),
+            **{reason: _skip_record(items) for reason, items in found.special.items()},
             "empty": _skip_record([files[i].path for i in found.empty]),
             "empty_after_cleaning": _skip_record([files[i].path for i in found.empty_after]),
         },

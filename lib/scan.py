@@ -41,6 +41,11 @@ class Scan:
     bad_names: list[str] = field(default_factory=list)
     bad_ratings: list[str] = field(default_factory=list)
     missing_folders: list[str] = field(default_factory=list)
+    # Entries named like reviews that are not regular files inside the raw dirs, by reason
+    # (raw.SPECIAL_REASONS): never read.
+    special: dict[str, list[str]] = field(
+        default_factory=lambda: {reason: [] for reason in raw.SPECIAL_REASONS}
+    )
     duplicates: list[str] = field(default_factory=list)
     invalid: list[int] = field(default_factory=list)  # not UTF-8: decoded with replacement
     empty: list[int] = field(default_factory=list)  # empty or whitespace only
@@ -50,6 +55,8 @@ class Scan:
         self.bad_names += listing.bad_names
         self.bad_ratings += listing.bad_ratings
         self.missing_folders += listing.missing_folders
+        for reason, paths in listing.special.items():
+            self.special[reason] += paths
         start = len(self.files)
         for f in listing.files:
             if f.key in seen:
@@ -102,9 +109,10 @@ def scan(raw_dirs: list[Path], threads: int | None = None) -> Scan:
     result = Scan()
     seen: set[tuple[str, int, int]] = set()
     fingerprint = hashlib.sha256()
+    roots = tuple(os.path.realpath(d) for d in raw_dirs)
     with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
         listings = [
-            (source, pool.submit(raw.list_folder, raw_dir, split, label_name, source))
+            (source, pool.submit(raw.list_folder, raw_dir, split, label_name, source, roots))
             for source, raw_dir in enumerate(raw_dirs)
             for split in raw.SPLITS
             for label_name in raw.LABELS

@@ -3,6 +3,7 @@ share the tests out (scripts/test.sh runs pytest in two, with pytest-xdist)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -53,6 +54,30 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
         return
     mount = ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)]
     subprocess.run(mount, check=True, capture_output=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True, capture_output=True)
+
+
+@pytest.fixture()
+def full_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a full file system: a 64 KiB tmpfs mounted on it, filled by one hidden
+    file (unmounted after). It takes root to mount one: skipped otherwise."""
+    if os.geteuid() != 0:
+        pytest.skip("a full file system is a tmpfs mount, which takes root")
+    folder = tmp_path / "full"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)]
+    subprocess.run(mount, check=True, capture_output=True)
+    try:
+        with open(folder / ".filler", "wb", buffering=0) as filler:
+            with contextlib.suppress(OSError):
+                while True:  # until ENOSPC
+                    filler.write(b"\0" * 4096)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True, capture_output=True)
 
 
 # $MLFLOW_TRACKING_URI as the test session found it.

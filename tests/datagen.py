@@ -59,3 +59,25 @@ def make_mixed_raw_dirs(tmp_path: Path) -> tuple[Path, Path]:
     write_review(two, "test", 0, 53, 3, " \u2003 ")
     write_review(two, "test", 0, 54, 3, b"bad \xff byte")
     return one, two
+
+
+def add_special_entries(root: Path, outside: Path) -> dict[str, Path]:
+    """Entries in ``root``'s train/pos named like reviews that are not regular files inside
+    ``root``: a link to the file ``outside``, a broken link and a FIFO (prep skips each); and
+    ``link_in``, a link to a review of ``root``'s test/pos (prep reads it)."""
+    import os
+
+    inside = write_review(root, "test", 1, 900, 9, "a wonderful film, linked from train")
+    folder = root / "train" / "pos"
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = {
+        "link_out": folder / "901_9.txt",
+        "broken": folder / "902_9.txt",
+        "fifo": folder / "903_9.txt",
+        "link_in": folder / "904_9.txt",
+    }
+    entries["link_out"].symlink_to(outside)
+    entries["broken"].symlink_to(folder / "gone.txt")
+    os.mkfifo(entries["fifo"])
+    entries["link_in"].symlink_to(os.path.relpath(inside, folder))
+    return entries

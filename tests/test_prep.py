@@ -5,8 +5,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib import prep, scan
-from lib.errors import DatasetError
-from tests.datagen import make_mixed_raw_dirs, make_raw_dir, write_review
+from lib.errors import DatasetError, OutputError
+from tests.datagen import add_special_entries, make_mixed_raw_dirs, make_raw_dir, write_review
 
 
 def _read(processed: Path, split: str) -> list[dict]:
@@ -190,3 +190,35 @@ def test_the_data_set_does_not_depend_on_how_files_are_chunked(tmp_path, monkeyp
     assert chunked["rows"]["train"]["total"] == 11  # set1's 10, and 51; 50 is empty
     assert chunked["rows"]["test"]["total"] == 15  # set1's 10, set2's ids 5 and 6, and 54
     assert [d["rows"] for d in chunked["raw_dirs"]] == [11 + 10, 5]
+
+
+def test_links_out_broken_links_and_fifos_are_skipped_and_counted(tmp_path):
+    src = make_raw_dir(tmp_path / "raw", per_label=2)
+    (tmp_path / "hostname").write_text("my-host-name")  # as /etc/hostname: never a review
+    entries = add_special_entries(src, tmp_path / "hostname")
+    manifest = prep.prepare([src], tmp_path / "out")
+    skipped = manifest["skipped"]
+    for reason, entry in (
+        ("link_outside_raw_dirs", "link_out"),
+        ("broken_link", "broken"),
+        ("not_regular_file", "fifo"),
+    ):
+        assert skipped[reason] == {"count": 1, "examples": [str(entries[entry])]}
+    train = _read(tmp_path / "out", "train")
+    assert not any("host" in r["text"] for r in train)
+    # The link to a review inside the raw dir is read: the same text under the link's id.
+    assert [r["text"] for r in train if r["id"] == 904] == ["wonderful film linked from train"]
+    table = prep.skipped_table(manifest)
+    assert table.loc["link_outside_raw_dirs", "count"] == 1
+
+
+@pytest.mark.parametrize("fault", ["read_only_dir", "full_dir"])
+def test_a_read_only_or_full_processed_dir_is_one_line_naming_it(tmp_path, request, fault):
+    src = make_raw_dir(tmp_path / "raw", per_label=2)
+    out = request.getfixturevalue(fault) / "processed"
+    with pytest.raises(OutputError) as info:
+        prep.prepare([src], out)
+    message = str(info.value)
+    assert message.startswith(f"processed_dir {out} cannot be written") and "\n" not in message
+    assert ("read-only" if fault == "read_only_dir" else "no space left") in message
+    assert not out.exists() and not any(out.parent.glob(".processed.tmp-*"))  # nothing left

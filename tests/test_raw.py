@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 from pathlib import Path
 
 import pytest
 
 from lib import raw
 from lib.errors import DatasetError
-from tests.datagen import make_raw_dir, write_review
+from tests.datagen import add_special_entries, make_raw_dir, write_review
 
 
 @pytest.mark.parametrize(
@@ -91,6 +93,42 @@ def test_list_folder_keeps_reviews_sorted_by_id_and_says_what_it_left_out(tmp_pa
     assert listing.missing_folders == []
 
 
+def test_list_folder_lists_only_regular_files_inside_the_raw_dirs(tmp_path):
+    root = make_raw_dir(tmp_path / "raw", per_label=1)
+    (tmp_path / "hostname").write_text("a file outside the raw folder")
+    entries = add_special_entries(root, tmp_path / "hostname")
+    folder = root / "train" / "pos"
+    (folder / "8_8.txt").mkdir()  # a folder named like a review
+    try:  # a device, where the container lets root make one
+        os.mknod(folder / "905_9.txt", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        device = [str(folder / "905_9.txt")]
+    except PermissionError:
+        device = []
+
+    listing = raw.list_folder(root, "train", "pos", source=0)
+    assert {reason: sorted(paths) for reason, paths in listing.special.items()} == {
+        raw.LINK_OUTSIDE: [str(entries["link_out"])],
+        raw.BROKEN_LINK: [str(entries["broken"])],
+        raw.NOT_REGULAR: sorted([str(entries["fifo"]), str(folder / "8_8.txt"), *device]),
+    }
+    # A link to a review inside the raw dir is read, at its target (never through the link).
+    assert [f.id for f in listing.files] == [0, 904]
+    assert listing.files[0].path.startswith(str(folder))
+    assert listing.files[1].path == str((root / "test" / "pos" / "900_9.txt").resolve())
+
+
+def test_a_label_folder_linked_out_of_the_raw_dir_is_skipped_whole(tmp_path):
+    elsewhere = make_raw_dir(tmp_path / "elsewhere", per_label=2)
+    root = make_raw_dir(tmp_path / "raw", per_label=1)
+    shutil.rmtree(root / "test")
+    (root / "test").symlink_to(elsewhere / "test")
+    listing = raw.list_folder(root, "test", "pos", source=0)
+    assert listing.files == [] and listing.special[raw.LINK_OUTSIDE] == [str(root / "test/pos")]
+    # Inside the raw dirs given (the roots), the same link is followed.
+    roots = (str(root.resolve()), str(elsewhere.resolve()))
+    assert len(raw.list_folder(root, "test", "pos", 0, roots).files) == 2
+
+
 def test_list_folder_reports_a_missing_folder(tmp_path):
     write_review(tmp_path, "train", 1, 0, 9, "good")
     listing = raw.list_folder(tmp_path, "test", "neg", source=0)
@@ -124,8 +162,20 @@ def test_read_files_returns_each_file_whole_and_in_order(tmp_path):
     for path, data in files.items():
         path.write_bytes(data)
     assert raw.read_files([str(p) for p in files]) == list(files.values())
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DatasetError) as info:  # gone since it was listed: one line naming it
         raw.read_files([str(tmp_path / "a" / "gone.txt")])
+    assert str(tmp_path / "a" / "gone.txt") in str(info.value) and "\n" not in str(info.value)
+
+
+def test_read_files_follows_no_link_and_waits_on_no_fifo(tmp_path):
+    # Listed as regular files, replaced before the read: a link is not followed, a FIFO
+    # with no writer reads as empty instead of blocking the prep.
+    (tmp_path / "secret").write_bytes(b"not a review")
+    (tmp_path / "1_9.txt").symlink_to(tmp_path / "secret")
+    os.mkfifo(tmp_path / "2_9.txt")
+    assert raw.read_files([str(tmp_path / "2_9.txt")]) == [b""]
+    with pytest.raises(DatasetError, match="1_9.txt cannot be read"):
+        raw.read_files([str(tmp_path / "1_9.txt")])
 
 
 def test_read_files_leaves_access_times_alone(tmp_path):

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from lib import cleaning, scan
-from tests.datagen import make_mixed_raw_dirs, make_raw_dir, write_review
+from tests.datagen import add_special_entries, make_mixed_raw_dirs, make_raw_dir, write_review
 
 
 def _as_dict(result: scan.Scan) -> dict:
@@ -99,3 +99,19 @@ def test_the_scan_does_not_depend_on_chunks_or_threads(tmp_path, monkeypatch):
         assert _as_dict(scan.scan([one, two], threads=threads)) == whole
     assert whole["texts"][whole["empty_after"][0]] == ""
     assert len(whole["empty"]) == 2 and len(whole["invalid"]) == 2
+
+
+def test_a_link_into_another_raw_dir_is_read_and_the_rest_counted_by_reason(tmp_path):
+    one = make_raw_dir(tmp_path / "set1", per_label=1)
+    two = make_raw_dir(tmp_path / "set2", per_label=1, first_id=10)
+    (one / "train" / "pos" / "20_9.txt").symlink_to(next((two / "test" / "neg").iterdir()))
+    (tmp_path / "outside.txt").write_text("never a review")
+    add_special_entries(two, tmp_path / "outside.txt")
+    result = scan.scan([one, two])
+    assert ("train", 1, 20) in {f.key for f in result.files}  # inside the raw dirs given
+    assert {reason: len(paths) for reason, paths in result.special.items()} == {
+        "link_outside_raw_dirs": 1,
+        "broken_link": 1,
+        "not_regular_file": 1,
+    }
+    assert all(p.startswith(str(two)) for paths in result.special.values() for p in paths)
