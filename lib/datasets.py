@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib import paths, prep, speedups
-from lib.errors import DatasetError, ParameterError
+from lib.errors import DatasetError, ParameterError, first_line
 from lib.params import check_float, not_allowed
 
 
@@ -76,8 +76,18 @@ def check_data_path(name: str, value: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _unreadable(path: Path, exc: Exception) -> DatasetError:
+    return DatasetError(
+        f"processed data file {path} cannot be read ({type(exc).__name__}: "
+        f"{first_line(exc)[:200]}): re-run prep to write the data set again"
+    )
+
+
 def _read_split(path: Path) -> Split:
-    table = pq.read_table(path, columns=["text", "label"])
+    try:
+        table = pq.read_table(path, columns=["text", "label"])
+    except (OSError, pa.ArrowException) as exc:  # truncated, corrupt, unreadable
+        raise _unreadable(path, exc) from None
     texts = table["text"].combine_chunks()
     if isinstance(texts, pa.ChunkedArray):  # pragma: no cover - older pyarrow
         texts = texts.combine_chunks()
@@ -135,11 +145,15 @@ def _load(path: Path, val_split: float, seed: int) -> Data:
             f"a fraction that leaves at least 2 reviews in each part of {len(train_all)} rows",
         )
     train_idx, val_idx = stratified_split(train_all.labels, val_split, seed)
+    try:
+        manifest = prep.read_manifest(path)
+    except (OSError, ValueError) as exc:  # unreadable, cut short, not JSON
+        raise _unreadable(path / prep.MANIFEST, exc) from None
     return Data(
         Split(train_all.texts[train_idx], train_all.labels[train_idx]),
         Split(train_all.texts[val_idx], train_all.labels[val_idx]),
         test,
-        prep.read_manifest(path),
+        manifest,
     )
 
 

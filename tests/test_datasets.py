@@ -1,8 +1,10 @@
+import shutil
+
 import numpy as np
 import pytest
 
 from lib import datasets, prep
-from lib.errors import ParameterError
+from lib.errors import DatasetError, ParameterError
 from tests.datagen import make_raw_dir
 
 
@@ -50,6 +52,19 @@ def test_data_path_missing_or_not_processed(tmp_path):
     (tmp_path / "train.parquet").write_text("x")
     with pytest.raises(ParameterError, match=r"^data_path: .*lacks train.parquet, test.parquet"):
         datasets.load(tmp_path, 0.2, seed=1)
+
+
+@pytest.mark.parametrize("name", ["train.parquet", "test.parquet", "manifest.json"])
+def test_a_truncated_processed_file_is_one_line_saying_re_run_prep(processed, tmp_path, name):
+    copy = tmp_path / "processed"
+    shutil.copytree(processed, copy)
+    data = (copy / name).read_bytes()
+    (copy / name).write_bytes(data[: len(data) // 2])  # cut in half, as by a full disk
+    with pytest.raises(DatasetError) as info:
+        datasets.load(copy, 0.25, seed=1)
+    message = str(info.value)
+    assert message.startswith(f"processed data file {copy / name} cannot be read")
+    assert message.endswith("re-run prep to write the data set again") and "\n" not in message
 
 
 # -- the data_cache trick -------------------------------------------------------------------
