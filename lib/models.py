@@ -5,7 +5,8 @@ training texts), a ``core`` Keras model trained with ``fit`` on the vectors (the
 vectorised once, outside ``fit``, which is much faster), and ``export_model()``, which
 chains the two into one Keras model that takes raw review strings and returns P(positive).
 
-Models (``MODEL_NAMES``, the first is the default):
+Models (``MODEL_NAMES``, declared with their hyperparameters in :mod:`lib.train_spec`; the
+first is the default):
 
 - ``nbngram``: logistic regression on binary word 1-3-gram features scaled by their naive
   Bayes log-count ratios (NBSVM, Wang & Manning 2012), plus separate 1-2-gram features of
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,56 +36,12 @@ import numpy as np
 import tensorflow as tf
 
 from lib import features, speedups
-from lib.errors import ParameterError
-from lib.params import check_choice, check_float, check_int, not_allowed
+from lib.params import check_choice
 
-MODEL_NAMES: tuple[str, ...] = ("nbngram", "reference")
-
-
-# name -> (default, check); a check takes (name, value) and returns the clean value.
-def _int(minimum: int) -> Callable[[str, Any], int]:
-    return lambda name, value: check_int(name, value, minimum)
-
-
-def _float(
-    low: float | None, high: float | None = None, inclusive: bool = False
-) -> Callable[[str, Any], float]:
-    return lambda name, value: check_float(name, value, low, high, inclusive)
-
-
-def _fraction(high: float) -> Callable[[str, Any], float]:
-    """A check for a number in [0, high)."""
-
-    def check(name: str, value: Any) -> float:
-        number = check_float(name, value, 0.0, high, inclusive=True)
-        if number >= high:
-            raise not_allowed(name, value, f"a number in [0, {high})")
-        return number
-
-    return check
-
-
-_HPARAMS: dict[str, dict[str, tuple[Any, Callable[[str, Any], Any]]]] = {
-    "nbngram": {
-        "ngrams": (3, _int(1)),  # word 1..n-grams of the whole review
-        "tail": (20, _int(0)),  # last words that get their own n-gram features; 0: none
-        "tail_ngrams": (2, _int(1)),  # 1..n-grams of the tail
-        "min_count": (2, _int(1)),  # keep terms seen this often in the training texts
-        "max_tokens": (0, _int(0)),  # cap on the vocabulary (most frequent); 0: no cap
-        "alpha": (1.0, _float(0.0)),  # smoothing of the NB ratios
-        "nb_scale": (0.05, _float(0.0)),  # NB ratio multiplier: sets the weights' step size
-        "nb_prior": (0.0, _float(0.0, None, inclusive=True)),  # start from NB weights x this
-        "dropout": (0.0, _fraction(1.0)),  # of the input features, in training
-        "label_smoothing": (0.1, _fraction(0.5)),
-    },
-    "reference": {
-        "max_tokens": (20000, _int(3)),
-        "sequence_length": (256, _int(1)),
-        "embedding_dim": (128, _int(1)),
-        "hidden": (16, _int(1)),
-        "label_smoothing": (0.0, _fraction(0.5)),
-    },
-}
+# The models and their hyperparameters are declared without TensorFlow (lib.train_spec);
+# every table below is keyed by MODEL_NAMES.
+from lib.train_spec import MODEL_NAMES, check_model_params
+from lib.train_spec import default_hparams as default_hparams  # part of this API
 
 # Training defaults for each model (the notebook's optimiser, learning_rate, epochs, bs).
 _TRAINING: dict[str, dict[str, Any]] = {
@@ -102,36 +58,9 @@ _LEARNING_RATES: dict[str, dict[str, float]] = {
 }
 
 
-def _check_name(model_name: str) -> str:
-    return check_choice("model", model_name, MODEL_NAMES)
-
-
-def default_hparams(model_name: str) -> dict[str, Any]:
-    """The model's own hyperparameters with their defaults."""
-    return {key: default for key, (default, _) in _HPARAMS[_check_name(model_name)].items()}
-
-
 def default_train_params(model_name: str) -> dict[str, Any]:
     """Default ``optimiser``, ``learning_rate``, ``epochs`` and ``bs`` for the model."""
-    return dict(_TRAINING[_check_name(model_name)])
-
-
-def check_model_params(model_name: str, hparams: dict[str, Any]) -> dict[str, Any]:
-    """All hyperparameters of the model: defaults updated with checked ``hparams``.
-
-    Raises ``ParameterError`` naming the parameter for an unknown model, an unknown
-    hyperparameter or a value out of range.
-    """
-    spec = _HPARAMS[_check_name(model_name)]
-    checked = default_hparams(model_name)
-    for key, value in hparams.items():
-        if key not in spec:
-            raise ParameterError(
-                key,
-                f"not a hyperparameter of model {model_name!r}: use one of " + ", ".join(spec),
-            )
-        checked[key] = spec[key][1](key, value)
-    return checked
+    return dict(_TRAINING[check_choice("model", model_name, MODEL_NAMES)])
 
 
 @keras.saving.register_keras_serializable(package=features.PACKAGE)

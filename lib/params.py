@@ -8,6 +8,7 @@ accept both and fail with a message that names the parameter, the value and what
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,30 @@ def not_allowed(name: str, value: Any, allowed: str) -> ParameterError:
     if len(shown) > 120:  # one line, even for a long list or mapping
         shown = shown[:117] + "..."
     return ParameterError(name, f"{shown} is not allowed: {allowed}")
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """The closest of the ``known`` names to a misspelt ``name``, as the end of an error
+    line: ``did you mean 'optimiser'?``; when none is close, ``known: a, b, ...``."""
+    known = [str(k) for k in known]
+    scored = sorted(
+        ((difflib.SequenceMatcher(None, str(name), k).ratio(), k) for k in known),
+        key=lambda pair: -pair[0],
+    )
+    # The close ones (difflib's usual 0.6), and of those only the nearly best: a near
+    # miss should not be buried among names that merely share a suffix.
+    close = [k for r, k in scored[:3] if r >= 0.6 and r >= scored[0][0] - 0.1]
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "known: " + ", ".join(known) if known else "none is known"
+
+
+def unknown_name(
+    where: str, name: str, known: Iterable[str], what: str = "parameter"
+) -> ParameterError:
+    """The error for a name that ``where`` does not have:
+    ``train: unknown parameter 'optimizer'; did you mean 'optimiser'?``."""
+    return ParameterError(where, f"unknown {what} {str(name)!r}; {did_you_mean(name, known)}")
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:
@@ -132,10 +157,8 @@ def _notebook_path(notebook: str | os.PathLike[str]) -> Path:
     return paths.notebook_path(notebook)
 
 
-def parameter_names(notebook: str | os.PathLike[str]) -> list[str]:
-    """The names that the top-level assignments of the notebook's ``parameters`` cell bind, in
-    order. ``notebook`` is a name (``"train"``: ``notebooks/train.ipynb``) or a file's path."""
-    path = _notebook_path(notebook)
+def _parameters_cell(path: Path) -> ast.Module:
+    """The parsed source of the notebook's one cell tagged ``parameters``."""
     try:
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     except FileNotFoundError:
@@ -149,18 +172,40 @@ def parameter_names(notebook: str | os.PathLike[str]) -> list[str]:
             "the cell that holds the parameters' defaults"
         )
     source = tagged[0]["source"]
-    tree = ast.parse(source if isinstance(source, str) else "".join(source), str(path))
-    names: dict[str, None] = {}
-    for node in tree.body:
+    return ast.parse(source if isinstance(source, str) else "".join(source), str(path))
+
+
+def parameter_defaults(notebook: str | os.PathLike[str]) -> dict[str, Any]:
+    """Each parameter of the notebook (see :func:`parameter_names`) and the value its
+    ``parameters`` cell assigns, read without a kernel: the value of a literal, else the
+    assignment's source text."""
+    defaults: dict[str, Any] = {}
+    for node in _parameters_cell(_notebook_path(notebook)).body:
         if isinstance(node, ast.Assign):
-            targets = node.targets
+            targets, value = node.targets, node.value
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
-            targets = [node.target]
+            targets, value = [node.target], node.value
         else:
             continue
+        names: dict[str, None] = {}
         for target in targets:
             _bound_names(target, names)
-    return list(names)
+        single = len(targets) == 1 and isinstance(targets[0], ast.Name)
+        for name in names:
+            if single and not isinstance(node, ast.AugAssign):
+                try:
+                    defaults[name] = ast.literal_eval(value)
+                    continue
+                except (ValueError, SyntaxError, TypeError):
+                    pass
+            defaults[name] = ast.unparse(value)
+    return defaults
+
+
+def parameter_names(notebook: str | os.PathLike[str]) -> list[str]:
+    """The names that the top-level assignments of the notebook's ``parameters`` cell bind, in
+    order. ``notebook`` is a name (``"train"``: ``notebooks/train.ipynb``) or a file's path."""
+    return list(parameter_defaults(notebook))
 
 
 def _bound_names(target: ast.expr, names: dict[str, None]) -> None:

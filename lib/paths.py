@@ -61,6 +61,43 @@ def log_dir() -> Path:
     return Path(os.environ["LOG_DIR"]) if os.environ.get("LOG_DIR") else project_root() / "logs"
 
 
+def check_output_dir(
+    name: str,
+    value: str | os.PathLike[str],
+    *,
+    replaced: bool = False,
+    base: Path | None = None,
+) -> Path | str:
+    """The output folder ``value`` resolved (relative to ``base``, default the project root;
+    a URL such as ``gs://B/x`` as it is), or :class:`lib.errors.ParameterError` named
+    ``name`` if it is the project's ``notebooks/`` folder or inside it, where what a stage
+    writes would overwrite the notebooks or lie among them. ``replaced``: the folder is
+    replaced whole (prep's ``processed_dir``), so it must not hold ``notebooks/`` either."""
+    from lib.errors import ParameterError
+
+    if "://" in str(value):
+        return str(value)
+    path = Path(value).expanduser()
+    path = (path if base is None or path.is_absolute() else base / path).absolute()
+    path = resolve(path).resolve()  # a link into notebooks/ counts as notebooks/
+    notebooks = notebooks_dir().resolve()
+    if path == notebooks or path.is_relative_to(notebooks):
+        where = "is" if path == notebooks else "is inside"
+        raise ParameterError(
+            name,
+            f"{value} {where} the project's notebooks folder ({notebooks}), whose notebooks "
+            "the outputs would overwrite or lie among: choose a folder outside it, e.g. "
+            "runs/my-run",
+        )
+    if replaced and notebooks.is_relative_to(path):
+        raise ParameterError(
+            name,
+            f"{value} holds the project's notebooks folder ({notebooks}), and it is replaced "
+            "whole: choose a folder of its own, e.g. data/processed",
+        )
+    return path
+
+
 # The run folder of the stage a kernel executes, set by the runner for the kernel it starts
 # (the tune notebook puts its trials' folders there).
 RUN_DIR_ENV = "RUNNER_RUN_DIR"

@@ -1,20 +1,23 @@
-"""Checks of the train notebook's parameters, all made before any data is loaded."""
+"""Checks of the train notebook's parameters, all made before any data is loaded.
+
+:func:`check_train_values` needs neither data nor TensorFlow (the choices come from
+:mod:`lib.train_spec`): the runner calls it before it starts a kernel, and the notebook
+again through :func:`check_train_params`, which also checks that the data set is there.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from lib.datasets import check_data_path
+from lib import paths, train_spec
+from lib.errors import ParameterError
 from lib.params import as_bool, check_choice, check_float, check_int, not_allowed
 
 
-def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The train parameters, normalised; ParameterError names the first bad one.
-
-    Imports the model and training modules (and so TensorFlow) to know their choices.
-    """
-    from lib import models, training
+def check_train_values(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The train parameters, normalised, all but ``data_path`` (whose data set is
+    :func:`check_train_params`'s to find); ParameterError names the first bad one."""
     from lib.secrets import check_parameter_names
 
     check_parameter_names(params)
@@ -23,21 +26,24 @@ def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
     p["bs"] = check_int("bs", p["bs"], minimum=1)
     p["epochs"] = check_int("epochs", p["epochs"], minimum=1)
     p["seed"] = check_int("seed", p["seed"], minimum=0)
-    p["optimiser"] = check_choice("optimiser", p["optimiser"], training.OPTIMISERS)
+    p["optimiser"] = check_choice("optimiser", p["optimiser"], train_spec.OPTIMISERS)
     if p.get("learning_rate") is not None:
         p["learning_rate"] = check_float("learning_rate", p["learning_rate"], 0, None)
-    p["metric"] = check_choice("metric", p["metric"], training.METRICS)
+    p["metric"] = check_choice("metric", p["metric"], train_spec.METRICS)
     if p.get("early_stopping_patience") is not None:
         p["early_stopping_patience"] = check_int(
             "early_stopping_patience", p["early_stopping_patience"], minimum=1
         )
     if p.get("tuning_trial") is not None:
         p["tuning_trial"] = _check_tuning_trial(p["tuning_trial"])
-    p["model_name"] = check_choice("model_name", p["model_name"], models.MODEL_NAMES)
+    p["model_name"] = check_choice("model_name", p["model_name"], train_spec.MODEL_NAMES)
     model_params = p.get("model_params") or {}
     if not isinstance(model_params, Mapping):
         raise not_allowed("model_params", model_params, "a mapping of hyperparameter names")
-    p["model_params"] = models.check_model_params(p["model_name"], dict(model_params))
+    try:
+        p["model_params"] = train_spec.check_model_params(p["model_name"], dict(model_params))
+    except ParameterError as exc:  # named where it was given
+        raise ParameterError(f"model_params.{exc.name}", exc.problem) from None
     for flag in ("setup_mlflow", "mlflow_autolog", "register_model"):
         if flag in p:
             p[flag] = as_bool(flag, p[flag])
@@ -47,6 +53,16 @@ def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
         _check_registering(p)
     if not str(p.get("model_dir") or "").strip():
         raise not_allowed("model_dir", p.get("model_dir"), "a folder to export the model to")
+    paths.check_output_dir("model_dir", p["model_dir"])
+    return p
+
+
+def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The train parameters, normalised (:func:`check_train_values`), and ``data_path``
+    resolved to a processed data set that is there; ParameterError names the first bad one."""
+    from lib.datasets import check_data_path
+
+    p = check_train_values(params)
     p["data_path"] = str(check_data_path("data_path", p["data_path"]))
     return p
 

@@ -28,25 +28,19 @@ import tensorflow as tf
 from lib import features, progress
 from lib.params import check_choice, check_float, check_int
 
-OPTIMISERS: tuple[str, ...] = ("adam", "rmsprop", "sgd", "adamw", "nadam")
-METRICS: tuple[str, ...] = ("accuracy", "auc")
-
-_OPTIMISER_CLASSES: dict[str, type[keras.optimizers.Optimizer]] = {
-    "adam": keras.optimizers.Adam,
-    "rmsprop": keras.optimizers.RMSprop,
-    "sgd": keras.optimizers.SGD,
-    "adamw": keras.optimizers.AdamW,
-    "nadam": keras.optimizers.Nadam,
-}
+# The choices are declared without TensorFlow, where the runner checks them before a kernel.
+from lib.train_spec import METRICS, OPTIMISER_CLASSES, OPTIMISERS
 
 
 def make_optimizer(name: str, learning_rate: float | None) -> keras.optimizers.Optimizer:
-    """A fresh Keras optimiser by name; ``learning_rate`` None: Keras' default."""
+    """A fresh Keras optimiser by name (:data:`lib.train_spec.OPTIMISER_CLASSES` names its
+    class); ``learning_rate`` None: Keras' default."""
     check_choice("optimiser", name, OPTIMISERS)
+    optimiser_class = getattr(keras.optimizers, OPTIMISER_CLASSES[name])
     if learning_rate is None:
-        return _OPTIMISER_CLASSES[name]()
+        return optimiser_class()
     rate = check_float("learning_rate", learning_rate, 0.0)
-    return _OPTIMISER_CLASSES[name](learning_rate=rate)
+    return optimiser_class(learning_rate=rate)
 
 
 def set_seed(seed: int) -> None:
@@ -55,11 +49,16 @@ def set_seed(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+# Metric name -> the Keras metric it compiles; keyed by lib.train_spec.METRICS (a test holds
+# them to each other).
+METRIC_BUILDERS: dict[str, Callable[[], keras.metrics.Metric]] = {
+    "accuracy": lambda: keras.metrics.BinaryAccuracy(name="accuracy"),
+    "auc": lambda: keras.metrics.AUC(name="auc"),
+}
+
+
 def _metric(name: str) -> keras.metrics.Metric:
-    check_choice("metric", name, METRICS)
-    if name == "auc":
-        return keras.metrics.AUC(name="auc")
-    return keras.metrics.BinaryAccuracy(name="accuracy")
+    return METRIC_BUILDERS[check_choice("metric", name, METRICS)]()
 
 
 def _compile(bundle: Any, optimizer: keras.optimizers.Optimizer, metric: str) -> None:

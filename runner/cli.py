@@ -222,9 +222,14 @@ def _run_stage(args: argparse.Namespace) -> int:
     stage = get_stage(args.command)
     parameters = collect_parameters(args.params)
     check_parameter_names(parameters)  # secrets come from the environment, never parameters
+    # Before any kernel starts or anything is written: a name the notebook lacks (papermill
+    # would only warn), a value its checks refuse, an output folder over the notebooks.
+    stage.check_parameters(parameters)
     from lib import storage
 
     upload_to = args.output_dir if storage.is_gcs_uri(args.output_dir) else None
+    if args.output_dir and not upload_to:  # relative to the working directory, as made
+        paths.check_output_dir("--output-dir", args.output_dir, base=Path.cwd())
     if upload_to:
         storage.check_bucket(upload_to)  # before the work, not after it
     run_dir = None if upload_to or not args.output_dir else _make_run_dir(args.output_dir)

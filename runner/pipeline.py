@@ -16,8 +16,6 @@ the stage up to date.
 
 from __future__ import annotations
 
-import ast
-import json
 import logging
 import os
 import time
@@ -29,7 +27,7 @@ from typing import Any
 
 from lib import paths
 from lib.errors import ParameterError
-from lib.params import PARAMETERS_TAG, as_list
+from lib.params import as_list, parameter_defaults
 from lib.tracking_check import public_uri
 from runner import code_deps, digests
 from runner.locks import stage_lock
@@ -80,23 +78,7 @@ class State:
 def notebook_defaults(notebook: Path) -> dict[str, Any]:
     """The values that the notebook's parameters cell assigns (a value that is not a literal:
     its source text), read without a kernel."""
-    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    cell = next(c for c in cells if PARAMETERS_TAG in c.get("metadata", {}).get("tags", []))
-    source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-    defaults: dict[str, Any] = {}
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        else:
-            continue
-        if isinstance(target, ast.Name):
-            try:
-                defaults[target.id] = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                defaults[target.id] = ast.unparse(value)
-    return defaults
+    return parameter_defaults(notebook)
 
 
 @dataclass
@@ -119,13 +101,7 @@ def plan(stages: list[str], given: dict[str, dict[str, Any]]) -> list[Planned]:
     for stage in stages:
         defaults = notebook_defaults(STAGES[stage].path)
         overrides = dict(given.get(stage, {}))
-        unknown = sorted(set(overrides) - set(defaults))
-        if unknown:
-            raise ParameterError(
-                f"{stage}.{unknown[0]}",
-                f"not a parameter of notebooks/{STAGES[stage].notebook}; its parameters: "
-                f"{', '.join(defaults)}",
-            )
+        STAGES[stage].check_names(overrides, defaults)  # the stage commands' refusal
         check_parameter_names({f"{stage}.{name}": v for name, v in overrides.items()})
         if stage == "train" and "data_path" not in overrides:
             overrides["data_path"] = processed
@@ -133,6 +109,11 @@ def plan(stages: list[str], given: dict[str, dict[str, Any]]) -> list[Planned]:
             fixed = overrides.get("train_params") or {}
             if isinstance(fixed, dict) and "data_path" not in fixed:
                 overrides["train_params"] = {**fixed, "data_path": processed}
+        if STAGES[stage].check is not None:  # its values, before any stage runs
+            try:
+                STAGES[stage].check({**defaults, **overrides})
+            except ParameterError as exc:  # named as the pipeline's options name it
+                raise ParameterError(f"{stage}.{exc.name}", exc.problem) from None
         resolved = {**defaults, **overrides}
         env_uri = os.environ.get(TRACKING_URI_ENV)
         if (

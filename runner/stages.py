@@ -1,11 +1,15 @@
-"""The one table that maps stage names to notebooks."""
+"""The one table that maps stage names to notebooks, and the checks of a stage's parameters
+that the runner makes before it starts a kernel."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from lib import paths
+from lib import paths, stage_checks
+from lib.params import parameter_defaults, unknown_name
 
 
 @dataclass(frozen=True)
@@ -16,20 +20,58 @@ class Stage:
     # Whether the notebook logs to an MLflow run, so that the runner's hook needs MLflow's
     # store modules after it (imported while the notebook runs).
     tracked: bool = True
+    # The checks of its parameters that need neither data nor TensorFlow (lib.stage_checks):
+    # given all the notebook's parameters, ParameterError names the first bad one.
+    check: Callable[[Mapping[str, Any]], Any] | None = None
 
     @property
     def path(self) -> Path:
         return paths.notebooks_dir() / self.notebook  # an absolute notebook path wins
 
+    def defaults(self) -> dict[str, Any]:
+        """The notebook's parameters and their defaults, read without a kernel."""
+        return parameter_defaults(self.path)
+
+    def check_names(self, names: Any, defaults: Mapping[str, Any] | None = None) -> None:
+        """ParameterError for the first of ``names`` that the notebook has no parameter for,
+        with the closest names it has: ``train: unknown parameter 'optimizer'; did you mean
+        'optimiser'?``."""
+        known = self.defaults() if defaults is None else defaults
+        for name in names:
+            if name not in known:
+                raise unknown_name(self.name, name, known)
+
+    def check_parameters(self, given: Mapping[str, Any]) -> None:
+        """Refuse, before any kernel starts, a name the notebook does not have, or a value
+        that :attr:`check` refuses (with the notebook's defaults for the rest)."""
+        defaults = self.defaults()
+        self.check_names(given, defaults)
+        if self.check is not None:
+            self.check({**defaults, **given})
+
 
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
-        Stage("prep", "prep.ipynb", "raw review folders -> one processed data set", tracked=False),
         Stage(
-            "train", "train.ipynb", "train, evaluate and export a Keras model, tracked in MLflow"
+            "prep",
+            "prep.ipynb",
+            "raw review folders -> one processed data set",
+            tracked=False,
+            check=stage_checks.check_prep_params,
         ),
-        Stage("tune", "tune.ipynb", "an Optuna study whose trials are executed train notebooks"),
+        Stage(
+            "train",
+            "train.ipynb",
+            "train, evaluate and export a Keras model, tracked in MLflow",
+            check=stage_checks.check_train_params,
+        ),
+        Stage(
+            "tune",
+            "tune.ipynb",
+            "an Optuna study whose trials are executed train notebooks",
+            check=stage_checks.check_tune_params,
+        ),
     )
 }
 

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lib import features, models, training
+from lib import features, models, train_spec, training
 from lib.cleaning import clean, clean_text
 from lib.errors import ParameterError
 
@@ -72,6 +72,25 @@ def test_model_names_and_defaults() -> None:
     }
     ref = models.default_hparams("reference")
     assert (ref["max_tokens"], ref["sequence_length"], ref["embedding_dim"]) == (20000, 256, 128)
+
+
+def test_every_table_of_the_models_is_keyed_by_the_declared_names() -> None:
+    """The models are declared without TensorFlow (lib.train_spec, which the runner checks
+    before a kernel starts): a model added there and not here, or here and not there, fails."""
+    declared = set(train_spec.MODEL_NAMES)
+    assert models.MODEL_NAMES == train_spec.MODEL_NAMES
+    for table in (
+        models._BUILDERS,
+        models._LAYERS,
+        models._VECTORISER_HPARAMS,
+        models._TRAINING,
+        models._LEARNING_RATES,
+    ):
+        assert set(table) == declared
+    for name in declared:
+        assert set(models._VECTORISER_HPARAMS[name]) <= set(train_spec.default_hparams(name))
+        assert set(models._LEARNING_RATES[name]) <= set(train_spec.OPTIMISERS)
+        assert models.default_train_params(name)["optimiser"] in train_spec.OPTIMISERS
 
 
 def test_check_model_params_coerces_strings() -> None:

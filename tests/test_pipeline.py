@@ -57,13 +57,28 @@ def test_a_parameter_without_its_stage_is_refused(argv, message):
 
 
 def test_a_parameter_the_notebook_lacks_is_refused_and_data_is_passed_on():
-    with pytest.raises(ParameterError, match=r"^train.epoch: not a parameter of notebooks/train"):
+    with pytest.raises(ParameterError, match=r"^train: unknown parameter 'epoch'; did you mean "):
         plan(["train"], {"train": {"epoch": 3}})
     prep, train, tune = plan(
         ["prep", "train", "tune"], {"prep": {"processed_dir": "x/p"}, "tune": {"n_trials": 1}}
     )
     assert train.overrides["data_path"] == "x/p" and train.parameters["epochs"] == 5
     assert tune.overrides["train_params"] == {"data_path": "x/p"}
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"train": {"epochs": "abc"}}, "train.epochs: 'abc' is not allowed: an integer"),
+        ({"train": {"model_dir": "notebooks"}}, "train.model_dir: notebooks is the project's"),
+        ({"prep": {"processed_dir": "notebooks/p"}}, "prep.processed_dir: notebooks/p is inside"),
+        ({"tune": {"n_trials": 0}}, "tune.n_trials: 0 is not allowed"),
+    ],
+)
+def test_a_value_a_stage_refuses_is_refused_before_any_stage_runs(given, message):
+    with pytest.raises(ParameterError) as info:
+        plan(["prep", "train", "tune"], given)
+    assert str(info.value).startswith(message)
 
 
 def test_the_tracking_store_from_the_environment_is_an_input(monkeypatch):

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 
-from lib import models, prep
+from lib import prep, train_spec
 from lib.errors import ParameterError
 from lib.params import notebook_parameters, parameter_names
 from lib.train_checks import RUN_SETTINGS, check_train_params, logged_params
@@ -65,7 +67,7 @@ def _params(processed: Path, **changes: Any) -> dict[str, Any]:
 def test_the_notebooks_defaults_pass(processed):
     params = _params(processed)
     checked = check_train_params(params)
-    assert checked == {**params, "model_params": models.default_hparams("nbngram")}
+    assert checked == {**params, "model_params": train_spec.default_hparams("nbngram")}
 
 
 def test_strings_as_polyaxon_passes_them_come_back_typed(processed, monkeypatch):
@@ -103,7 +105,10 @@ def test_strings_as_polyaxon_passes_them_come_back_typed(processed, monkeypatch)
         ({"metric": "f1"}, "metric", "'auc'"),
         ({"model_name": "svm"}, "model_name", "'nbngram'"),
         ({"model_params": "ngrams=2"}, "model_params", "a mapping"),
-        ({"model_params": {"ngrams": 0}}, "ngrams", "0"),
+        ({"model_params": {"ngrams": 0}}, "model_params.ngrams", "0"),
+        ({"model_params": {"ngram": 2}}, "model_params.ngram", "did you mean 'ngrams'?"),
+        ({"model_dir": "notebooks"}, "model_dir", "notebooks folder"),
+        ({"model_dir": "notebooks/model"}, "model_dir", "is inside the project's notebooks"),
         ({"setup_mlflow": "perhaps"}, "setup_mlflow", "true or false"),
         ({"mlflow_exp_name": " "}, "mlflow_exp_name", "a non-empty name"),
         ({"model_dir": ""}, "model_dir", "a folder"),
@@ -156,3 +161,23 @@ def test_a_parameter_named_like_a_secret_is_refused(processed):
         check_train_params(_params(processed, mlflow_tracking_password="s3cret-value"))
     assert info.value.name == "mlflow_tracking_password"
     assert "environment" in str(info.value) and "s3cret-value" not in str(info.value)
+
+
+def test_the_checks_need_no_data_and_import_no_tensorflow(tmp_path):
+    """check_train_values is what the runner runs before it starts a kernel: it must not
+    import TensorFlow or Keras (seconds), nor look for the data set."""
+    code = (
+        "import sys\n"
+        "from lib.params import parameter_defaults\n"
+        "from lib.train_checks import check_train_values\n"
+        "params = {**parameter_defaults('train'), 'data_path': 'no/such/folder'}\n"
+        "assert check_train_values(params)['optimiser'] == 'adam'\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'})\n"
+        "print(heavy)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lib import models, training
+from lib import models, train_spec, training
 from lib.errors import ParameterError
 from tests.test_models import split, synthetic_reviews
 
@@ -50,6 +50,19 @@ def test_make_optimizer_by_name() -> None:
         assert float(opt.learning_rate) == pytest.approx(0.05)
     assert {"adam", "rmsprop", "sgd"} <= set(training.OPTIMISERS)
     assert isinstance(training.make_optimizer("rmsprop", None), keras.optimizers.RMSprop)
+
+
+def test_the_declared_choices_are_what_training_builds() -> None:
+    """The optimisers and metrics are declared without TensorFlow (lib.train_spec, checked
+    by the runner before a kernel starts); each one builds here, and no other."""
+    assert training.OPTIMISERS == train_spec.OPTIMISERS
+    for name, class_name in train_spec.OPTIMISER_CLASSES.items():
+        optimiser = training.make_optimizer(name, None)
+        assert type(optimiser) is getattr(keras.optimizers, class_name)
+    assert training.METRICS == train_spec.METRICS
+    assert set(training.METRIC_BUILDERS) == set(train_spec.METRICS)
+    for name in train_spec.METRICS:
+        assert isinstance(training._metric(name), keras.metrics.Metric)
 
 
 def test_unknown_optimiser_or_bad_rate_raises() -> None:

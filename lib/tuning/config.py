@@ -18,7 +18,7 @@ import yaml
 
 from lib import paths
 from lib.errors import ParameterError
-from lib.params import as_bool, as_list, check_float, check_int, yaml_problem
+from lib.params import as_bool, as_list, check_float, check_int, did_you_mean, yaml_problem
 from lib.tuning import pruning, registration
 from lib.tuning.space import SearchParam, parse_search_space
 from lib.tuning.storage import MEMORY_STORAGE, check_storage_url, make_sampler, public_storage
@@ -167,7 +167,7 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
     unknown = sorted(set(data) - set(CONFIG_KEYS) - {"hptuning_tag"})
     if unknown:
         raise ParameterError(
-            unknown[0], f"unknown key in {path}; known keys: {', '.join(CONFIG_KEYS)}"
+            unknown[0], f"unknown key in {path}; {did_you_mean(unknown[0], CONFIG_KEYS)}"
         )
     return dict(data)
 
@@ -262,9 +262,12 @@ def load_config(
     checked against each other and against the train notebook's parameters.
 
     ``params`` may also hold ``hptuning_tag``, ``setup_mlflow`` and the ``mlflow_*``
-    settings that the trials inherit (``train_params`` can override those). Raises
+    settings that the trials inherit (``train_params`` can override those), and
+    ``trials_dir`` (which must lie outside the project's notebooks folder). Raises
     ParameterError naming the first bad key; nothing has run yet.
     """
+    if params.get("trials_dir"):  # where the trials' notebooks go: not among the project's
+        paths.check_output_dir("trials_dir", params["trials_dir"])
     from_file = read_config_file(config_file)
     _check_urls(params, from_file, config_file)
     raw = _merge(params, from_file)

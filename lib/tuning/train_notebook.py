@@ -4,13 +4,13 @@ parameters a tune may fix or search (:data:`RESERVED` ones it sets itself)."""
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from lib import paths
 from lib.errors import ParameterError
+from lib.params import did_you_mean, parameter_defaults
 from lib.tuning.space import SearchParam
 
 # Train parameters that the tune notebook sets for every trial itself.
@@ -29,17 +29,8 @@ _NOT_SEARCHABLE_PREFIXES = ("mlflow_", "setup_mlflow")
 
 def train_notebook_parameters(path: str | Path | None = None) -> dict[str, Any]:
     """The train notebook's parameters and their default values (from its parameters cell,
-    read without a kernel)."""
-    import papermill
-
-    path = Path(path) if path else paths.notebook_path("train")
-    defaults = {}
-    for name, info in papermill.inspect_notebook(str(path)).items():
-        try:
-            defaults[name] = ast.literal_eval(info["default"])
-        except (ValueError, SyntaxError):
-            defaults[name] = info["default"]
-    return defaults
+    read without a kernel: :func:`lib.params.parameter_defaults`)."""
+    return parameter_defaults(Path(path) if path else paths.notebook_path("train"))
 
 
 def _for_every_metric(metric: str | Sequence[str], prefixes: Sequence[str]) -> set[str]:
@@ -65,13 +56,14 @@ def check_names(
     space: Mapping[str, SearchParam], fixed: Mapping[str, Any], defaults: Mapping[str, Any]
 ) -> None:
     """Fixed and searched names must be train parameters that a tune may set, once each."""
-    known = ", ".join(sorted(n for n in defaults if n not in RESERVED))
+    known = [n for n in defaults if n not in RESERVED]
     for name in fixed:
         if name in RESERVED:
             raise ParameterError(f"train_params.{name}", f"cannot be set: {RESERVED[name]}")
         if name not in defaults:
             raise ParameterError(
-                f"train_params.{name}", f"not a parameter of the train notebook; known: {known}"
+                f"train_params.{name}",
+                f"not a parameter of the train notebook; {did_you_mean(name, known)}",
             )
     for name in space:
         top, _, sub = name.partition(".")
@@ -81,7 +73,9 @@ def check_names(
         if top.startswith(_NOT_SEARCHABLE_PREFIXES):
             raise ParameterError(key, "MLflow settings cannot be searched (fix them instead)")
         if top not in defaults:
-            raise ParameterError(key, f"not a parameter of the train notebook; known: {known}")
+            raise ParameterError(
+                key, f"not a parameter of the train notebook; {did_you_mean(top, known)}"
+            )
         if sub and not isinstance(fixed.get(top, defaults[top]), Mapping):
             raise ParameterError(
                 key, f"{top} is not a mapping parameter, so {name!r} cannot set a key in it"

@@ -184,9 +184,12 @@ def preflight_error(
             f"the train notebook refuses {case['sampled'][varied]!r}: {found['error']}",
         )
     searched = {n.partition(".")[0]: n for n in config.search_space}
-    if name in searched:
-        key = f"search_space.{searched[name]}"
-    elif name in config.train_params:
+    top = None if name is None else str(name).partition(".")[0]  # model_params.ngrams
+    if name in config.search_space:
+        key = f"search_space.{name}"
+    elif top in searched:
+        key = f"search_space.{searched[top]}"
+    elif top in config.train_params:
         key = f"train_params.{name}"
     else:
         key = "train_params" if name is None else f"train_params.{name} (the train default)"
