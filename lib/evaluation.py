@@ -1,13 +1,19 @@
-"""Evaluation figures: learning curves and the confusion matrix."""
+"""Evaluation figures: learning curves and the confusion matrix, and how a notebook shows a
+figure (with its alternative text)."""
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 LABEL_NAMES = ("negative", "positive")
+DPI = 110  # the saved and the shown figures
 
 
 def binary_metrics(
@@ -100,7 +106,68 @@ def plot_confusion_matrix(matrix: np.ndarray, title: str = "test confusion matri
 
 
 def save_figure(fig, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (its folder made if needed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
+
+
+def describe_learning_curves(history: Mapping[str, list[float]], metric: str = "accuracy") -> str:
+    """The alternative text of :func:`plot_learning_curves`' figure: what each curve did."""
+    epochs = max((len(v) for v in history.values()), default=0)
+    parts = []
+    for name in ("loss", metric):
+        curves = [
+            f"{label} from {history[key][0]:.3f} to {history[key][-1]:.3f}"
+            for key, label in ((name, "train"), (f"val_{name}", "validation"))
+            if history.get(key)
+        ]
+        if curves:
+            parts.append(f"{name} ({', '.join(curves)})")
+    shown = " and ".join(parts) or "no metrics"
+    return f"Learning curves over {epochs} epoch(s): {shown}."
+
+
+def describe_confusion_matrix(matrix: np.ndarray, title: str = "test confusion matrix") -> str:
+    """The alternative text of :func:`plot_confusion_matrix`' figure: its counts in words."""
+    rows = []
+    for i, true in enumerate(LABEL_NAMES):
+        total = int(matrix[i].sum())
+        counts = ", ".join(
+            f"{int(matrix[i, j])} ({100 * matrix[i, j] / max(total, 1):.1f}%) predicted {predicted}"
+            for j, predicted in enumerate(LABEL_NAMES)
+        )
+        rows.append(f"of {total} {true} reviews, {counts}")
+    return f"{title[:1].upper()}{title[1:]}: {'; '.join(rows)}."
+
+
+@dataclass(frozen=True)
+class FigureOutput:
+    """A figure as a notebook shows it: its PNG in an ``<img>`` with alternative text.
+
+    nbconvert's HTML export takes the ``text/html`` form as it is (its lab template writes
+    no ``alt`` for an ``image/png`` output, and warns of each such image); JupyterLab shows
+    the same ``<img>``; ``text/plain`` is the text where no image can be shown."""
+
+    png: bytes
+    alt: str
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        data = base64.b64encode(self.png).decode("ascii")
+        alt = html.escape(self.alt, quote=True)
+        return {
+            "text/html": f'<img src="data:image/png;base64,{data}" alt="{alt}">',
+            "text/plain": self.alt,
+        }
+
+
+def figure_output(fig, alt: str) -> FigureOutput:
+    """``fig`` for display with ``alt`` as its alternative text; the figure is closed, so
+    that matplotlib's inline backend does not show it a second time, without the text."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return FigureOutput(buffer.getvalue(), alt)

@@ -54,3 +54,59 @@ def test_figures_are_written(tmp_path):
     cm = evaluation.save_figure(matrix, tmp_path / "sub" / "cm.png")
     for path in (curves, cm):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_the_alternative_texts_say_what_the_figures_show():
+    history = {"loss": [0.6, 0.4], "val_loss": [0.5, 0.45], "auc": [0.7, 0.8]}
+    assert evaluation.describe_learning_curves(history, "auc") == (
+        "Learning curves over 2 epoch(s): loss (train from 0.600 to 0.400, validation from "
+        "0.500 to 0.450) and auc (train from 0.700 to 0.800)."
+    )
+    assert evaluation.describe_confusion_matrix(np.array([[40, 10], [5, 45]])) == (
+        "Test confusion matrix: of 50 negative reviews, 40 (80.0%) predicted negative, "
+        "10 (20.0%) predicted positive; of 50 positive reviews, 5 (10.0%) predicted "
+        "negative, 45 (90.0%) predicted positive."
+    )
+
+
+def test_a_figure_is_shown_as_an_image_with_its_alternative_text_and_closed():
+    import base64
+    import html.parser
+
+    import matplotlib.pyplot as plt
+
+    figure = evaluation.plot_confusion_matrix(np.array([[40, 10], [5, 45]]))
+    shown = evaluation.figure_output(figure, 'Counts: "40" & <45>')
+    assert figure.number not in plt.get_fignums()  # the inline backend will not show it again
+    bundle = shown._repr_mimebundle_()
+    assert bundle["text/plain"] == 'Counts: "40" & <45>'
+
+    class Images(html.parser.HTMLParser):
+        found: list[dict[str, str | None]] = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.found.append(dict(attrs))
+
+    parser = Images()
+    parser.feed(bundle["text/html"])
+    [img] = parser.found
+    assert img["alt"] == 'Counts: "40" & <45>'
+    png = base64.b64decode(img["src"].removeprefix("data:image/png;base64,"))
+    assert png == shown.png and png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_nbconvert_finds_no_image_without_alternative_text(caplog):
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    figure = evaluation.plot_learning_curves({"loss": [0.6, 0.4], "accuracy": [0.7, 0.8]})
+    data = evaluation.figure_output(figure, "curves")._repr_mimebundle_()
+    output = nbformat.v4.new_output("display_data", data)
+    cell = nbformat.v4.new_code_cell("figure", outputs=[output])
+    with caplog.at_level("WARNING"):
+        body, _ = HTMLExporter(template_name="lab").from_notebook_node(
+            nbformat.v4.new_notebook(cells=[cell])
+        )
+    assert body.count("<img") == 1 and 'alt="curves"' in body
+    assert not [r for r in caplog.records if "Alternative text" in r.getMessage()]
