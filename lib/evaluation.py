@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.errors import output_faults
+
 LABEL_NAMES = ("negative", "positive")
 DPI = 110  # the saved and the shown figures
 
@@ -108,8 +110,9 @@ def plot_confusion_matrix(matrix: np.ndarray, title: str = "test confusion matri
 def save_figure(fig, path: str | Path) -> Path:
     """Write ``fig`` as a PNG at ``path`` (its folder made if needed)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    with output_faults("output folder", path.parent):  # read-only or full: one line
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
 
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from lib import evaluation
+from lib.errors import OutputError
 
 matplotlib.use("Agg")
 
@@ -54,6 +55,16 @@ def test_figures_are_written(tmp_path):
     cm = evaluation.save_figure(matrix, tmp_path / "sub" / "cm.png")
     for path in (curves, cm):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+@pytest.mark.parametrize("fault", ["read_only_dir", "full_dir"])
+def test_a_read_only_or_full_model_dir_is_one_line_naming_it(request, fault):
+    folder = request.getfixturevalue(fault) / "model"
+    matrix = evaluation.plot_confusion_matrix(np.array([[40, 10], [5, 45]]))
+    with pytest.raises(OutputError) as info:
+        evaluation.save_figure(matrix, folder / "cm.png")
+    assert str(info.value).startswith(f"output folder {folder} cannot be written: ")
+    assert ("read-only" if fault == "read_only_dir" else "no space") in str(info.value)
 
 
 def test_the_alternative_texts_say_what_the_figures_show():
