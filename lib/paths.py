@@ -78,7 +78,8 @@ def check_output_dir(
     if "://" in str(value):
         return str(value)
     path = Path(value).expanduser()
-    path = (path if base is None or path.is_absolute() else base / path).absolute()
+    if base is not None and not path.is_absolute():
+        path = base / path
     path = resolve(path).resolve()  # a link into notebooks/ counts as notebooks/
     notebooks = notebooks_dir().resolve()
     if path == notebooks or path.is_relative_to(notebooks):

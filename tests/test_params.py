@@ -9,8 +9,11 @@ from lib.params import (
     check_choice,
     check_float,
     check_int,
+    did_you_mean,
     notebook_parameters,
+    parameter_defaults,
     parameter_names,
+    unknown_name,
 )
 
 
@@ -118,3 +121,40 @@ def test_notebook_parameters_name_a_missing_notebook_or_name(tmp_path):
     path = _notebook(tmp_path / "nb.ipynb", "x = 1\ny = 2\n")
     with pytest.raises(NameError, match=r"parameters y of .*nb.ipynb are not defined"):
         notebook_parameters({"x": 1}, path)
+
+
+def test_parameter_defaults_are_the_literals_else_the_source(tmp_path):
+    source = "b = 2\nc, d = 3, 4\npath = os.path.join('a', 'b')\nb = 7\nsettings = {'k': [1]}\n"
+    path = _notebook(tmp_path / "nb.ipynb", source)
+    assert parameter_defaults(path) == {
+        "b": 7,  # the last assignment
+        "c": "(3, 4)",
+        "d": "(3, 4)",
+        "path": "os.path.join('a', 'b')",
+        "settings": {"k": [1]},
+    }
+    assert parameter_defaults("prep") == {
+        "raw_dirs": ["data/raw/aclImdb"],
+        "processed_dir": "data/processed",
+    }
+
+
+@pytest.mark.parametrize(
+    "name, known, expected",
+    [
+        ("optimizer", parameter_names("train"), "did you mean 'optimiser'?"),
+        ("raw_dir", ["raw_dirs", "processed_dir"], "did you mean 'raw_dirs'?"),
+        # Only the near misses, not a name that merely shares a suffix (enqueue_trials).
+        ("n_trails", ["n_trials", "n_jobs", "enqueue_trials"], "did you mean 'n_trials'?"),
+        ("model", ["model_dir", "model_name", "seed"], "did you mean 'model_dir' or 'model_name'?"),
+        ("zzz", ["epochs", "seed"], "known: epochs, seed"),
+    ],
+)
+def test_did_you_mean_names_the_closest_known_names(name, known, expected):
+    assert did_you_mean(name, known) == expected
+
+
+def test_an_unknown_name_is_a_parameter_error_of_where_it_was_given():
+    error = unknown_name("train", "optimizer", ["optimiser", "epochs"])
+    assert isinstance(error, ParameterError) and error.name == "train"
+    assert str(error) == "train: unknown parameter 'optimizer'; did you mean 'optimiser'?"

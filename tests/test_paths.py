@@ -71,3 +71,43 @@ def test_replace_folder_puts_the_earlier_folder_back_when_the_rename_fails(tmp_p
     with pytest.raises(OSError):
         paths.replace_folder(tmp_path / "missing", target, aside)
     assert (target / "f").read_text() == "earlier" and not aside.exists()
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("notebooks", "notebooks is the project's notebooks folder"),
+        ("notebooks/out", "notebooks/out is inside the project's notebooks folder"),
+        ("data/../notebooks/x", "is inside the project's notebooks folder"),
+        ("linked/x", "linked/x is inside the project's notebooks folder"),  # through a link
+    ],
+)
+def test_an_output_folder_in_the_notebooks_folder_is_refused(tmp_path, monkeypatch, value, words):
+    from lib.errors import ParameterError
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path / "notebooks")
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    with pytest.raises(ParameterError) as info:
+        paths.check_output_dir("model_dir", value)
+    assert info.value.name == "model_dir" and words in str(info.value)
+    assert not (tmp_path / "notebooks" / "out").exists()
+
+
+def test_an_output_folder_elsewhere_is_resolved_and_a_url_kept(tmp_path, monkeypatch):
+    from lib.errors import ParameterError
+
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    assert paths.check_output_dir("model_dir", "models/latest") == tmp_path / "models" / "latest"
+    assert paths.check_output_dir("x", "notebooks-old") == tmp_path / "notebooks-old"
+    assert paths.check_output_dir("x", "gs://bucket/notebooks") == "gs://bucket/notebooks"
+    # The project root holds notebooks/: fine to write into, not to be replaced whole.
+    assert paths.check_output_dir("x", ".") == tmp_path
+    with pytest.raises(ParameterError, match="holds the project's notebooks folder"):
+        paths.check_output_dir("processed_dir", ".", replaced=True)
+    # Relative to another folder (the runner's --output-dir: the working directory).
+    elsewhere = tmp_path / "elsewhere"
+    assert paths.check_output_dir("x", "notebooks", base=elsewhere) == elsewhere / "notebooks"
+    with pytest.raises(ParameterError):
+        paths.check_output_dir("x", "../notebooks", base=elsewhere)

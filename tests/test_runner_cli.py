@@ -1,4 +1,5 @@
 import os
+import shlex
 import socket
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from lib.errors import ParameterError
 from runner.cli import build_parser, collect_parameters, resolve_type
 from runner.stages import STAGES, get_stage
 from tests.datagen import make_raw_dir
-from tests.runner_process import error_traceback_shown, run_runner
+from tests.runner_process import ROOT, error_traceback_shown, run_runner
 
 
 def test_parameters_follow_papermill_typing_and_order(tmp_path: Path):
@@ -127,7 +128,7 @@ def _case(name: str, args: str, expected: str, notebook: bool = False):
 
 _RUN = "--output-dir {tmp}/run -p mlflow_tracking_uri sqlite:///{tmp}/mlflow.db"
 _TRAIN = f"train {_RUN} -p model_dir {{tmp}}/model"
-_TUNE = f"tune {_RUN} -p data_path {{data}} -p epochs 1"
+_TUNE = f'tune {_RUN} -y {{{{"train_params":{{{{"data_path":"{{data}}","epochs":1}}}}}}}}'
 
 
 @pytest.mark.parametrize(
@@ -158,8 +159,8 @@ _TUNE = f"tune {_RUN} -p data_path {{data}} -p epochs 1"
             "processed_dir {raw}/processed is inside raw dir {raw}",
             notebook=True,
         ),
-        _case("epochs", f"{_TRAIN} -p epochs 0", "epochs: 0 is not allowed: an integer >= 1", True),
-        _case("optimiser", f"{_TRAIN} -p optimiser nope", "optimiser: 'nope' is not allowed", True),
+        _case("epochs", f"{_TRAIN} -p epochs 0", "epochs: 0 is not allowed: an integer >= 1"),
+        _case("optimiser", f"{_TRAIN} -p optimiser nope", "optimiser: 'nope' is not allowed"),
         _case(
             "data-not-processed",
             f"{_TRAIN} -p data_path {{tmp}}",
@@ -172,13 +173,12 @@ _TUNE = f"tune {_RUN} -p data_path {{data}} -p epochs 1"
             "cannot reach the MLflow tracking server at http://127.0.0.1:{port}",
             notebook=True,
         ),
-        _case("n-trials", f"{_TUNE} -p n_trials 0", "n_trials: 0 is not allowed", True),
+        _case("n-trials", f"{_TUNE} -p n_trials 0", "n_trials: 0 is not allowed"),
         _case(
             "search-space-type",
             _TUNE
             + ' -y {{"search_space":{{"val_split":{{"type":"floaty","low":0,"high":1}}}}}}',  # JSON
             "search_space.val_split.type: unknown type 'floaty'",
-            notebook=True,
         ),
     ],
 )
@@ -204,3 +204,125 @@ def test_bad_input_exits_2_with_one_line_naming_the_problem(
         assert lines[-1] == errors[0] and "(partial notebook: " in errors[0]
     else:
         assert lines == errors
+
+
+# -- refused before any kernel: names the notebook lacks, values, output folders ----------
+
+# What a stage command must not import before it refuses its input: a kernel's client,
+# papermill, TensorFlow, Keras, MLflow (each one, imported, fails in these tests).
+_NO_KERNEL = ("jupyter_client", "nbclient", "papermill", "tensorflow", "keras", "mlflow")
+
+
+def _blocked_imports(folder: Path) -> str:
+    for name in _NO_KERNEL:
+        (folder / name).mkdir(parents=True)
+        (folder / name / "__init__.py").write_text(f"raise ImportError('{name} imported')\n")
+    return str(folder)
+
+
+_OUT = "--output-dir {tmp}/run"
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        pytest.param(
+            f"train {_OUT} -p optimizer rmsprop",
+            "train: unknown parameter 'optimizer'; did you mean 'optimiser'?",
+            id="p-unknown",
+        ),
+        pytest.param(
+            f"train {_OUT} -r optimizer rmsprop",
+            "train: unknown parameter 'optimizer'; did you mean 'optimiser'?",
+            id="r-unknown",
+        ),
+        pytest.param(
+            f"train {_OUT} -y '{{optimzer: sgd}}'",
+            "train: unknown parameter 'optimzer'; did you mean 'optimiser'?",
+            id="y-unknown",
+        ),
+        pytest.param(
+            f"train {_OUT} -f {{tmp}}/train.yml",
+            "train: unknown parameter 'optimzer'; did you mean 'optimiser'?",
+            id="f-train",
+        ),
+        pytest.param(
+            f"tune {_OUT} -f {{tmp}}/tune.yml",
+            "tune: unknown parameter 'n_trails'; did you mean 'n_trials'?",
+            id="f-tune",
+        ),
+        pytest.param(
+            f"prep {_OUT} -p raw_dir x",
+            "prep: unknown parameter 'raw_dir'; did you mean 'raw_dirs'?",
+            id="prep-unknown",
+        ),
+        pytest.param(
+            f"train {_OUT} -p epochs abc", "epochs: 'abc' is not allowed: an integer", id="epochs"
+        ),
+        pytest.param(
+            f"train {_OUT} -p val_split 1.5",
+            "val_split: 1.5 is not allowed: a number in (0, 1)",
+            id="val-split",
+        ),
+        pytest.param(
+            f"train {_OUT} -p model_name nbgram",
+            "model_name: 'nbgram' is not allowed: one of 'nbngram', 'reference'",
+            id="model-name",
+        ),
+        pytest.param(
+            f"train {_OUT} -y '{{model_params: {{ngram: 2}}}}'",
+            "model_params.ngram: not a hyperparameter of model 'nbngram'; did you mean 'ngrams'?",
+            id="model-params",
+        ),
+        pytest.param(
+            f"tune {_OUT} -y '{{train_params: {{optimizer: sgd}}}}'",
+            "train_params.optimizer: not a parameter of the train notebook; did you mean "
+            "'optimiser'?",
+            id="tune-train-params-name",
+        ),
+        pytest.param(
+            f"tune {_OUT} -y '{{train_params: {{epochs: abc}}}}'",
+            "train_params.epochs: the train notebook refuses it: ParameterError: epochs: 'abc'",
+            id="tune-train-params-value",
+        ),
+        pytest.param(
+            "prep --output-dir notebooks",
+            "--output-dir: notebooks is the project's notebooks folder",
+            id="output-dir-notebooks",
+        ),
+        pytest.param(
+            f"train {_OUT} -p model_dir notebooks",
+            "model_dir: notebooks is the project's notebooks folder",
+            id="model-dir-notebooks",
+        ),
+        pytest.param(
+            f"prep {_OUT} -p processed_dir notebooks/processed",
+            "processed_dir: notebooks/processed is inside the project's notebooks folder",
+            id="processed-dir-in-notebooks",
+        ),
+        pytest.param(
+            f"tune {_OUT} -p trials_dir notebooks/trials",
+            "trials_dir: notebooks/trials is inside the project's notebooks folder",
+            id="trials-dir-in-notebooks",
+        ),
+    ],
+)
+def test_bad_input_is_refused_before_any_kernel_starts_or_anything_is_written(
+    tmp_path: Path, args: str, expected: str
+):
+    (tmp_path / "train.yml").write_text("epochs: 1\noptimzer: sgd\n")
+    (tmp_path / "tune.yml").write_text("n_trails: 20\n")
+    notebooks_dir = ROOT / "notebooks"
+    before = {p.name: p.read_bytes() for p in notebooks_dir.iterdir() if p.is_file()}
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(LOG_DIR=str(tmp_path / "logs"), PYTHONPATH=_blocked_imports(tmp_path / "blocked"))
+    result = run_runner(shlex.split(args.replace("{tmp}", str(tmp_path))), env, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.splitlines() == [f"error: {expected}"] or (
+        result.stderr.startswith(f"error: {expected}") and result.stderr.count("\n") == 1
+    ), result.stderr[-3000:]
+    assert result.stdout == ""
+    assert not (tmp_path / "run").exists()  # no run folder: no notebook, no MLflow run
+    after = {p.name: p.read_bytes() for p in notebooks_dir.iterdir() if p.is_file()}
+    assert after == before and not (notebooks_dir / "processed").exists()
+    assert not (notebooks_dir / "trials").exists()
