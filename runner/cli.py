@@ -6,8 +6,10 @@ rules: True/False/None, ints, floats, else a string), ``-r NAME VALUE`` (always 
 ``-y YAML`` and ``-f FILE.yml`` (for lists and named setups under ``conf/``). Later options
 override earlier ones.
 
-Exit status: 0 done; 2 bad input (one line on stderr names the problem and the fix); 1 an
-execution that failed (its error line, then the traceback); 130 interrupted (Ctrl-C); 143
+Exit status: 0 done; 2 bad input, or a fault of the machine that the user can act on (a
+read-only or full output location, a damaged data set or model: one line on stderr names the
+problem and the fix); 1 an execution that failed (its error line, then the traceback); 141
+stdout closed by its reader (``runner status | head``: quietly); 130 interrupted (Ctrl-C); 143
 terminated (SIGTERM: a stopped Polyaxon job, ``docker stop``), which is handled as Ctrl-C is:
 the running notebook's kernel is interrupted (a tune stops and records its trials), its
 notebook is logged to its MLflow run, which ends KILLED, and every kernel is shut down; a
@@ -31,7 +33,7 @@ from lib import paths
 from lib.errors import ParameterError, StorageError, UserError, first_line
 from lib.params import yaml_problem
 from lib.secrets import mask_text, secret_values
-from runner import stopping
+from runner import closed_pipe, stopping
 from runner.progress import add_console_options, configure_console
 from runner.stages import STAGES, get_stage
 
@@ -338,26 +340,35 @@ def main(argv: list[str] | None = None) -> int:
     with stopping.stop_signals() as signals:
         try:
             code = _command(args)
+            sys.stdout.flush()  # here, where a closed pipe is handled, not at exit
             signals.cancel()  # in the try: a signal just before it is handled below
         except UserError as exc:
             _print_error(str(exc))
             return 2
+        except BrokenPipeError as exc:
+            if closed_pipe.stdout_closed():  # `runner status | head -4`: quietly
+                return closed_pipe.put_stdout_aside()
+            return _failed(args.command, exc)
         except KeyboardInterrupt as exc:  # Stopped (a signal), or a Ctrl-C of a test's own
             if isinstance(exc, stopping.Stopped):
                 stopping.end_processes(exc.processes)
             return _stopped(args.command, getattr(exc, "signum", signal.SIGINT))
         except Exception as exc:
-            # Not the input's fault (a bug, a full disk, a network lost mid-download): a
-            # failed execution, with the traceback for whoever looks into it.
-            _print_error(f"{args.command} failed: {type(exc).__name__}: {first_line(exc)}")
-            traceback_text = "".join(traceback.format_exception(exc))
-            print(mask_text(traceback_text, secret_values()), file=sys.stderr)
-            return 1
+            return _failed(args.command, exc)
         if signals.signum is None:
             return code
         # Stopped gently: the execution ended, its notebook logged; end what is left.
         stopping.end_processes(signals.processes)
         return _stopped(args.command, signals.signum)
+
+
+def _failed(command: str, exc: Exception) -> int:
+    # Not the input's fault (a bug, a network lost mid-download): a failed execution, with
+    # the traceback for whoever looks into it.
+    _print_error(f"{command} failed: {type(exc).__name__}: {first_line(exc)}")
+    traceback_text = "".join(traceback.format_exception(exc))
+    print(mask_text(traceback_text, secret_values()), file=sys.stderr)
+    return 1
 
 
 def _stopped(command: str, signum: int) -> int:

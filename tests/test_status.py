@@ -4,6 +4,9 @@ papermill import)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,23 @@ def test_status_says_why_a_stage_is_outdated(project, tmp_path):
         "model models/latest/model.keras is gone"
     )
     assert lines[train + 1].startswith("  last run: runs/20261201T090559Z-train")
+
+
+def test_status_into_a_closed_pipe_ends_quietly(project, tmp_path):
+    # As `runner status | head -4` once head has gone: the reader closed before a write.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = project_env(project, {"PYTHONPATH": without_heavy_imports(tmp_path / "blocked")})
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "runner", "status"],
+            cwd=project,
+            env=env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == "" and result.returncode == 141  # as SIGPIPE would end it
