@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from lib import paths
-from lib.errors import ModelError, first_line
+from lib.errors import ModelError, first_line, output_faults
 
 MODEL_FILE_SUFFIX = ".keras"
 
@@ -16,7 +17,7 @@ MODEL_FILE_SUFFIX = ".keras"
 def save_model(model, path: str | Path) -> Path:
     """Save ``model`` in Keras's native format at ``path``, atomically (temp file, rename)."""
     path = Path(path)
-    with paths.atomic_write(path) as tmp:
+    with output_faults("model folder", path.parent), paths.atomic_write(path) as tmp:
         model.save(tmp)
     return path
 
@@ -88,17 +89,32 @@ def load_model(uri: str):
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:
         # Found first: a wrong path is reported before TensorFlow's import (seconds).
         path = local_model_file(uri, Path(tmp))
+        # The file to name, unless it is a download into the temporary folder.
+        shown = None if path.is_relative_to(tmp) or str(path) == uri else path
+        if path.suffix == MODEL_FILE_SUFFIX and not zipfile.is_zipfile(path):
+            # Keras would say "File not found" of a .keras file that is not a zip archive.
+            raise _not_a_model(uri, shown, "not a zip archive: cut short or overwritten")
+        from lib import tf_runtime
+
+        tf_runtime.start()  # TensorFlow's C++ start-up lines logged, not printed
         import keras
 
         import lib.models  # noqa: F401  (registers the model's custom layers and functions)
 
         try:
             return keras.models.load_model(path)
-        except (ValueError, TypeError, zipfile.BadZipFile) as exc:  # Keras's "not a model"
-            raise ModelError(
-                f"model {uri} cannot be loaded ({type(exc).__name__}: {first_line(exc)[:200]}): "
-                "pass a .keras file that the train stage exported"
-            ) from None
+        except (ValueError, TypeError, OSError, zipfile.BadZipFile, zlib.error) as exc:
+            # What Keras raises for a damaged archive or a file that is not its model.
+            why = f"{type(exc).__name__}: {first_line(exc)[:200]}"
+            raise _not_a_model(uri, shown, why) from None
+
+
+def _not_a_model(uri: str, path: Path | None, why: str) -> ModelError:
+    where = f" (file {path})" if path else ""
+    return ModelError(
+        f"model {uri}{where} is not a readable Keras model ({why}): pass a .keras file that "
+        "the train stage exported, or export it again"
+    )
 
 
 def predict_texts(uri: str, texts: Sequence[str]) -> list[tuple[str, str, float]]:

@@ -5,6 +5,7 @@ The model is a real exported nbngram model, trained for two epochs on synthetic 
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 
 from lib import model_io, models, storage, training
-from lib.errors import ModelError
+from lib.errors import ModelError, OutputError
 from tests import services
+from tests.runner_process import error_traceback_shown, run_runner
 from tests.services import BUCKET
 from tests.test_models import split, synthetic_reviews
 
@@ -142,7 +144,45 @@ def test_a_file_that_is_not_a_model_is_a_model_error(tmp_path):
     path.write_bytes(b"not a zip archive")
     with pytest.raises(ModelError) as info:
         model_io.load_model(str(path))
-    assert "cannot be loaded" in str(info.value) and str(path) in str(info.value)
+    message = str(info.value)
+    assert message.startswith(f"model {path} is not a readable Keras model (not a zip archive")
+    assert "File not found" not in message and "\n" not in message
+
+
+@pytest.mark.slow  # loads TensorFlow
+def test_a_model_file_cut_short_or_damaged_is_not_a_readable_keras_model(model_file, tmp_path):
+    data = model_file.read_bytes()
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(data[: len(data) // 2])  # cut in half
+    with pytest.raises(ModelError) as info:
+        model_io.load_model(str(folder))  # a folder: the line names the file in it
+    assert str(info.value).startswith(
+        f"model {folder} (file {folder / 'model.keras'}) is not a readable Keras model"
+    )
+    # The archive whole, a member's bytes overwritten: Keras's own error, in the same line.
+    damaged = bytearray(data)
+    damaged[len(data) // 3 : len(data) // 3 + 4096] = bytes(4096)
+    (folder / "model.keras").write_bytes(bytes(damaged))
+    with pytest.raises(ModelError, match="is not a readable Keras model"):
+        model_io.load_model(str(folder / "model.keras"))
+
+
+def test_runner_predict_with_a_corrupt_model_file_is_one_line(tmp_path):
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"PK\x03\x04 cut short")
+    result = run_runner(["predict", "--model", str(path), "a fine film"], os.environ)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not a readable Keras model" in lines[0], result.stderr
+    assert not error_traceback_shown(result.stderr)
+
+
+@pytest.mark.slow  # loads TensorFlow
+def test_saving_into_a_read_only_folder_is_one_line_naming_it(exported, read_only_dir):
+    with pytest.raises(OutputError) as info:
+        model_io.save_model(exported, read_only_dir / "model" / "model.keras")
+    assert str(info.value).startswith(f"model folder {read_only_dir / 'model'} cannot be written")
 
 
 def test_predict_texts_labels_each_text_in_order(exported, model_file):
