@@ -78,3 +78,23 @@ def test_an_unusable_store_is_a_tracking_error_before_anything_runs(tmp_path):
     cfg = config(mlflow_tracking_uri=f"sqlite:///{blocker}/sub/mlflow.db")
     with pytest.raises(TrackingError, match="cannot create the MLflow store"):
         tuning.start_parent_run(cfg, tuning.open_study(cfg))
+
+
+def test_the_studys_experiment_keeps_its_artifacts_beside_the_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    store = f"sqlite:///{tmp_path / 'volume' / 'mlflow.db'}"
+    cfg = config(mlflow_tracking_uri=store, mlflow_exp_name="beside")
+    run_id = tuning.start_parent_run(cfg, tuning.open_study(cfg))
+    experiment = mlflow.MlflowClient(store).get_experiment_by_name("beside")
+    assert experiment.artifact_location == (tmp_path / "volume" / "mlartifacts" / "beside").as_uri()
+    assert mlflow.MlflowClient(store).get_run(run_id).info.experiment_id == experiment.experiment_id
+
+
+def test_an_unwritable_artifact_location_is_refused_before_the_parent_run(store, read_only_dir):
+    location = (read_only_dir / "tune").as_uri()
+    cfg = _cfg(store, mlflow_artifact_location=location)
+    handle = tuning.open_study(cfg)
+    with pytest.raises(TrackingError, match=f"cannot write the artifact location {location} "):
+        tuning.start_parent_run(cfg, handle)
+    assert "mlflow_parent_run_id" not in handle.study.user_attrs
+    assert mlflow.MlflowClient(store).get_experiment_by_name("parent-test") is None
