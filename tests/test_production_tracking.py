@@ -242,3 +242,46 @@ def test_server_lost_mid_run_then_back(tmp_path, data):
         assert run_id
     finally:
         server.stop()
+
+
+def test_credentials_in_the_tracking_uri_work_and_reach_no_file(
+    tmp_path, data, mlflow_server, gcs_emulator, monkeypatch
+):
+    password = mlflow_server.password  # generated per session: distinctive
+    url = mlflow_server.url
+    with_credentials = url.replace("://", f"://{mlflow_server.username}:{password}@", 1)
+    env = _env(
+        mlflow_server,
+        tmp_path,
+        MLFLOW_TRACKING_URI=with_credentials,
+        MLFLOW_TRACKING_USERNAME=None,
+        MLFLOW_TRACKING_PASSWORD=None,
+        STORAGE_EMULATOR_HOST=gcs_emulator.url,
+    )
+    name = f"uri-creds-{uuid.uuid4().hex[:8]}"
+    result = _runner(_train_args(data, tmp_path, "-p", "mlflow_exp_name", name), env)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    # Logged, the executed notebook included (the runner's own client logged in too).
+    for variable, value in mlflow_server.env().items():
+        monkeypatch.setenv(variable, value)
+    client = mlflow.MlflowClient(url)
+    run_id = sb.read_notebook(str(tmp_path / "run" / "train.ipynb")).scraps["mlflow_run_id"].data
+    assert client.get_run(run_id).info.status == "FINISHED"
+    logged = {a.path for a in client.list_artifacts(run_id, "notebook")}
+    assert logged == {"notebook/train.ipynb", "notebook/train.html"}
+    notebook = (tmp_path / "run" / "train.ipynb").read_text()
+    # MLflow's own "View run ... at: URL" line shows the URI without the credentials.
+    assert f"at: {url}/#/experiments/" in notebook, notebook[-3000:]
+
+    experiment = client.get_experiment_by_name(name)
+    assert experiment.artifact_location.startswith(f"gs://{BUCKET}/")
+    prefix = experiment.artifact_location.removeprefix(f"gs://{BUCKET}/")
+    blobs = list(gcs.Client().list_blobs(BUCKET, prefix=prefix))
+    assert any(b.name.endswith("notebook/train.ipynb") for b in blobs)
+    leaks = [str(f) for f, content in _all_text([tmp_path]) if password.encode() in content]
+    leaks += [b.name for b in blobs if password.encode() in b.download_as_bytes()]
+    run = client.get_run(run_id)
+    leaks += [k for k, v in {**run.data.params, **run.data.tags}.items() if password in v]
+    assert leaks == []
+    assert password not in result.stdout + result.stderr
