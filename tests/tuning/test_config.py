@@ -117,6 +117,7 @@ def test_parameters_given_as_strings_as_polyaxon_passes_them():
         ({"enqueue_trials": ["adam"]}, "enqueue_trials[0]", "not a mapping"),
         ({"trial_timeout_s": 0}, "trial_timeout_s", "integer >= 1"),
         ({"trial_timeout_s": "soon"}, "trial_timeout_s", "an integer"),
+        ({"trials_dir": "notebooks/trials"}, "trials_dir", "inside the project's notebooks"),
     ],
 )
 def test_bad_configuration_names_the_key(params, key, words):
@@ -132,6 +133,7 @@ def test_bad_configuration_names_the_key(params, key, words):
         ("n_trials: [1, 2", "config_file", "does not parse"),
         ("- a list\n", "config_file", "does not hold a mapping"),
         ("n_trails: 3\n", "n_trails", "unknown key in"),
+        ("n_trails: 3\n", "n_trails", "; did you mean 'n_trials'?"),
     ],
 )
 def test_a_bad_config_file_names_the_file_or_its_key(tmp_path, text, key, words):

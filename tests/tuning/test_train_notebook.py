@@ -79,7 +79,11 @@ def test_with_the_metric_searched_only_what_every_metric_glues_can_be_an_objecti
             "search_space.mlflow_autolog",
             "MLflow settings",
         ),
-        ({"train_params": {"epoch": 1}}, "train_params.epoch", "not a parameter"),
+        (
+            {"train_params": {"epoch": 1}},
+            "train_params.epoch",
+            "not a parameter of the train notebook; did you mean 'epochs'?",
+        ),
         ({"train_params": {"model_dir": "x"}}, "train_params.model_dir", "cannot be set"),
         (
             {"train_params": {"optimiser": "adam"}},
