@@ -288,7 +288,7 @@ def _runner_refuses(tmp_path, args, env_extra=None):
         MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db", LOG_DIR=str(tmp_path / "logs")
     )
     env.update(env_extra or {})
-    where = ["--output-dir", str(tmp_path / "run")]
+    where = [] if args[0] == "pipeline" else ["--output-dir", str(tmp_path / "run")]
     result = run_runner([*args, *where], env, timeout=120)
     assert result.returncode == 2, result.stderr[-3000:]
     assert result.stdout == "" and not error_traceback_shown(result.stderr)
@@ -300,31 +300,46 @@ def _runner_refuses(tmp_path, args, env_extra=None):
     return lines[0]
 
 
+_TUNE_FILE = "{tmp}/tune.yml"  # holds storage: a URL with a password
+
+
 @pytest.mark.parametrize(
     ("args", "starts", "variable"),
     [
         (
-            ["train", "-r", "mlflow_tracking_uri", "http://u:pw-5678@127.0.0.1:5000"],
+            "train -r mlflow_tracking_uri http://u:pw-5678@127.0.0.1:5000 -p model_dir {tmp}/m",
             "error: mlflow_tracking_uri: a password in a URL",
             "MLFLOW_TRACKING_PASSWORD",
         ),
         (
-            ["tune", "-p", "storage", "postgresql://optuna:pw-5678@127.0.0.1/optuna"],
+            "tune -p storage postgresql://optuna:pw-5678@127.0.0.1/optuna",
             "error: storage: a password in a URL",
             "PGPASSWORD",
         ),
         (
-            ["tune", "-y", "{train_params: {mlflow_tracking_uri: 'https://u:pw-5678@h'}}"],
+            "tune -y {train_params: {mlflow_tracking_uri: https://u:pw-5678@h}}",
             "error: train_params.mlflow_tracking_uri: ",
             "MLFLOW_TRACKING_PASSWORD",
+        ),
+        (  # read by the runner, without a kernel
+            f"tune -p config_file {_TUNE_FILE}",
+            f"error: storage (in {_TUNE_FILE}): ",
+            "PGPASSWORD",
+        ),
+        (
+            f"pipeline --stages prep,train,tune -p tune.config_file {_TUNE_FILE}",
+            f"error: tune.storage (in {_TUNE_FILE}): ",
+            "PGPASSWORD",
         ),
     ],
 )
 def test_the_runner_refuses_a_password_in_a_url_parameter_before_anything(
     tmp_path, args, starts, variable
 ):
-    line = _runner_refuses(tmp_path, [*args, "-p", "model_dir", str(tmp_path / "model")])
-    assert line.startswith(starts) and variable in line
+    (tmp_path / "tune.yml").write_text("storage: postgresql://optuna:pw-5678@127.0.0.1/optuna\n")
+    words = args.split(" ", 2) if " -y " in args else args.split()
+    line = _runner_refuses(tmp_path, [w.replace("{tmp}", str(tmp_path)) for w in words])
+    assert line.startswith(starts.replace("{tmp}", str(tmp_path))) and variable in line
 
 
 def test_the_runner_refuses_credentials_given_twice_in_the_environment(tmp_path):
