@@ -187,7 +187,7 @@ def preflight_error(
     top = None if name is None else str(name).partition(".")[0]  # model_params.ngrams
     if name in config.search_space:
         key = f"search_space.{name}"
-    elif top in searched:
+    elif name == top and top in searched:  # model_params, when model_params.x is searched
         key = f"search_space.{searched[top]}"
     elif top in config.train_params:
         key = f"train_params.{name}"

@@ -118,6 +118,16 @@ def test_the_preflight_cases_try_every_end_of_the_ranges(tmp_path):
         ),
         ({"varied": None, "name": "epochs"}, "train_params.epochs", "refuses it"),
         ({"varied": None, "name": "model_params"}, "search_space.model_params.ngram_max", ""),
+        (  # a hyperparameter, named as check_train_params names it
+            {"varied": None, "name": "model_params.ngram_max"},
+            "search_space.model_params.ngram_max",
+            "refuses it",
+        ),
+        (
+            {"varied": None, "name": "model_params.dropout"},
+            "train_params.model_params.dropout (the train default)",
+            "refuses it",
+        ),
         ({"varied": None, "name": None}, "train_params", "refuses it"),
     ],
 )
