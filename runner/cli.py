@@ -23,6 +23,7 @@ import logging
 import re
 import signal
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import yaml
 
 from lib import paths
-from lib.errors import ParameterError, StorageError, UserError, first_line
+from lib.errors import ParameterError, StorageError, UserError, first_line, output_faults
 from lib.params import yaml_problem
 from lib.secrets import mask_text, secret_values
 from runner import closed_pipe, stopping
@@ -270,6 +271,10 @@ def _make_run_dir(output_dir: str) -> Path:
         raise ParameterError(
             "--output-dir", f"cannot create {path} ({exc.strerror}): choose a folder you can write"
         ) from None
+    # A folder that is there but read-only or full: said now, before any kernel starts.
+    with output_faults("--output-dir", path), tempfile.TemporaryFile(dir=path) as probe:
+        probe.write(b"\0")
+        probe.flush()
     return path
 
 

@@ -28,7 +28,7 @@ from papermill.execute import ERROR_MARKER_TAG
 from papermill.iorw import papermill_io
 
 from lib import paths
-from lib.errors import first_line, user_error_class
+from lib.errors import UserError, first_line, output_faults, user_error_class
 from lib.paths import RUN_DIR_ENV, new_run_dir
 from lib.secrets import mask_text, secret_values
 from lib.speedups import import_in_background, kernel_arguments
@@ -61,8 +61,10 @@ class _MaskingWriter:
         return [str(p) for p in Path(self._local(path)).iterdir()]
 
     def write(self, buf: str, path: str) -> None:
-        # A reader never sees a half-written notebook.
-        paths.atomic_write_text(self._local(path), mask_text(buf, secret_values()))
+        # A reader never sees a half-written notebook; a full disk is one line (OutputError).
+        local = Path(self._local(path))
+        with output_faults("run folder", local.parent):
+            paths.atomic_write_text(local, mask_text(buf, secret_values()))
 
     def pretty_path(self, path: str) -> str:
         return self._local(path)
@@ -156,6 +158,8 @@ def _describe_failure(exc: Exception, watch: KernelWatch) -> tuple[str, str, boo
         if user_error_class(exc.ename) is not None:
             return line, "", True
         return line, "\n".join(exc.traceback or []), False
+    if isinstance(exc, UserError):  # raised here, not in the kernel: a full run folder
+        return str(exc), "", True
     if isinstance(exc, DeadKernelError):
         return watch.death(), str(exc), False
     if isinstance(exc, CellTimeoutError):
@@ -221,8 +225,9 @@ def execute_stage(
     mean the same as in JupyterLab (where ``lib.paths.resolve`` maps them to the root).
     """
     parameters = dict(parameters or {})
-    run_dir = Path(run_dir) if run_dir else new_run_dir(stage.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with output_faults("run folder", run_dir or paths.runs_dir()):  # a read-only project
+        run_dir = Path(run_dir) if run_dir else new_run_dir(stage.name)
+        run_dir.mkdir(parents=True, exist_ok=True)
     output_path = run_dir / f"{stage.name}.ipynb"
     execution = Execution(stage=stage.name, parameters=parameters, output_path=output_path)
     log.info("executing %s -> %s", stage.path, output_path, extra={"stage": stage.name})

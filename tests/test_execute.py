@@ -14,6 +14,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from lib.errors import OutputError
 from runner.execute import Execution, execute_stage
 from runner.stages import Stage
 from runner.watch import INTERRUPTED, KernelWatch, describe_death
@@ -218,3 +219,18 @@ def test_an_unknown_kernel_is_a_user_error_naming_it(tmp_path):
     assert execution.user_error
     assert "no Jupyter kernel named 'no-such-kernel-here'" in execution.error
     assert "jupyter kernelspec list" in execution.error
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line_naming_it(tmp_path, read_only_dir):
+    run_dir = read_only_dir / "run"
+    with pytest.raises(OutputError) as info:  # before any kernel starts
+        execute_stage(_stage(tmp_path, "y = 2"), run_dir=run_dir, render=False)
+    assert str(info.value).startswith(f"run folder {run_dir} cannot be written: ")
+    assert "read-only" in str(info.value)
+
+
+@pytest.mark.slow
+def test_a_full_run_folder_is_a_user_error_with_one_line_naming_it(tmp_path, full_dir):
+    execution = execute_stage(_stage(tmp_path, "y = 2"), run_dir=full_dir, render=False)
+    assert execution.user_error and not execution.error_detail
+    assert execution.error.startswith(f"run folder {full_dir} cannot be written: no space left")

@@ -326,3 +326,18 @@ def test_bad_input_is_refused_before_any_kernel_starts_or_anything_is_written(
     after = {p.name: p.read_bytes() for p in notebooks_dir.iterdir() if p.is_file()}
     assert after == before and not (notebooks_dir / "processed").exists()
     assert not (notebooks_dir / "trials").exists()
+
+
+@pytest.mark.parametrize("fault", ["read_only_dir", "full_dir"])
+def test_a_read_only_or_full_output_dir_is_one_line_before_any_kernel(tmp_path, request, fault):
+    folder = request.getfixturevalue(fault)  # there already: only a write finds the fault
+    raw = make_raw_dir(tmp_path / "raw", per_label=2)
+    processed = tmp_path / "processed"
+    params = f"{{raw_dirs: ['{raw}'], processed_dir: '{processed}'}}"
+    env = {**os.environ, "LOG_DIR": str(tmp_path / "logs")}
+    result = run_runner(["prep", "--output-dir", str(folder), "-y", params], env, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: --output-dir {folder} cannot be written: ")
+    assert ("read-only" if fault == "read_only_dir" else "no space left") in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not processed.exists()  # no kernel ran
