@@ -11,7 +11,7 @@ import pytest
 import scrapbook as sb
 
 from lib.paths import new_run_dir
-from tests.datagen import make_raw_dir, write_review
+from tests.datagen import add_special_entries, make_raw_dir, write_review
 from tests.runner_process import error_traceback_shown
 
 pytestmark = pytest.mark.slow
@@ -178,3 +178,34 @@ def test_a_secret_looking_parameter_is_refused(tmp_path):
     assert result.returncode == 2
     assert "mlflow_password" in result.stderr and "environment" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_runner_prep_skips_and_counts_a_link_out_a_broken_link_and_a_fifo(tmp_path):
+    src = make_raw_dir(tmp_path / "raw", per_label=3)
+    (tmp_path / "hostname").write_text("my-host-name")  # as /etc/hostname
+    add_special_entries(src, tmp_path / "hostname")
+    out, run_dir = tmp_path / "processed", tmp_path / "run"
+    args = ["-r", "raw_dirs", str(src), "-p", "processed_dir", str(out)]
+    result = _run(
+        [sys.executable, "-m", "runner", "prep", *args, "--output-dir", str(run_dir)], tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    skipped = json.loads((out / "manifest.json").read_text())["skipped"]
+    for reason in ("link_outside_raw_dirs", "broken_link", "not_regular_file"):  # the FIFO
+        assert skipped[reason]["count"] == 1, reason
+    assert not any("host" in r["text"] for r in pq.read_table(out / "train.parquet").to_pylist())
+    assert "link_outside_raw_dirs" in (run_dir / "prep.html").read_text()  # the skipped table
+
+
+def test_runner_prep_into_a_read_only_processed_dir_is_one_line(tmp_path, read_only_dir):
+    src = make_raw_dir(tmp_path / "raw", per_label=3)
+    out = read_only_dir / "processed"
+    args = ["-r", "raw_dirs", str(src), "-p", "processed_dir", str(out)]
+    result = _run(
+        [sys.executable, "-m", "runner", "prep", *args, "--output-dir", str(tmp_path / "run")],
+        tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"OutputError: processed_dir {out} cannot be written: the file system" in last
+    assert not error_traceback_shown(result.stderr)
