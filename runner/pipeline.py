@@ -109,11 +109,10 @@ def plan(stages: list[str], given: dict[str, dict[str, Any]]) -> list[Planned]:
             fixed = overrides.get("train_params") or {}
             if isinstance(fixed, dict) and "data_path" not in fixed:
                 overrides["train_params"] = {**fixed, "data_path": processed}
-        if STAGES[stage].check is not None:  # its values, before any stage runs
-            try:
-                STAGES[stage].check({**defaults, **overrides})
-            except ParameterError as exc:  # named as the pipeline's options name it
-                raise ParameterError(f"{stage}.{exc.name}", exc.problem) from None
+        try:  # its values, before any stage runs
+            STAGES[stage].check_values({**defaults, **overrides})
+        except ParameterError as exc:  # named as the pipeline's options name it
+            raise ParameterError(f"{stage}.{exc.name}", exc.problem) from None
         resolved = {**defaults, **overrides}
         env_uri = os.environ.get(TRACKING_URI_ENV)
         if (

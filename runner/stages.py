@@ -3,12 +3,13 @@ that the runner makes before it starts a kernel."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib import paths, stage_checks
+from lib import paths
 from lib.params import parameter_defaults, unknown_name
 
 
@@ -20,9 +21,10 @@ class Stage:
     # Whether the notebook logs to an MLflow run, so that the runner's hook needs MLflow's
     # store modules after it (imported while the notebook runs).
     tracked: bool = True
-    # The checks of its parameters that need neither data nor TensorFlow (lib.stage_checks):
-    # given all the notebook's parameters, ParameterError names the first bad one.
-    check: Callable[[Mapping[str, Any]], Any] | None = None
+    # "module:function" that checks its parameters without data or TensorFlow: given all the
+    # notebook's parameters, ParameterError names the first bad one. Imported when used, so
+    # that a command imports only its own stage's checks.
+    check: str | None = None
 
     @property
     def path(self) -> Path:
@@ -41,13 +43,18 @@ class Stage:
             if name not in known:
                 raise unknown_name(self.name, name, known)
 
+    def check_values(self, params: Mapping[str, Any]) -> None:
+        """Run :attr:`check` on all the notebook's parameters ``params``."""
+        if self.check is not None:
+            module, _, function = self.check.partition(":")
+            getattr(importlib.import_module(module), function)(params)
+
     def check_parameters(self, given: Mapping[str, Any]) -> None:
         """Refuse, before any kernel starts, a name the notebook does not have, or a value
         that :attr:`check` refuses (with the notebook's defaults for the rest)."""
         defaults = self.defaults()
         self.check_names(given, defaults)
-        if self.check is not None:
-            self.check({**defaults, **given})
+        self.check_values({**defaults, **given})
 
 
 STAGES: dict[str, Stage] = {
@@ -58,19 +65,19 @@ STAGES: dict[str, Stage] = {
             "prep.ipynb",
             "raw review folders -> one processed data set",
             tracked=False,
-            check=stage_checks.check_prep_params,
+            check="lib.prep_checks:check_prep_params",
         ),
         Stage(
             "train",
             "train.ipynb",
             "train, evaluate and export a Keras model, tracked in MLflow",
-            check=stage_checks.check_train_params,
+            check="lib.train_checks:check_train_values",
         ),
         Stage(
             "tune",
             "tune.ipynb",
             "an Optuna study whose trials are executed train notebooks",
-            check=stage_checks.check_tune_params,
+            check="lib.tuning.trials:check_tune_params",
         ),
     )
 }

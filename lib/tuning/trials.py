@@ -163,6 +163,26 @@ def preflight_cases(config: TuneConfig, trial_dir: Path) -> list[dict[str, Any]]
     return cases
 
 
+def check_tune_params(params: Mapping[str, Any]) -> TuneConfig:
+    """What the runner checks of the tune notebook's parameters before it starts a kernel:
+    the configuration (:func:`load_config`), and the train parameters of the trials at both
+    ends of every searched range with the checks that need neither data nor TensorFlow
+    (:func:`lib.train_checks.check_train_values`; the tune makes the full checks again in a
+    trial kernel). ParameterError names the key to change."""
+    from lib.train_checks import check_train_values
+
+    config = load_config(params, params.get("config_file"))
+    cases = preflight_cases(config, Path(params.get("trials_dir") or "runs") / "trial-check")
+    for index, case in enumerate(cases):
+        try:
+            check_train_values(case["params"])
+        except ParameterError as exc:
+            found = {"index": index, "varied": case["varied"], "name": exc.name}
+            error = f"ParameterError: {exc}"
+            raise preflight_error(config, cases, {**found, "error": error}) from None
+    return config
+
+
 def preflight_error(
     config: TuneConfig, cases: list[dict[str, Any]], found: Mapping[str, Any]
 ) -> ParameterError:
