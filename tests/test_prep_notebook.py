@@ -88,6 +88,21 @@ def test_plain_papermill_runs_the_same_notebook(tmp_path):
     assert pq.read_table(out / "test.parquet").num_rows == 6
 
 
+def test_plain_papermill_refuses_a_processed_dir_in_the_notebooks_folder(tmp_path):
+    # The runner refuses it before any kernel (tests/test_runner_cli.py); the notebook, run
+    # without the runner, makes the same check before it reads anything.
+    src = make_raw_dir(tmp_path / "raw", per_label=3)
+    papermill = Path(sys.executable).with_name("papermill")
+    args = ["-p", "processed_dir", "notebooks/processed", "-y", f"raw_dirs: [{src}]"]
+    out = tmp_path / "out.ipynb"
+    result = _run([str(papermill), "notebooks/prep.ipynb", str(out), *args], tmp_path)
+    assert result.returncode != 0
+    assert "ParameterError: processed_dir: notebooks/processed is inside the project's" in (
+        result.stderr
+    )
+    assert not (ROOT / "notebooks" / "processed").exists()
+
+
 def test_a_failing_prep_exits_non_zero_with_the_error_and_the_partial_notebook(tmp_path):
     run_dir = tmp_path / "run"
     missing = tmp_path / "no-such-dir"
