@@ -238,6 +238,62 @@ def test_train_model_cpu_tracks_to_mlflow_and_gcs_and_leaks_no_password(
     assert password not in json.dumps({**run.data.params, **run.data.tags})
 
 
+def _local_store_job(image: str, store: str, experiment: str, params: dict) -> plx.RenderedJob:
+    inputs = {"DOCKER_IMAGE": image, "SETUP_MLFLOW": True, "MLFLOW_TRACKING_URI": store}
+    inputs.update(MLFLOW_EXP_NAME=experiment, NOTEBOOK_PARAMS=json.dumps(params))
+    return plx.render_job(FILES / "train-model-cpu.yml", inputs)
+
+
+def test_train_model_cpu_tracks_to_a_local_store_on_the_data_volume(prepared, containers):
+    """A team without a tracking server: a SQLite store on the data volume, the project
+    folder read-only. The run, its artifacts (beside the store) and the registered model
+    are all on the volume."""
+    assert prepared["code"] == 0, prepared["logs"][-3000:]
+    volumes, image = prepared["volumes"], built_image("model-training-cpu")
+    experiment = f"local-{uuid.uuid4().hex[:8]}"
+    job = _local_store_job(image, f"sqlite:///{DATA}/mlflow.db", experiment, SMALL)
+    before = volumes.snapshot()
+    container = run_job(job, image, volumes, _name("local-store"))
+    containers.append(container)
+    code, logs = container.wait(), container.logs()
+    assert code == 0, logs[-5000:]
+    assert "train succeeded" in logs
+    store, artifacts = volumes.data / "mlflow.db", volumes.data / "mlartifacts"
+    allowed = [volumes.outputs(job), store, artifacts]
+    assert _stray_writes(volumes.snapshot() - before, allowed, container) == []
+
+    client = mlflow.MlflowClient(f"sqlite:///{store}")
+    exp = client.get_experiment_by_name(experiment)
+    assert exp.artifact_location == f"file://{DATA}/mlartifacts/{experiment}"
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["polyaxon_run_uuid"] == job.run_uuid
+    logged = artifacts / experiment / run.info.run_id / "artifacts"
+    for wanted in ("notebook/train.ipynb", "plots/learning_curves.png", "model/MLmodel"):
+        assert (logged / wanted).is_file(), (wanted, sorted(logged.rglob("*")))
+    versions = client.search_model_versions(f"run_id='{run.info.run_id}'")
+    assert [v.source for v in versions] == [f"{run.info.artifact_uri}/model"]
+
+
+def test_an_unwritable_artifact_location_stops_training_before_it_starts(prepared, containers):
+    assert prepared["code"] == 0, prepared["logs"][-3000:]
+    volumes, image = prepared["volumes"], built_image("model-training-cpu")
+    location = "/home/aisg/project/mlartifacts/x"  # in the image: read-only in the pod
+    params = {**SMALL, "mlflow_artifact_location": location}
+    job = _local_store_job(image, f"sqlite:///{DATA}/refused/mlflow.db", "refused", params)
+    container = run_job(job, image, volumes, _name("refused"))
+    containers.append(container)
+    code, logs = container.wait(), container.logs()
+    assert code == 2, logs[-5000:]
+    assert f"cannot write the artifact location {location} of MLflow experiment" in logs
+    assert "Read-only file system" in logs and "Traceback" not in logs
+    # Refused in the tracking cell: the training cell never started.
+    notebook = json.loads((volumes.outputs(job) / "notebook" / "train.ipynb").read_text())
+    (fit,) = [c for c in notebook["cells"] if "models.build_model(" in "".join(c["source"])]
+    assert not fit["metadata"].get("papermill", {}).get("start_time")
+    client = mlflow.MlflowClient(f"sqlite:///{volumes.data / 'refused' / 'mlflow.db'}")
+    assert [e.name for e in client.search_experiments()] == ["Default"]
+
+
 def _runs(server, experiment: str):
     """The runs of ``experiment`` (the test is the server's admin: mlflow_tracking_env)."""
     client = mlflow.MlflowClient(server.url)
