@@ -42,6 +42,7 @@ USED_WHERE_VULTURE_CANNOT_SEE = {
     "_render_traceback_": "IPython shows an exception through it (lib.tuning.pruning)",
     "__getattr__": "Python calls a module's __getattr__ for a name it lacks (lib.tuning.pruning)",
     "load_context": "MLflow calls it as it loads a pyfunc model (lib.scoring_model)",
+    "check_tune_params": "the tune stage's check, named module:function in runner.stages",
 }
 
 
