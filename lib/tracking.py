@@ -279,7 +279,7 @@ def log_keras_model(
         model.save(keras_file)
         code = scoring_model.code_folder(Path(tmp) / "code")
         local = Path(tmp) / name
-        with _quiet_pickle_warning():
+        with _quiet_pickle_warning(), _no_artifact_progress_bar():
             mlflow.pyfunc.save_model(
                 str(local),
                 python_model=scoring_model.ScoringModel(),
@@ -317,6 +317,24 @@ def _quiet_pickle_warning() -> Iterator[None]:
         yield
     finally:
         logger.removeFilter(keep)
+
+
+@contextlib.contextmanager
+def _no_artifact_progress_bar() -> Iterator[None]:
+    """Turn MLflow's artifact progress bar off for the block (MLflow's own setting): saving
+    the pyfunc model "downloads" its artifacts, the local ``.keras`` file, into the model's
+    folder, which would draw a "Downloading artifacts" bar in every train notebook."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as setting
+
+    saved = os.environ.get(setting.name)
+    os.environ[setting.name] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(setting.name, None)
+        else:
+            os.environ[setting.name] = saved
 
 
 def _pinned(names: list[str]) -> list[str]:

@@ -3,6 +3,7 @@ from the project root, for the tests."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -44,3 +45,15 @@ def error_traceback_shown(stderr: str) -> bool:
     ipykernel/zmq callback traceback while it exits, rare) goes through neither."""
     project = (f'File "{ROOT / "lib"}', f'File "{ROOT / "runner"}', "Cell In[")
     return any(marker in stderr for marker in project)
+
+
+# What a line at WARNING or above looks like, whoever printed it: a log record (ours, or
+# another library's), a Python warning, absl's W/E/F lines (TensorFlow's C++), a traceback.
+_LOUD = re.compile(
+    r"\b(WARNING|ERROR|CRITICAL)\b|\w+Warning: |^[WEF]\d{4} |Traceback \(most recent", re.M
+)
+
+
+def loud_lines(text: str) -> list[str]:
+    """The lines of a command's output that are at WARNING or above (see ``_LOUD``)."""
+    return [line for line in text.splitlines() if _LOUD.search(line)]

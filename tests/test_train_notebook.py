@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import mlflow
@@ -13,7 +14,7 @@ import scrapbook as sb
 
 from lib import prep
 from tests.datagen import make_raw_dir
-from tests.runner_process import error_traceback_shown, run_runner
+from tests.runner_process import error_traceback_shown, loud_lines, run_runner
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +30,7 @@ def data(tmp_path_factory):
 
 def _runner(args, tmp_path, env=None):
     base = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    full_env = {**base, "LOG_DIR": str(tmp_path / "logs"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    full_env = {**base, "LOG_DIR": str(tmp_path / "logs")}  # TensorFlow's C++ logs as a user's
     full_env.update(env or {})
     return run_runner(args, full_env)
 
@@ -64,6 +65,8 @@ def test_train_run_is_tracked_with_its_notebook_and_model(tmp_path, data):
         tmp_path, data, "-p", "optimiser", "rmsprop", "-p", "early_stopping_patience", "3", env=env
     )
     assert result.returncode == 0, result.stderr
+    assert loud_lines(result.stdout + result.stderr) == []  # nothing at WARNING or above
+    _check_quiet_notebook_with_alt_text(tmp_path / "run")
     scraps = sb.read_notebook(str(tmp_path / "run" / "train.ipynb")).scraps
     for name in ("val_loss", "val_accuracy", "test_loss", "test_accuracy"):
         assert isinstance(scraps[name].data, float)
@@ -97,6 +100,42 @@ def test_train_run_is_tracked_with_its_notebook_and_model(tmp_path, data):
         assert out.returncode == 0, out.stderr
         lines = out.stdout.strip().splitlines()
         assert lines[0].startswith("positive\t") and lines[1].startswith("negative\t")
+        # TensorFlow's C++ lines (oneDNN's, the CUDA probe's) are logged, not printed.
+        assert loud_lines(out.stdout + out.stderr) == [], out.stderr
+        assert "cuInit" not in out.stderr and "oneDNN" not in out.stderr
+
+
+def _check_quiet_notebook_with_alt_text(run_dir: Path) -> None:
+    """The executed notebook has no stderr and no widget (MLflow's artifact progress bar
+    was one), and the plots in its HTML have their alternative text."""
+    outputs = [
+        o
+        for c in nbformat.read(run_dir / "train.ipynb", as_version=4).cells
+        for o in c.get("outputs", [])
+    ]
+    assert [o.text for o in outputs if o.get("name") == "stderr"] == []
+    widgets = [
+        o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert widgets == []
+
+    alts = _image_alts((run_dir / "train.html").read_text())
+    assert len(alts) == 2, alts  # the learning curves, the confusion matrix
+    assert alts[0].startswith("Learning curves over 2 epoch(s): loss (train from"), alts
+    assert alts[1].startswith("Test confusion matrix: of "), alts
+
+
+def _image_alts(html: str) -> list[str | None]:
+    """The ``alt`` of each ``<img>`` in ``html`` (None where it has none)."""
+    alts: list[str | None] = []
+
+    class Images(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                alts.append(dict(attrs).get("alt"))
+
+    Images().feed(html)
+    return alts
 
 
 def test_a_failing_execution_marks_the_run_failed_with_its_partial_notebook(tmp_path, data):
@@ -137,10 +176,22 @@ def test_unreachable_tracking_stops_before_training(tmp_path, data):
     ],
 )
 def test_bad_parameters_are_named_before_data_is_loaded(tmp_path, data, name, value, expected):
-    result, _ = _train(tmp_path, data, "-p", name, value)
-    assert result.returncode == 2 and not error_traceback_shown(result.stderr)
-    assert expected in result.stderr
-    nb = nbformat.read(tmp_path / "run" / "train.ipynb", as_version=4)
+    # The runner refuses them before any kernel (tests/test_runner_cli.py); the notebook
+    # checks them too, for plain papermill and JupyterLab.
+    papermill = Path(sys.executable).with_name("papermill")
+    out = tmp_path / "out.ipynb"
+    args = ["-p", "data_path", str(data), "-p", "setup_mlflow", "False", "-p", name, value]
+    env = {**os.environ, "LOG_DIR": str(tmp_path / "logs")}
+    result = subprocess.run(
+        [str(papermill), "notebooks/train.ipynb", str(out), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode != 0 and expected in result.stderr, result.stderr[-3000:]
+    nb = nbformat.read(out, as_version=4)
     data_cell = next(c for c in nb.cells if "datasets.load(" in c.source)
     assert data_cell.get("execution_count") is None
 
