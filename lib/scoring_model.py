@@ -39,6 +39,8 @@ MODEL_MODULES = (
     "lib/paths.py",
     "lib/scoring_model.py",
     "lib/speedups.py",
+    "lib/tf_runtime.py",
+    "lib/train_spec.py",
 )
 
 
@@ -89,6 +91,10 @@ class ScoringModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context) -> None:
         """Load the exported model; lib.models (from the model's code) registers its layers."""
+        from lib import tf_runtime
+
+        # TensorFlow starts as in the stages: its C++ start-up lines logged, not printed.
+        tf_runtime.start()
         import keras
 
         import lib.models  # noqa: F401  (registers the custom layers the file names)

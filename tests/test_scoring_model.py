@@ -21,6 +21,7 @@ import pytest
 
 from lib import model_io, scoring_model, training
 from tests import logged_models
+from tests.runner_process import loud_lines
 
 pytestmark = pytest.mark.slow  # trains a model, loads it in a fresh interpreter
 REVIEWS = ["A wonderful film.", "Dull and far too long.", "<b>Superb</b>, I loved it!"]
@@ -68,7 +69,8 @@ _FRESH = textwrap.dedent(
 
 def test_the_logged_model_loads_in_a_process_that_cannot_import_lib(store_env, tmp_path):
     store, uri, model, _ = store_env
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # As a fresh `mlflow models serve` finds it: no TF_* settings from this process.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("TF_")}
     done = subprocess.run(
         [sys.executable, "-I", "-c", _FRESH, uri, json.dumps(REVIEWS)],
         cwd=tmp_path,  # not the project root: nothing importable from the working directory
@@ -78,6 +80,9 @@ def test_the_logged_model_loads_in_a_process_that_cannot_import_lib(store_env, t
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # load_context starts TensorFlow through lib.tf_runtime: its C++ lines are not printed.
+    assert loud_lines(done.stderr) == [], done.stderr[-3000:]
+    assert "cuInit" not in done.stderr and "oneDNN" not in done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     # lib came from the model's own code folder, downloaded with it.
     assert Path(result["lib"]).parent.name == "lib"
