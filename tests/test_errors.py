@@ -1,5 +1,8 @@
 """lib.errors: one family for the errors a user can fix, and its name lookup."""
 
+import errno
+import os
+
 import pytest
 
 from lib import errors
@@ -7,15 +10,25 @@ from lib.errors import (
     DatasetError,
     FetchError,
     ModelError,
+    OutputError,
     ParameterError,
     StorageError,
     TrackingError,
     UserError,
     first_line,
+    output_faults,
     user_error_class,
 )
 
-AREAS = (ParameterError, DatasetError, FetchError, TrackingError, StorageError, ModelError)
+AREAS = (
+    ParameterError,
+    DatasetError,
+    FetchError,
+    TrackingError,
+    StorageError,
+    ModelError,
+    OutputError,
+)
 
 
 def test_every_area_is_a_user_error_and_nothing_else_in_the_module_is():
@@ -60,3 +73,23 @@ def test_first_line_skips_blank_lines_and_falls_back_to_the_class_name():
     assert first_line(RuntimeError("\n  the store is gone  \nTraceback ...")) == "the store is gone"
     assert first_line(RuntimeError("")) == "RuntimeError"
     assert first_line(KeyError()) == "KeyError"
+
+
+@pytest.mark.parametrize(
+    "code, problem",
+    [
+        (errno.EROFS, "the file system is read-only"),
+        (errno.ENOSPC, "no space left on the device"),
+        (errno.EACCES, "permission denied"),
+    ],
+)
+def test_a_fault_of_the_machine_while_writing_is_one_line_naming_the_output(code, problem):
+    with pytest.raises(OutputError) as info, output_faults("model_dir", "/data/models"):
+        raise OSError(code, os.strerror(code), "/data/models/x.png")
+    assert str(info.value).startswith(f"model_dir /data/models cannot be written: {problem}; ")
+    assert info.value.__cause__ is None and "\n" not in str(info.value)
+
+
+def test_other_os_errors_pass_through_the_output_faults_unchanged():
+    with pytest.raises(FileNotFoundError), output_faults("model_dir", "/data/models"):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory")
