@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lib import paths
-from lib.errors import TrackingError, first_line
+from lib.errors import TrackingError, first_line, output_faults
 from lib.tracking_check import (
     check_artifact_location,
     check_store,
@@ -289,8 +289,9 @@ def log_keras_model(
                 input_example=pd.DataFrame({0: list(examples)}),
                 pip_requirements=requirements,
             )
-        if export_to is not None:
-            with paths.atomic_write(export_to) as partial:
+        if export_to is not None:  # a read-only or full model folder: one line
+            folder = Path(export_to).parent
+            with output_faults("model folder", folder), paths.atomic_write(export_to) as partial:
                 shutil.copyfile(keras_file, partial)
         with server_errors("logging the model"):
             mlflow.log_artifacts(str(local), artifact_path=name)

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from lib import model_io, scoring_model, training
+from lib.errors import OutputError
 from tests import logged_models
 from tests.runner_process import loud_lines
 
@@ -145,3 +146,10 @@ def test_the_exported_file_and_model_io_still_work_on_the_run_uri(store_env):
     labelled = model_io.predict_texts(uri, REVIEWS)
     assert [label for _, label, _ in labelled][:2] == ["positive", "negative"]
     np.testing.assert_allclose([p for _, _, p in labelled], expected, atol=1e-6)
+
+
+def test_an_export_into_a_read_only_folder_is_one_line_naming_it(store_env, read_only_dir):
+    store, _, model, _ = store_env
+    with pytest.raises(OutputError) as info:
+        logged_models.log_model(store, model, export_to=read_only_dir / "model" / "model.keras")
+    assert str(info.value).startswith(f"model folder {read_only_dir / 'model'} cannot be written")
