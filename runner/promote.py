@@ -128,6 +128,11 @@ def run(args: argparse.Namespace) -> int:
     if champion is not None and champion.version == candidate.version:
         print(f"{name} v{candidate.version} is already {registry.CHAMPION}: nothing moved")
         return 0
+    from lib import tf_runtime
+
+    # Before the models import TensorFlow (one logged before its load_context started it so
+    # would print TensorFlow's C++ start-up lines): those lines logged, not printed.
+    tf_runtime.start()
     contenders = [_Contender("candidate", candidate, promotion.load_version(name, candidate))]
     base = _champion_model(name, champion, args.force)
     if base is not None:

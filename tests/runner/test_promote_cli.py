@@ -26,7 +26,7 @@ from lib import prep, promotion, registry, tracking
 from runner.cli import main
 from tests import logged_models, services
 from tests.datagen import make_raw_dir
-from tests.runner_process import error_traceback_shown, run_runner
+from tests.runner_process import error_traceback_shown, loud_lines, run_runner
 from tests.services import BUCKET
 
 gcs_emulator = services.gcs_emulator
@@ -148,11 +148,15 @@ def test_the_first_version_becomes_champion_from_the_command_line(world):
     name = "first"
     _register(world, name, "worse")
     registry.set_alias(name, registry.CHALLENGER, 1, tracking_uri=world.store)
-    env = dict(  # the store as users give it
-        os.environ, MLFLOW_TRACKING_URI=world.store, LOG_DIR=str(world.root / "logs")
+    env = dict(  # the store as users give it; no TF_* settings from this process
+        {k: v for k, v in os.environ.items() if not k.startswith("TF_")},
+        MLFLOW_TRACKING_URI=world.store,
+        LOG_DIR=str(world.root / "logs"),
     )
     result = run_runner(["promote", "--model-name", name], env)
     assert result.returncode == 0, result.stderr
+    # Nothing at WARNING or above: TensorFlow's C++ lines (oneDNN's, cuInit's) are logged.
+    assert loud_lines(result.stdout + result.stderr) == [], result.stderr
     assert result.stdout.strip().splitlines()[-1] == (
         f"promoted {name} v1 to champion: test_accuracy 0.0000, no champion before"
     )
