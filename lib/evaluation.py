@@ -156,7 +156,7 @@ class FigureOutput:
     png: bytes
     alt: str
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+    def _repr_mimebundle_(self, **_ignored: object) -> dict[str, str]:
         data = base64.b64encode(self.png).decode("ascii")
         alt = html.escape(self.alt, quote=True)
         return {

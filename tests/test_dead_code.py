@@ -43,6 +43,7 @@ USED_WHERE_VULTURE_CANNOT_SEE = {
     "__getattr__": "Python calls a module's __getattr__ for a name it lacks (lib.tuning.pruning)",
     "load_context": "MLflow calls it as it loads a pyfunc model (lib.scoring_model)",
     "check_tune_params": "the tune stage's check, named module:function in runner.stages",
+    "_repr_mimebundle_": "IPython displays an object through it (lib.evaluation.FigureOutput)",
 }
 
 
