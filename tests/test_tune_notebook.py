@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from lib import prep, tuning
 from tests.datagen import make_raw_dir
-from tests.runner_process import error_traceback_shown
+from tests.runner_process import error_traceback_shown, loud_lines
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,13 @@ def test_reference_config_runs_three_trials_as_child_runs_with_their_notebooks(t
     runs_before = _project_tune_runs()
     result = _tune(tmp_path, data, "-f", "conf/hptuning.yml", MLFLOW_HPTUNING_TAG="1641159546")
     assert result.returncode == 0, result.stderr[-5000:]
+    assert loud_lines(result.stdout + result.stderr) == []  # nothing at WARNING or above
     run_dir = tmp_path / "run"
+    # The plots (Pareto front, importances) have their alternative text in the HTML.
+    alts = re.findall(r"<img\b[^>]*\balt=\"([^\"]*)\"", (run_dir / "tune.html").read_text())
+    assert len(alts) == 2, alts
+    assert alts[0].startswith("Pareto front of 3 complete trial(s)"), alts
+    assert alts[1].startswith("Parameter importances (fANOVA): for val_loss, "), alts
     scraps = {k: v.data for k, v in sb.read_notebook(str(run_dir / "tune.ipynb")).scraps.items()}
     assert scraps["hptuning_tag"] == "1641159546" and scraps["n_complete"] == 3
     assert scraps["best_trials"] and all(

@@ -43,6 +43,9 @@ from lib.tuning.storage import make_sampler, open_storage
 from lib.tuning.study import StudyHandle, open_study
 from lib.tuning.summary import (
     best_trials,
+    describe_importances,
+    describe_learning_curves,
+    describe_study,
     param_importances,
     plot_importances,
     plot_learning_curves,
@@ -84,6 +87,9 @@ __all__ = [
     "best_trials",
     "default_kernel_rss_mib",
     "default_trials_dir",
+    "describe_importances",
+    "describe_learning_curves",
+    "describe_study",
     "finish_parent_run",
     "load_config",
     "make_pruner",

@@ -1,4 +1,5 @@
-"""What a study found: the trials table, the best trials, plots and importances.
+"""What a study found: the trials table, the best trials, plots (each with its alternative
+text, ``describe_*``) and importances.
 
 Each takes the study and its objectives' names; plotting and pandas are imported when
 used (:data:`SUMMARY_MODULES` lists them, for importing ahead while the trials run).
@@ -174,3 +175,42 @@ def plot_importances(importances: pd.DataFrame) -> matplotlib.figure.Figure | No
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
+
+
+def describe_study(study: optuna.Study, objectives: Sequence[str]) -> str:
+    """The alternative text of :func:`plot_study`'s figure (when it has one)."""
+    from optuna.trial import TrialState
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if len(objectives) == 2:
+        front = ", ".join(str(t.number) for t in sorted(study.best_trials, key=lambda t: t.number))
+        return (
+            f"Pareto front of {len(complete)} complete trial(s), {objectives[0]} against "
+            f"{objectives[1]}: trial(s) {front} on the front."
+        )
+    best = study.best_trial
+    return (
+        f"Optimisation history of {len(complete)} complete trial(s): {objectives[0]} of each "
+        f"trial and the best so far; the best, {best.values[0]:.4f}, from trial {best.number}."
+    )
+
+
+def describe_learning_curves(study: optuna.Study, prune_on: str) -> str:
+    """The alternative text of :func:`plot_learning_curves`' figure (when it has one)."""
+    from optuna.trial import TrialState
+
+    reported = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
+    pruned = sum(t.state == TrialState.PRUNED for t in reported)
+    return (
+        f"Learning curves: {prune_on} reported after each epoch by {len(reported)} trial(s), "
+        f"{pruned} of them pruned (a pruned trial's curve ends where it was stopped)."
+    )
+
+
+def describe_importances(importances: pd.DataFrame) -> str:
+    """The alternative text of :func:`plot_importances`' figure (when it has one)."""
+    parts = [
+        f"for {objective}, " + ", ".join(f"{name} {value:.2f}" for name, value in column.items())
+        for objective, column in importances.items()
+    ]
+    return f"Parameter importances (fANOVA): {'; '.join(parts)}."

@@ -59,12 +59,23 @@ def test_summaries_for_one_and_two_objectives(tmp_path, params, title):
     assert list(importances.columns) == cfg.objectives
     assert set(importances.index) == {"val_split", "optimiser"}
     assert tuning.plot_importances(importances).axes[0].get_title() == "Parameter importances"
+    described = tuning.describe_importances(importances)
+    assert described.startswith("Parameter importances (fANOVA): for val_")
+    assert described.count("val_split ") == described.count("optimiser ") == len(cfg.objectives)
     best = tuning.best_trials(handle.study, cfg.objectives)
     assert best and all(b["number"] in range(4) for b in best)
     assert all(set(b) >= {"number", "params", "values", "model_uri"} for b in best)
     assert all(set(b["values"]) == set(cfg.objectives) for b in best)
     if len(cfg.objectives) == 1:  # the best value of all four
         assert best[0]["values"]["val_accuracy"] == handle.study.best_value
+    front = ", ".join(str(b["number"]) for b in best)
+    assert tuning.describe_study(handle.study, cfg.objectives) == (
+        "Pareto front of 4 complete trial(s), val_loss against val_accuracy: "
+        f"trial(s) {front} on the front."
+        if len(cfg.objectives) == 2
+        else "Optimisation history of 4 complete trial(s): val_accuracy of each trial and the "
+        f"best so far; the best, {handle.study.best_value:.4f}, from trial {front}."
+    )
 
 
 def test_the_learning_curves_show_every_reporting_trial_the_pruned_ones_too(tmp_path):
@@ -85,6 +96,10 @@ def test_the_learning_curves_show_every_reporting_trial_the_pruned_ones_too(tmp_
     assert ax.get_ylabel() == "val_loss" and "Learning curves" in ax.get_title()
     lengths = sorted(len(line.get_xdata()) for line in ax.get_lines())
     assert lengths == [1, 3, 3]  # the pruned trial's curve ends at its one epoch
+    assert tuning.describe_learning_curves(study, "val_loss") == (
+        "Learning curves: val_loss reported after each epoch by 3 trial(s), 1 of them pruned "
+        "(a pruned trial's curve ends where it was stopped)."
+    )
     figure.savefig(tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
 
