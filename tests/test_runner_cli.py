@@ -126,7 +126,8 @@ def _case(name: str, args: str, expected: str, notebook: bool = False):
     )
 
 
-_RUN = "--output-dir {tmp}/run -p mlflow_tracking_uri sqlite:///{tmp}/mlflow.db"
+_PREP_RUN = "--output-dir {tmp}/run"  # prep has no MLflow parameters
+_RUN = f"{_PREP_RUN} -p mlflow_tracking_uri sqlite:///{{tmp}}/mlflow.db"
 _TRAIN = f"train {_RUN} -p model_dir {{tmp}}/model"
 _TUNE = f'tune {_RUN} -y {{{{"train_params":{{{{"data_path":"{{data}}","epochs":1}}}}}}}}'
 
@@ -149,13 +150,13 @@ _TUNE = f'tune {_RUN} -y {{{{"train_params":{{{{"data_path":"{{data}}","epochs":
         ),
         _case(
             "raw-missing",
-            f"prep {_RUN} -p raw_dirs {{tmp}}/none -p processed_dir {{tmp}}/out",
+            f"prep {_PREP_RUN} -p raw_dirs {{tmp}}/none -p processed_dir {{tmp}}/out",
             "DatasetError: raw data folder {tmp}/none does not exist",
             notebook=True,
         ),
         _case(
             "processed-inside-raw",
-            f"prep {_RUN} -p raw_dirs {{raw}} -p processed_dir {{raw}}/processed",
+            f"prep {_PREP_RUN} -p raw_dirs {{raw}} -p processed_dir {{raw}}/processed",
             "processed_dir {raw}/processed is inside raw dir {raw}",
             notebook=True,
         ),
