@@ -13,9 +13,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+from lib.errors import output_faults
 
 _PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
@@ -102,6 +105,19 @@ def check_output_dir(
 # The run folder of the stage a kernel executes, set by the runner for the kernel it starts
 # (the tune notebook puts its trials' folders there).
 RUN_DIR_ENV = "RUNNER_RUN_DIR"
+
+
+def check_writable(what: str, folder: str | os.PathLike[str]) -> Path:
+    """``folder``, made if missing, once it has taken a small file (removed again): a
+    read-only or full location is one OutputError line naming ``what`` before the work that
+    would write there, not after it."""
+    path = Path(folder)
+    with output_faults(what, path):
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path) as probe:
+            probe.write(b"\0")
+            probe.flush()
+    return path
 
 
 def new_run_dir(stage: str, base: Path | None = None) -> Path:

@@ -64,6 +64,8 @@ def check_train_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
     p = check_train_values(params)
     p["data_path"] = str(check_data_path("data_path", p["data_path"]))
+    # A read-only or full model folder: said before the training, not when exporting after it.
+    paths.check_writable("model_dir", paths.resolve(p["model_dir"]))
     return p
 
 

@@ -23,7 +23,6 @@ import logging
 import re
 import signal
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import yaml
 
 from lib import paths
-from lib.errors import ParameterError, StorageError, UserError, first_line, output_faults
+from lib.errors import ParameterError, StorageError, UserError, first_line
 from lib.params import yaml_problem
 from lib.secrets import mask_text, secret_values
 from runner import closed_pipe, stopping
@@ -272,10 +271,7 @@ def _make_run_dir(output_dir: str) -> Path:
             "--output-dir", f"cannot create {path} ({exc.strerror}): choose a folder you can write"
         ) from None
     # A folder that is there but read-only or full: said now, before any kernel starts.
-    with output_faults("--output-dir", path), tempfile.TemporaryFile(dir=path) as probe:
-        probe.write(b"\0")
-        probe.flush()
-    return path
+    return paths.check_writable("--output-dir", path)
 
 
 def _report(stage: str, execution: Execution) -> int:

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from lib import prep, train_spec
-from lib.errors import ParameterError
+from lib.errors import OutputError, ParameterError
 from lib.params import notebook_parameters, parameter_names
 from lib.train_checks import RUN_SETTINGS, check_train_params, logged_params
 from tests.datagen import make_raw_dir
@@ -61,7 +61,8 @@ def _defaults() -> dict[str, Any]:
 
 
 def _params(processed: Path, **changes: Any) -> dict[str, Any]:
-    return {**_defaults(), "data_path": str(processed), **changes}
+    model_dir = str(processed.parent / "model")  # the check makes it: not in the project
+    return {**_defaults(), "data_path": str(processed), "model_dir": model_dir, **changes}
 
 
 def test_the_notebooks_defaults_pass(processed):
@@ -154,6 +155,18 @@ def test_a_data_path_that_is_missing_or_not_processed_is_named(processed, tmp_pa
     with pytest.raises(ParameterError) as info:
         check_train_params(_params(processed, data_path=str(tmp_path)))
     assert info.value.name == "data_path" and "not a processed data set" in str(info.value)
+
+
+def test_a_model_dir_that_cannot_be_written_is_one_line_before_the_training(
+    processed, read_only_dir
+):
+    with pytest.raises(OutputError) as info:
+        check_train_params(_params(processed, model_dir=str(read_only_dir / "model")))
+    assert str(info.value).startswith(f"model_dir {read_only_dir / 'model'} cannot be written")
+    assert "\n" not in str(info.value)
+    checked = check_train_params(_params(processed))
+    assert Path(checked["model_dir"]).is_dir()  # made, and left empty
+    assert not any(Path(checked["model_dir"]).iterdir())
 
 
 def test_a_parameter_named_like_a_secret_is_refused(processed):
