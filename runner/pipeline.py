@@ -27,36 +27,19 @@ from typing import Any
 
 from lib import paths
 from lib.errors import ParameterError
-from lib.params import as_list, parameter_defaults
+from lib.params import as_list
+from lib.secrets import check_parameter_names
 from lib.tracking_check import public_uri
 from runner import code_deps, digests
 from runner.locks import stage_lock
-from runner.stages import STAGES
+from runner.run_stage import run_stage
+from runner.stages import STAGES, Product, Stage, get_parameter, set_default
 from runner.stamps import Decision, Inputs, Stamp, UnreadableStamp, decide, read_stamp, write_stamp
 
 log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_S = 3600.0
-DATA_SET = "processed data set"  # prep's product, a folder
-PREP_REQUIREMENTS = ("requirements.txt", "requirements-prep.txt")
-TRAIN_REQUIREMENTS = (*PREP_REQUIREMENTS, "requirements-train.txt")
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-
-
-@dataclass(frozen=True)
-class Spec:
-    """What the pipeline knows of a stage beyond the stage table."""
-
-    notebooks: tuple[str, ...]  # the stages whose notebooks it runs (tune runs train's)
-    requirements: tuple[str, ...]
-    extra_modules: tuple[str, ...] = ()  # reached without an import (an entry point)
-
-
-SPECS = {
-    "prep": Spec(("prep",), PREP_REQUIREMENTS),
-    "train": Spec(("train",), TRAIN_REQUIREMENTS),
-    "tune": Spec(("tune", "train"), TRAIN_REQUIREMENTS, ("runner.trials",)),
-}
 
 
 class State:
@@ -75,12 +58,6 @@ class State:
         return digests.FileDigests(self.folder / "file-digests.json")
 
 
-def notebook_defaults(notebook: Path) -> dict[str, Any]:
-    """The values that the notebook's parameters cell assigns (a value that is not a literal:
-    its source text), read without a kernel."""
-    return parameter_defaults(notebook)
-
-
 @dataclass
 class Planned:
     """One stage of a pipeline: its parameters and the values given to its notebook."""
@@ -92,27 +69,28 @@ class Planned:
 
 def plan(stages: list[str], given: dict[str, dict[str, Any]]) -> list[Planned]:
     """Each stage's parameters: the notebook's defaults, ``given[stage]`` over them, and
-    prep's processed data set passed on to train and tune (unless given for them)."""
-    from lib.secrets import check_parameter_names
+    what it reads from an upstream stage (:attr:`Stage.upstream`: prep's processed data set
+    for train and tune) passed on unless given."""
+    upstream_params: dict[str, dict[str, Any]] = {}
 
-    prep_params = {**notebook_defaults(STAGES["prep"].path), **given.get("prep", {})}
-    processed = prep_params["processed_dir"]
+    def params_of(name: str) -> dict[str, Any]:  # an upstream stage's, run or not
+        if name not in upstream_params:
+            upstream_params[name] = {**STAGES[name].defaults(), **given.get(name, {})}
+        return upstream_params[name]
+
     planned = []
-    for stage in stages:
-        defaults = notebook_defaults(STAGES[stage].path)
-        overrides = dict(given.get(stage, {}))
-        STAGES[stage].check_names(overrides, defaults)  # the stage commands' refusal
-        check_parameter_names({f"{stage}.{name}": v for name, v in overrides.items()})
-        if stage == "train" and "data_path" not in overrides:
-            overrides["data_path"] = processed
-        if stage == "tune":
-            fixed = overrides.get("train_params") or {}
-            if isinstance(fixed, dict) and "data_path" not in fixed:
-                overrides["train_params"] = {**fixed, "data_path": processed}
+    for name in stages:
+        stage = STAGES[name]
+        defaults = stage.defaults()
+        overrides = dict(given.get(name, {}))
+        stage.check_names(overrides, defaults)  # the stage commands' refusal
+        check_parameter_names({f"{name}.{key}": v for key, v in overrides.items()})
+        for wire in stage.upstream:
+            set_default(overrides, wire.parameter, params_of(wire.stage)[wire.source])
         try:  # its values, before any stage runs
-            STAGES[stage].check_values({**defaults, **overrides})
+            stage.check_values({**defaults, **overrides})
         except ParameterError as exc:  # named as the pipeline's options name it
-            raise ParameterError(f"{stage}.{exc.name}", exc.problem) from None
+            raise ParameterError(f"{name}.{exc.name}", exc.problem) from None
         resolved = {**defaults, **overrides}
         env_uri = os.environ.get(TRACKING_URI_ENV)
         if (
@@ -122,37 +100,36 @@ def plan(stages: list[str], given: dict[str, dict[str, Any]]) -> list[Planned]:
         ):
             # None means $MLFLOW_TRACKING_URI: another store is another input.
             resolved["mlflow_tracking_uri"] = f"${TRACKING_URI_ENV}={public_uri(env_uri)}"
-        planned.append(Planned(stage, resolved, overrides))
+        planned.append(Planned(name, resolved, overrides))
     return planned
 
 
-def _data(planned: Planned, files: digests.FileDigests) -> dict[str, Any]:
-    params = planned.parameters
-    if planned.stage == "prep":
-        raw_dirs = as_list("raw_dirs", params["raw_dirs"])
-        return {"what": "raw data", "digest": files.raw_data(raw_dirs)}
-    if planned.stage == "train":
-        data_path = params["data_path"]
-    else:
-        fixed = params.get("train_params")
-        fixed = fixed if isinstance(fixed, dict) else {}
-        data_path = fixed.get("data_path") or notebook_defaults(STAGES["train"].path)["data_path"]
-    return {"what": "processed data", "digest": files.processed_data(data_path)}
+def _data(stage: Stage, params: dict[str, Any], files: digests.FileDigests) -> dict[str, Any]:
+    """What the stamp records of the stage's data input: its name and its digest."""
+    if stage.data is None:
+        return {}
+    value = stage.data_path(params)
+    if stage.data.kind == "raw folders":
+        digest = files.raw_data(as_list(stage.data.parameter, value))
+    else:  # "data set"
+        digest = files.processed_data(value)
+    return {"what": stage.data.what, "digest": digest}
 
 
 def inputs_of(planned: Planned, files: digests.FileDigests) -> Inputs:
     """What ``planned`` reads, now."""
-    spec = SPECS[planned.stage]
-    notebooks = [STAGES[name].path for name in spec.notebooks]
+    stage = STAGES[planned.stage]
+    notebooks = stage.notebooks()
     sources = [source for nb in notebooks for source in code_deps.code_cells(nb)]
-    modules = code_deps.closure(sources, spec.extra_modules)
-    other = [paths.resolve(name) for name in spec.requirements]
-    if planned.stage == "tune" and planned.parameters.get("config_file"):
-        other.append(paths.resolve(planned.parameters["config_file"]))
+    modules = code_deps.closure(sources, stage.extra_modules)
+    other = [paths.resolve(name) for name in stage.requirements]
+    for name in stage.file_parameters:
+        if value := get_parameter(planned.parameters, name):
+            other.append(paths.resolve(value))
     return Inputs(
         notebooks={digests.relative(nb): digests.notebook_code(nb) for nb in notebooks},
         parameters=planned.parameters,
-        data=_data(planned, files),
+        data=_data(stage, planned.parameters, files),
         code={digests.relative(p): files.file(p) for p in modules.values()},
         files={digests.relative(p): files.maybe_file(p) or "missing" for p in other},
     )
@@ -218,18 +195,23 @@ def _experiment_id(run_id: str | None, uri: str | None) -> str | None:
         return None
 
 
-def _products(planned: Planned, scraps: dict[str, Any], run_dir: Path, files) -> dict:
-    params = planned.parameters
-    if planned.stage == "prep":
-        path = params["processed_dir"]
+def products_of(
+    planned: Planned, scraps: dict[str, Any], run_dir: Path, files: digests.FileDigests
+) -> dict[str, dict[str, Any]]:
+    """What a successful run of ``planned`` left (:attr:`Stage.products`): where, and its
+    digest, for its stamp."""
+    return {
+        product.name: _product(product, planned.parameters, scraps, run_dir, files)
+        for product in STAGES[planned.stage].products
+    }
+
+
+def _product(product: Product, params, scraps, run_dir: Path, files) -> dict[str, Any]:
+    path = paths.resolve(product.locate(params, scraps, run_dir))
+    if product.kind == "folder":
         found = {"kind": "folder", "path": digests.relative(path)}
-        return {DATA_SET: {**found, "digest": files.processed_data(path)}}
-    if planned.stage == "train":
-        model = paths.resolve(scraps.get("model_path") or Path(params["model_dir"], "model.keras"))
-        return {"model": {"path": digests.relative(model), "digest": files.maybe_file(model)}}
-    trials = scraps.get("trials_dir")
-    table = paths.resolve((Path(trials).parent if trials else run_dir) / "study" / "trials.csv")
-    return {"study": {"path": digests.relative(table), "digest": files.maybe_file(table)}}
+        return {**found, "digest": files.processed_data(path)}
+    return {"path": digests.relative(path), "digest": files.maybe_file(path)}
 
 
 @dataclass
@@ -241,19 +223,13 @@ class Options:
 
 
 def _execute(planned: Planned, options: Options) -> tuple[int, Any]:
-    from runner.cli import _report
-    from runner.execute import KERNEL_NAME, execute_stage
-    from runner.hooks import default_hooks
-
-    execution = execute_stage(
+    return run_stage(
         STAGES[planned.stage],
         planned.overrides,
-        kernel_name=options.kernel or KERNEL_NAME,
+        kernel_name=options.kernel,
         log_output=options.log_output,
         render=options.render,
-        hooks=default_hooks(),
     )
-    return _report(planned.stage, execution), execution
 
 
 def run_pipeline(
@@ -296,7 +272,7 @@ def run_pipeline(
                 "tracking_uri": execution.scraps.get("mlflow_tracking_uri"),
             }
             run["mlflow_experiment_id"] = _experiment_id(run["mlflow_run_id"], run["tracking_uri"])
-            products = _products(planned, execution.scraps, execution.run_dir, files)
+            products = products_of(planned, execution.scraps, execution.run_dir, files)
             stamp = Stamp(name, inputs, products, run)
             write_stamp(state.stamp_path(name), stamp)
             files.save()

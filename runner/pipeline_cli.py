@@ -10,10 +10,10 @@ mapping per stage (``{train: {epochs: 3}, prep: {raw_dirs: [a, b]}}``; a dotted 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from lib.errors import ParameterError
+from runner.options import add_parameter_options, collect_parameters
 from runner.stages import STAGES
 
 COMMANDS = ("pipeline", "status")
@@ -24,8 +24,24 @@ _PER_STAGE = (
     "-r prep.processed_dir data/p2, or -y/-f with a mapping per stage ('{prep: {raw_dirs: [a]}, "
     "train: {epochs: 3}}'); later options override earlier ones."
 )
-DEFAULT_STAGES = ["prep", "train"]
-_STAGE_HINT = "write prep.NAME, train.NAME or tune.NAME (e.g. -p train.epochs 3)"
+
+
+def default_stages() -> list[str]:
+    """The stages ``pipeline`` and ``status`` take without ``--stages``."""
+    return [name for name, stage in STAGES.items() if stage.in_default_pipeline]
+
+
+def _stage_hint() -> str:
+    names = [f"{name}.NAME" for name in STAGES]
+    return f"write {', '.join(names[:-1])} or {names[-1]} (e.g. -p train.epochs 3)"
+
+
+def _dag() -> str:
+    """``prep -> train (-> tune)``: the stages in order, the optional ones in brackets."""
+    return " ".join(
+        (f"-> {n}" if s.in_default_pipeline else f"(-> {n})") if i else n
+        for i, (n, s) in enumerate(STAGES.items())
+    )
 
 
 def _stage_list(value: str) -> list[str]:
@@ -34,15 +50,15 @@ def _stage_list(value: str) -> list[str]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown stage {unknown[0] if unknown else value!r}: use a comma list of "
-            f"{', '.join(STAGES)} (e.g. prep,train,tune)"
+            f"{', '.join(STAGES)} (e.g. {','.join(STAGES)})"
         )
     return [stage for stage in STAGES if stage in names]  # the DAG's order
 
 
-def add_commands(sub: Any, add_parameter_options: Callable[[argparse.ArgumentParser], None]):
+def add_commands(sub: Any) -> None:
     """The two subcommands, on the runner's subparsers."""
     helps = {
-        "pipeline": "prep -> train (-> tune), re-running only the stages that changed",
+        "pipeline": f"{_dag()}, re-running only the stages that changed",
         "status": "each stage of the pipeline: up to date or why not, its last run",
     }
     for command in COMMANDS:
@@ -53,8 +69,9 @@ def add_commands(sub: Any, add_parameter_options: Callable[[argparse.ArgumentPar
         p.add_argument(
             "--stages",
             type=_stage_list,
-            default=DEFAULT_STAGES,
-            help="comma list of the stages (default prep,train; tune also: prep,train,tune)",
+            default=default_stages(),
+            help=f"comma list of the stages (default {','.join(default_stages())}; "
+            f"all: {','.join(STAGES)})",
         )
     pipeline = sub.choices["pipeline"]
     pipeline.add_argument(
@@ -86,14 +103,12 @@ def _put(stages: dict[str, dict[str, Any]], key: Any, value: Any, option: str) -
             stages[stage][str(sub_key)] = sub_value
         return
     if stage not in STAGES or not param:
-        raise ParameterError(f"{option} {name}", f"the name lacks its stage: {_STAGE_HINT}")
+        raise ParameterError(f"{option} {name}", f"the name lacks its stage: {_stage_hint()}")
     stages[stage][param] = value
 
 
 def stage_parameters(items: list[tuple[str, Any]] | None) -> dict[str, dict[str, Any]]:
     """The parameter options, in order, split per stage."""
-    from runner.cli import collect_parameters
-
     stages: dict[str, dict[str, Any]] = {name: {} for name in STAGES}
     for kind, payload in items or []:
         option = {"p": "-p", "r": "-r", "y": "-y", "f": f"-f {payload}"}[kind]
@@ -104,6 +119,8 @@ def stage_parameters(items: list[tuple[str, Any]] | None) -> dict[str, dict[str,
 
 def run(args: argparse.Namespace) -> int:
     """``pipeline`` or ``status``; the exit status."""
+    # Here, not at the top: the pipeline's digests import pyarrow through lib.prep (~0.3 s,
+    # measured), which the other commands, and a refused one, do without.
     from runner import pipeline
 
     given = stage_parameters(args.params)

@@ -1,16 +1,88 @@
-"""The one table that maps stage names to notebooks, and the checks of a stage's parameters
-that the runner makes before it starts a kernel."""
+"""The stage records: everything the runner knows of a stage, declared once.
+
+A :class:`Stage` names its notebook and its parameter checks (used by the stage commands
+before a kernel starts), what it reads from an upstream stage (:class:`Upstream`: train's
+``data_path`` is prep's ``processed_dir`` unless given), its data input and its products
+(:class:`DataInput`, :class:`Product`: what the pipeline's stamp hashes and records), and
+what else its stamp covers (requirement files, other stages' notebooks it runs, files named
+by parameters). The stage commands, the pipeline, ``status`` and the trials all read
+:data:`STAGES`: adding a stage is one record here plus its notebook.
+
+Imports only lib, and nothing heavy: the runner decides and refuses before papermill loads.
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lib import paths
 from lib.params import parameter_defaults, unknown_name
+
+PREP_REQUIREMENTS = ("requirements.txt", "requirements-prep.txt")
+TRAIN_REQUIREMENTS = (*PREP_REQUIREMENTS, "requirements-train.txt")
+
+
+def get_parameter(params: Mapping[str, Any], name: str) -> Any:
+    """The value of parameter ``name``; a dotted name (``train_params.data_path``) is a key
+    of a mapping parameter. None when it is not there."""
+    head, dot, key = name.partition(".")
+    value = params.get(head)
+    if not dot:
+        return value
+    return value.get(key) if isinstance(value, Mapping) else None
+
+
+def set_default(params: dict[str, Any], name: str, value: Any) -> None:
+    """Set parameter ``name`` (dotted: a key of a mapping parameter, which an empty value
+    becomes) to ``value`` unless it is given; a parameter that is not a mapping is left for
+    the stage's checks to refuse."""
+    head, dot, key = name.partition(".")
+    if not dot:
+        params.setdefault(head, value)
+        return
+    fixed = params.get(head) or {}
+    if isinstance(fixed, dict) and key not in fixed:
+        params[head] = {**fixed, key: value}
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A parameter that, unless given, takes an upstream stage's parameter: the pipeline
+    passes prep's ``processed_dir`` on as train's ``data_path``."""
+
+    parameter: str  # this stage's (dotted for a key of a mapping parameter)
+    stage: str  # the upstream stage
+    source: str  # the upstream stage's parameter
+
+
+@dataclass(frozen=True)
+class DataInput:
+    """The data a stage reads, hashed into its stamp by content."""
+
+    what: str  # as stamps and status name it: "raw data", "processed data"
+    parameter: str  # the parameter that names it (dotted for a key of a mapping parameter)
+    kind: str  # "raw folders" (a list of review folders) or "data set" (a processed folder)
+    # (stage, parameter) whose notebook default applies when the parameter is empty: tune's
+    # train_params.data_path falls back to the train notebook's data_path.
+    fallback: tuple[str, str] | None = None
+
+
+# Where a product is: (resolved parameters, scraps, run folder) -> a path.
+Locate = Callable[[Mapping[str, Any], Mapping[str, Any], Path], "str | Path"]
+
+
+@dataclass(frozen=True)
+class Product:
+    """What a successful run leaves, recorded in its stamp: a stage whose product is gone
+    is run again."""
+
+    name: str
+    kind: str  # "folder" (a processed data set, hashed by content) or "file"
+    locate: Locate
 
 
 @dataclass(frozen=True)
@@ -25,6 +97,15 @@ class Stage:
     # notebook's parameters, ParameterError names the first bad one. Imported when used, so
     # that a command imports only its own stage's checks.
     check: str | None = None
+    # -- the pipeline's view: what it passes on, what the stamp hashes, what it records --
+    upstream: tuple[Upstream, ...] = ()
+    data: DataInput | None = None
+    products: tuple[Product, ...] = ()
+    requirements: tuple[str, ...] = ()  # pinned requirement files, relative to the root
+    also_runs: tuple[str, ...] = ()  # stages whose notebooks it executes (tune: train)
+    extra_modules: tuple[str, ...] = ()  # its code reached without an import (entry point)
+    file_parameters: tuple[str, ...] = ()  # parameters naming a file it reads
+    in_default_pipeline: bool = True  # in `runner pipeline` without --stages
 
     @property
     def path(self) -> Path:
@@ -56,6 +137,29 @@ class Stage:
         self.check_names(given, defaults)
         self.check_values({**defaults, **given})
 
+    def notebooks(self) -> list[Path]:
+        """The notebooks it executes: its own, then those of :attr:`also_runs`."""
+        return [self.path] + [get_stage(name).path for name in self.also_runs]
+
+    def data_path(self, params: Mapping[str, Any]) -> Any:
+        """The value of its data input's parameter in ``params`` (resolved), or the
+        fallback's notebook default when that is empty."""
+        assert self.data is not None
+        value = get_parameter(params, self.data.parameter)
+        if not value and self.data.fallback:
+            stage, name = self.data.fallback
+            value = get_stage(stage).defaults()[name]
+        return value
+
+
+def _model_file(params: Mapping[str, Any], scraps: Mapping[str, Any], run_dir: Path):
+    return scraps.get("model_path") or Path(params["model_dir"], "model.keras")
+
+
+def _trials_table(params: Mapping[str, Any], scraps: Mapping[str, Any], run_dir: Path):
+    trials = scraps.get("trials_dir")
+    return (Path(trials).parent if trials else run_dir) / "study" / "trials.csv"
+
 
 STAGES: dict[str, Stage] = {
     s.name: s
@@ -66,18 +170,35 @@ STAGES: dict[str, Stage] = {
             "raw review folders -> one processed data set",
             tracked=False,
             check="lib.prep_checks:check_prep_params",
+            data=DataInput("raw data", "raw_dirs", "raw folders"),
+            products=(Product("processed data set", "folder", lambda p, s, r: p["processed_dir"]),),
+            requirements=PREP_REQUIREMENTS,
         ),
         Stage(
             "train",
             "train.ipynb",
             "train, evaluate and export a Keras model, tracked in MLflow",
             check="lib.train_checks:check_train_values",
+            upstream=(Upstream("data_path", "prep", "processed_dir"),),
+            data=DataInput("processed data", "data_path", "data set"),
+            products=(Product("model", "file", _model_file),),
+            requirements=TRAIN_REQUIREMENTS,
         ),
         Stage(
             "tune",
             "tune.ipynb",
             "an Optuna study whose trials are executed train notebooks",
             check="lib.tuning.trials:check_tune_params",
+            upstream=(Upstream("train_params.data_path", "prep", "processed_dir"),),
+            data=DataInput(
+                "processed data", "train_params.data_path", "data set", ("train", "data_path")
+            ),
+            products=(Product("study", "file", _trials_table),),
+            requirements=TRAIN_REQUIREMENTS,
+            also_runs=("train",),
+            extra_modules=("runner.trials",),  # the trial backend, found by entry point
+            file_parameters=("config_file",),
+            in_default_pipeline=False,
         ),
     )
 }

@@ -1,6 +1,6 @@
 """Trials as executed train notebooks, in warm kernels: the runner's trial backend.
 
-:class:`NotebookTrialBackend` is what :func:`lib.tuning.open_backend` finds under the name
+:class:`NotebookTrialBackend` is what :func:`lib.tuning.backend.open_backend` finds under the name
 ``notebook`` in the entry-point group ``imdb_sentiment.trial_backends`` (see
 ``pyproject.toml``). It starts a :class:`~runner.kernels.KernelPool` of trial kernels at
 once, each importing TensorFlow, Keras and MLflow (:data:`WARMUP_MODULES`) while the tune
@@ -23,14 +23,12 @@ from typing import TYPE_CHECKING, Any
 from lib import paths
 from lib.errors import ParameterError
 from lib.tracking import RUN_ID_SCRAP
-from lib.tuning import (
-    TrialFunction,
-    TrialOutcome,
-    TuneConfig,
-    default_kernel_rss_mib,
-    trial_params,
-)
+from lib.tuning.attrs import MODEL_URI_ATTR, NOTEBOOK_ATTR, RUN_ID_ATTR, TAG_ATTR
+from lib.tuning.backend import TrialFunction, TrialOutcome
+from lib.tuning.config import TuneConfig, default_kernel_rss_mib
+from lib.tuning.trials import trial_params
 from runner.kernels import KernelCodeError, KernelPool
+from runner.run_stage import run_stage
 from runner.stages import Stage, get_stage
 from runner.watch import INTERRUPTED, stop_all
 
@@ -196,9 +194,6 @@ class NotebookTrials:
         return self.trials_dir / f"trial-{number:03d}"
 
     def __call__(self, number: int, sampled: dict[str, Any]) -> TrialOutcome:
-        from runner.execute import execute_stage
-        from runner.hooks import default_hooks
-
         trial_dir = self.trial_dir(number)
         params = trial_params(
             self.config,
@@ -211,12 +206,12 @@ class NotebookTrials:
         kernel = self.pool.acquire()
         ok = False
         try:
-            execution = execute_stage(
+            _, execution = run_stage(
                 self.stage,
                 params,
+                report=False,  # the tuning loop tells each trial's outcome
                 run_dir=trial_dir,
                 render=self.config.trial_html,
-                hooks=default_hooks(),
                 execution_timeout=self.config.cell_timeout,
                 time_limit_s=self.config.trial_timeout_s,
                 km=kernel.km,
@@ -235,10 +230,10 @@ class NotebookTrials:
             scraps=scraps,
             error=execution.error,
             user_attrs={
-                "notebook": str(execution.output_path),
-                "mlflow_run_id": run_id,
-                "model_uri": scraps.get("model_uri"),
-                "hptuning_tag": self.hptuning_tag,
+                NOTEBOOK_ATTR: str(execution.output_path),
+                RUN_ID_ATTR: run_id,
+                MODEL_URI_ATTR: scraps.get("model_uri"),
+                TAG_ATTR: self.hptuning_tag,
             },
         )
 

@@ -91,14 +91,14 @@ def stamp_as_if_run(stage: str, given: dict, mlflow_run_id: str | None = None) -
     """The stamp a successful run of ``stage`` would write now (in $PROJECT_ROOT), without
     running it: run folder ``runs/20261201T090559Z-<stage>``, model ``models/latest``."""
     from runner import digests
-    from runner.pipeline import State, _products, judge, plan
+    from runner.pipeline import State, judge, plan, products_of
     from runner.stamps import Stamp, write_stamp
 
     state, files = State(), State().digests()
     planned = plan([stage], given)[0]
     _, inputs = judge(planned, state, files)
     scraps = {"model_path": digests.relative("models/latest/model.keras")}
-    products = _products(planned, scraps, Path("runs/x"), files)
+    products = products_of(planned, scraps, Path("runs/x"), files)
     run = {
         "run_dir": f"runs/20261201T090559Z-{stage}",
         "name": f"20261201T090559Z-{stage}",

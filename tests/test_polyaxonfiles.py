@@ -40,7 +40,8 @@ import yaml
 from polyaxon.exceptions import PolyaxonfileError
 
 from lib.secrets import check_parameter_names
-from runner.cli import build_parser, collect_parameters
+from runner.cli import build_parser
+from runner.options import collect_parameters
 from tests import polyaxon_render as plx
 
 ROOT = plx.ROOT

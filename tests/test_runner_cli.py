@@ -7,7 +7,8 @@ import pytest
 
 from lib import prep
 from lib.errors import ParameterError
-from runner.cli import build_parser, collect_parameters, resolve_type
+from runner.cli import build_parser
+from runner.options import collect_parameters, resolve_type
 from runner.stages import STAGES, get_stage
 from tests.datagen import make_raw_dir
 from tests.runner_process import ROOT, error_traceback_shown, run_runner
