@@ -39,6 +39,7 @@ from papermill.log import logger
 from papermill.utils import merge_kwargs, remove_args
 
 from lib.progress import MIME
+from lib.tf_runtime import nvidia_device_present, records
 from runner.watch import KernelWatch
 
 ENGINE = "runner"
@@ -107,8 +108,6 @@ def relay_stderr(stream: IO[bytes], stop: threading.Event | None = None) -> None
     words. ``lib.tf_runtime.records`` decides each line's level: C++ INFO lines and known
     notices at DEBUG (shown with ``--log-level DEBUG``), warnings and errors as such, any
     other line a WARNING, so that nothing real is hidden and the console keeps one format."""
-    from lib.tf_runtime import nvidia_device_present, records
-
     gpu_expected = nvidia_device_present()
     with stream:
         for raw in stream:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from lib.tracking import RUN_ID_SCRAP, TRACKING_URI_SCRAP
+from lib.tracking import RUN_ID_SCRAP, TRACKING_URI_SCRAP, log_notebook, resolve_tracking_uri
 from runner.execute import Execution, PostHook
 
 log = logging.getLogger(__name__)
@@ -17,8 +17,6 @@ def log_notebook_to_mlflow(execution: Execution) -> None:
     run_id = execution.scraps.get(RUN_ID_SCRAP)
     if not run_id:
         return
-    from lib.tracking import log_notebook, resolve_tracking_uri
-
     uri = resolve_tracking_uri(execution.scraps.get(TRACKING_URI_SCRAP))
     files = [execution.output_path] + ([execution.html_path] if execution.html_path else [])
     log_notebook(uri, run_id, files, status=execution.status, error=execution.error)

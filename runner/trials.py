@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from lib import paths
 from lib.errors import ParameterError
-from lib.tracking import RUN_ID_SCRAP
+from lib.tracking import RUN_ID_SCRAP, log_notebook, resolve_tracking_uri, run_tags, store_modules
 from lib.tuning.attrs import MODEL_URI_ATTR, NOTEBOOK_ATTR, RUN_ID_ATTR, TAG_ATTR
 from lib.tuning.backend import TrialFunction, TrialOutcome
 from lib.tuning.config import TuneConfig, default_kernel_rss_mib
@@ -71,8 +71,6 @@ WARMUP_MODULES = (
 def warmup_modules(tracking_uri: str | None) -> list[str]:
     """What a trial kernel imports before its first trial, with the modules of the MLflow
     store at ``tracking_uri`` (None: no tracking)."""
-    from lib.tracking import store_modules
-
     return list(WARMUP_MODULES) + store_modules(tracking_uri)
 
 
@@ -250,8 +248,6 @@ def record_failed_run(
     id, or None if MLflow could not take it (the trial is failed anyway)."""
     try:
         import mlflow
-
-        from lib.tracking import log_notebook, resolve_tracking_uri, run_tags
 
         uri = resolve_tracking_uri(config.mlflow_tracking_uri)
         client = mlflow.MlflowClient(uri)

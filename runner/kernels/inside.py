@@ -110,6 +110,7 @@ def preflight(cases: list[dict[str, Any]]) -> dict[str, Any] | None:
     case["varied"], "name": the parameter's name (None if the error names none), "error":
     "EName: message"}``, or None if all pass.
     """
+    # Here: only the standard library at the top (see the module's docstring).
     from lib.train_checks import check_train_params
 
     for index, case in enumerate(cases):
@@ -129,6 +130,7 @@ def freeze() -> None:
     """Move the objects that exist now out of the garbage collector's scans, if the
     ``gc_freeze`` trick is on (:func:`lib.speedups.freeze_long_lived`): after the warm-up
     (then each reset's collection takes ms, not ~0.8 s) or before the kernel exits."""
+    # Here: only the standard library at the top (see the module's docstring).
     from lib.speedups import freeze_long_lived
 
     freeze_long_lived()
