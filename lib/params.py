@@ -87,6 +87,22 @@ def as_list(name: str, value: Any) -> list[Any]:
     raise not_allowed(name, value, "a list, or a JSON/YAML list given as a string")
 
 
+def as_mapping(key: str, value: Any) -> dict[str, Any]:
+    """A dict from a mapping, or from a YAML/JSON mapping given as a string; {} for None."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value) if value.strip() else {}
+        except yaml.YAMLError as exc:
+            raise ParameterError(
+                key, f"{value!r} does not parse as YAML/JSON: {yaml_problem(exc)}"
+            ) from None
+    if not isinstance(value, Mapping):
+        raise ParameterError(key, f"{value!r} is not a mapping")
+    return dict(value)
+
+
 def as_bool(name: str, value: Any) -> bool:
     """A bool from a bool or the strings true/false/yes/no/1/0 (any case)."""
     if isinstance(value, bool):

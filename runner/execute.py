@@ -33,7 +33,7 @@ from lib.paths import RUN_DIR_ENV, new_run_dir
 from lib.secrets import mask_text, secret_values
 from lib.speedups import import_in_background, kernel_arguments
 from lib.tracking import resolve_tracking_uri, store_modules
-from lib.tuning.pruning import PRUNED_ERROR
+from lib.tuning.attrs import PRUNED_ERROR
 from runner.engine import ENGINE
 from runner.progress import StageProgress, clear_live_line
 from runner.stages import Stage

@@ -2,6 +2,7 @@
 
 One module per concern:
 
+- :mod:`~lib.tuning.attrs`: the names of what a study and its trials record;
 - :mod:`~lib.tuning.config`: the tune notebook's parameters over ``conf/hptuning.yml``,
   read and checked before anything runs (:func:`load_config`);
 - :mod:`~lib.tuning.train_notebook`: what the tune knows of the train notebook (its
@@ -14,109 +15,88 @@ One module per concern:
   ``n_jobs`` at a time, even with several processes on one storage (:func:`run_study`);
 - :mod:`~lib.tuning.pruning`: the ``pruner`` and ``prune_on`` settings, and the trial
   kernel's side: reporting each epoch, and a pruned trial's end (:func:`stop_if_pruned`);
-- :mod:`~lib.tuning.trials`: the seam, what a trial is and the :class:`TrialBackend` that
-  runs trials (the runner's: train notebooks in warm kernels), :func:`prepare` and
-  :func:`run_trials`;
+- :mod:`~lib.tuning.backend`: the seam, what a trial is and the :class:`TrialBackend` that
+  runs trials (the runner's: train notebooks in warm kernels), :func:`open_backend`;
+- :mod:`~lib.tuning.trials`: a trial's parameters, the checks before the trials,
+  :func:`prepare` and :func:`run_trials`;
 - :mod:`~lib.tuning.parent_run`: the study's MLflow parent run;
 - :mod:`~lib.tuning.registration`: the best trial's model registered once per study
   (:func:`register_best`);
 - :mod:`~lib.tuning.summary`: the trials table, best trials, plots and importances.
+
+Importing the package imports none of them: the train notebook imports
+``lib.tuning.pruning`` alone, and its code closure (what makes the train stage outdated,
+``runner/code_deps.py``) must not hold the tune's modules. The names below are resolved
+from their module on first access (``tuning.open_study``), for interactive use and tests;
+the project's own code imports them from their module, which the code closure follows.
 """
 
-from lib.tuning.config import (
-    CONFIG_KEYS,
-    DEFAULT_CONFIG_FILE,
-    DEFAULTS,
-    TuneConfig,
-    default_kernel_rss_mib,
-    load_config,
-    memory_limit_mib,
-    read_config_file,
-    requested_n_jobs,
-)
-from lib.tuning.loop import SURPLUS_ATTR, StudyRun, TuningError, objective_values, run_study
-from lib.tuning.parent_run import finish_parent_run, start_parent_run
-from lib.tuning.pruning import PRUNED_ERROR, PRUNED_SCRAP, make_pruner
-from lib.tuning.registration import register_best
-from lib.tuning.space import SearchParam, parse_param, parse_search_space, sample
-from lib.tuning.storage import make_sampler, open_storage
-from lib.tuning.study import StudyHandle, open_study
-from lib.tuning.summary import (
-    best_trials,
-    describe_importances,
-    describe_learning_curves,
-    describe_study,
-    param_importances,
-    plot_importances,
-    plot_learning_curves,
-    plot_study,
-    trials_table,
-)
-from lib.tuning.train_notebook import RESERVED, numeric_scraps, train_notebook_parameters
-from lib.tuning.trials import (
-    ENTRY_POINT_GROUP,
-    TrialBackend,
-    TrialFunction,
-    TrialOutcome,
-    default_trials_dir,
-    open_backend,
-    preflight_cases,
-    prepare,
-    run_trials,
-    trial_params,
-    trials_tracking_uri,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CONFIG_KEYS",
-    "DEFAULTS",
-    "DEFAULT_CONFIG_FILE",
-    "ENTRY_POINT_GROUP",
-    "PRUNED_ERROR",
-    "PRUNED_SCRAP",
-    "RESERVED",
-    "SURPLUS_ATTR",
-    "SearchParam",
-    "StudyHandle",
-    "StudyRun",
-    "TrialBackend",
-    "TrialFunction",
-    "TrialOutcome",
-    "TuneConfig",
-    "TuningError",
-    "best_trials",
-    "default_kernel_rss_mib",
-    "default_trials_dir",
-    "describe_importances",
-    "describe_learning_curves",
-    "describe_study",
-    "finish_parent_run",
-    "load_config",
-    "make_pruner",
-    "make_sampler",
-    "memory_limit_mib",
-    "numeric_scraps",
-    "objective_values",
-    "open_backend",
-    "open_storage",
-    "open_study",
-    "param_importances",
-    "parse_param",
-    "parse_search_space",
-    "plot_importances",
-    "plot_learning_curves",
-    "plot_study",
-    "prepare",
-    "preflight_cases",
-    "read_config_file",
-    "register_best",
-    "requested_n_jobs",
-    "run_study",
-    "run_trials",
-    "sample",
-    "start_parent_run",
-    "train_notebook_parameters",
-    "trial_params",
-    "trials_tracking_uri",
-    "trials_table",
-]
+import importlib
+from typing import Any
+
+_HOMES: dict[str, tuple[str, ...]] = {
+    "attrs": ("PRUNED_ERROR", "PRUNED_SCRAP", "SURPLUS_ATTR"),
+    "backend": (
+        "ENTRY_POINT_GROUP",
+        "TrialBackend",
+        "TrialFunction",
+        "TrialOutcome",
+        "open_backend",
+    ),
+    "config": (
+        "CONFIG_KEYS",
+        "DEFAULTS",
+        "DEFAULT_CONFIG_FILE",
+        "TuneConfig",
+        "default_kernel_rss_mib",
+        "load_config",
+        "memory_limit_mib",
+        "read_config_file",
+        "requested_n_jobs",
+    ),
+    "loop": ("StudyRun", "TuningError", "objective_values", "run_study"),
+    "parent_run": ("finish_parent_run", "start_parent_run"),
+    "pruning": ("make_pruner",),
+    "registration": ("register_best",),
+    "space": ("SearchParam", "parse_param", "parse_search_space", "sample"),
+    "storage": ("make_sampler", "open_storage"),
+    "study": ("StudyHandle", "default_trials_dir", "open_study"),
+    "summary": (
+        "best_trials",
+        "describe_importances",
+        "describe_learning_curves",
+        "describe_study",
+        "param_importances",
+        "plot_importances",
+        "plot_learning_curves",
+        "plot_study",
+        "trials_table",
+    ),
+    "train_notebook": ("RESERVED", "numeric_scraps", "train_notebook_parameters"),
+    "trials": (
+        "preflight_cases",
+        "prepare",
+        "run_trials",
+        "trial_params",
+        "trials_tracking_uri",
+    ),
+}
+_HOME = {name: module for module, names in _HOMES.items() for name in names}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    # A name of __all__: from its module, imported now (a submodule is found by the import
+    # system before this is asked).
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -18,7 +18,16 @@ import yaml
 
 from lib import paths
 from lib.errors import ParameterError
-from lib.params import as_bool, as_list, check_float, check_int, did_you_mean, yaml_problem
+from lib.params import (
+    as_bool,
+    as_list,
+    as_mapping,
+    check_float,
+    check_int,
+    did_you_mean,
+    yaml_problem,
+)
+from lib.secrets import check_parameter_names
 from lib.tuning import pruning, registration
 from lib.tuning.space import SearchParam, parse_search_space
 from lib.tuning.storage import MEMORY_STORAGE, check_storage_url, make_sampler, public_storage
@@ -124,22 +133,6 @@ class TuneConfig:
         }
 
 
-def as_mapping(key: str, value: Any) -> dict[str, Any]:
-    """A dict from a mapping, or from a YAML/JSON mapping given as a string; {} for None."""
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        try:
-            value = yaml.safe_load(value) if value.strip() else {}
-        except yaml.YAMLError as exc:
-            raise ParameterError(
-                key, f"{value!r} does not parse as YAML/JSON: {yaml_problem(exc)}"
-            ) from None
-    if not isinstance(value, Mapping):
-        raise ParameterError(key, f"{value!r} is not a mapping")
-    return dict(value)
-
-
 def _non_empty_list(key: str, value: Any) -> list[Any]:
     items = as_list(key, value)
     if not items:
@@ -235,8 +228,6 @@ def _check_enqueue(value: Any, space: Mapping[str, SearchParam]) -> list[dict[st
 def _check_urls(params: Mapping[str, Any], from_file: Mapping[str, Any], config_file: Any) -> None:
     """Refuse a URL with a password in the parameters or the config file, nested ones too
     (``train_params.mlflow_tracking_uri``): the tune passes them on to its trials' notebooks."""
-    from lib.secrets import check_parameter_names
-
     check_parameter_names(params)
     try:
         check_parameter_names(from_file)
@@ -245,8 +236,6 @@ def _check_urls(params: Mapping[str, Any], from_file: Mapping[str, Any], config_
 
 
 def _check_secrets(train_params: Mapping[str, Any]) -> None:
-    from lib.secrets import check_parameter_names
-
     try:
         check_parameter_names(train_params)
     except ParameterError as exc:  # named as a key of train_params

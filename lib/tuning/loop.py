@@ -31,19 +31,26 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lib.errors import first_line
-from lib.tuning import registration, storage
-from lib.tuning.config import TuneConfig
-from lib.tuning.pruning import PRUNED_SCRAP
+from lib.tuning import storage
+from lib.tuning.attrs import (
+    ERROR_ATTR,
+    METRICS_ATTR,
+    OBJECTIVES_ATTR,
+    PRUNED_SCRAP,
+    SECONDS_ATTR,
+    SURPLUS_ATTR,
+    WORKER_ATTR,
+)
 from lib.tuning.space import is_number, sample
 
 if TYPE_CHECKING:
     import optuna
 
-    from lib.tuning.trials import TrialFunction
+    from lib.tuning.backend import TrialFunction
+    from lib.tuning.config import TuneConfig
 
 log = logging.getLogger(__name__)
 
-SURPLUS_ATTR = "surplus"  # a trial that another process's trial left no room for
 _WAIT = "wait"
 
 
@@ -67,6 +74,15 @@ class StudyRun:
         """TuningError if the study stopped before it was complete."""
         if self.stopped:
             raise TuningError(self.stopped)
+
+
+def trial_metrics(scraps: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers among a trial's scraps (what :data:`METRICS_ATTR` holds)."""
+    return {
+        k: float(v)
+        for k, v in scraps.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def objective_values(
@@ -287,9 +303,9 @@ def _tell(study, config, trial, scraps, error, user_attrs, seconds) -> tuple[str
     pruned_at = scraps.get(PRUNED_SCRAP)
     if pruned_at is None and error is None:
         values, error = objective_values(scraps, config.objectives)
-    attrs = {**user_attrs, "seconds": round(seconds, 2)}
+    attrs = {**user_attrs, SECONDS_ATTR: round(seconds, 2)}
     if pruned_at is None and error is None:  # what a `select` metric may choose by
-        attrs[registration.METRICS_ATTR] = registration.trial_metrics(scraps)
+        attrs[METRICS_ATTR] = trial_metrics(scraps)
     if pruned_at is not None:
         attrs[PRUNED_SCRAP] = int(pruned_at)
     for key, value in attrs.items():
@@ -299,10 +315,10 @@ def _tell(study, config, trial, scraps, error, user_attrs, seconds) -> tuple[str
         study.tell(trial, state=TrialState.PRUNED)
         return "pruned", int(pruned_at)
     if error is None:
-        trial.set_user_attr("objectives", dict(zip(config.objectives, values, strict=True)))
+        trial.set_user_attr(OBJECTIVES_ATTR, dict(zip(config.objectives, values, strict=True)))
         study.tell(trial, values)
         return "complete", values
-    trial.set_user_attr("error", error[:2000])
+    trial.set_user_attr(ERROR_ATTR, error[:2000])
     study.tell(trial, state=TrialState.FAIL)
     return "failed", error
 
@@ -318,7 +334,7 @@ def _run_one(study, config, trial, run_trial, result, stop, worker_index) -> Non
         f" (retry of trial {retried})" if retried is not None else "",
         json.dumps(sampled),
     )
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}:{worker_index}")
+    trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}:{worker_index}")
     started = time.perf_counter()
     with _Heartbeat(study, trial):
         scraps, error, user_attrs = _call(run_trial, trial.number, sampled)

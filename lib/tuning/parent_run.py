@@ -14,10 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lib import tracking
 from lib.errors import TrackingError
+from lib.tracking_check import check_store, public_uri
+from lib.tuning.attrs import PARENT_RUN_ATTR
 from lib.tuning.config import TuneConfig
 from lib.tuning.storage import public_storage
-from lib.tuning.study import ATTR_PARENT_RUN, StudyHandle
+from lib.tuning.study import StudyHandle
 
 if TYPE_CHECKING:
     import optuna
@@ -47,9 +50,6 @@ def start_parent_run(config: TuneConfig, handle: StudyHandle, wait_s: float = 30
         return None
     import mlflow
 
-    from lib import tracking
-    from lib.tracking_check import check_store, public_uri
-
     uri = tracking.resolve_tracking_uri(config.mlflow_tracking_uri)
     # Also opens a local store, under a lock: tune processes that create one new database
     # at the same moment would race MLflow's schema migrations.
@@ -57,13 +57,13 @@ def start_parent_run(config: TuneConfig, handle: StudyHandle, wait_s: float = 30
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     study = handle.study
-    run_id = study.user_attrs.get(ATTR_PARENT_RUN)
+    run_id = study.user_attrs.get(PARENT_RUN_ATTR)
     if run_id is None and not handle.created:
         # The creator is about to record it (joined at the same moment): wait a little.
         deadline = time.monotonic() + wait_s
         while run_id is None and time.monotonic() < deadline:
             time.sleep(1.0)
-            run_id = study.user_attrs.get(ATTR_PARENT_RUN)
+            run_id = study.user_attrs.get(PARENT_RUN_ATTR)
     if run_id is not None and _resume(client, run_id, uri):
         return run_id
     try:
@@ -81,7 +81,7 @@ def start_parent_run(config: TuneConfig, handle: StudyHandle, wait_s: float = 30
             "mlflow_tracking_uri (or $MLFLOW_TRACKING_URI)"
         ) from None
     run_id = run.info.run_id
-    study.set_user_attr(ATTR_PARENT_RUN, run_id)
+    study.set_user_attr(PARENT_RUN_ATTR, run_id)
     summary = {
         k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in config.summary().items()
     }
@@ -106,9 +106,7 @@ def finish_parent_run(
     import mlflow
     from optuna.trial import TrialState
 
-    from lib.tracking import resolve_tracking_uri
-
-    client = mlflow.MlflowClient(resolve_tracking_uri(config.mlflow_tracking_uri))
+    client = mlflow.MlflowClient(tracking.resolve_tracking_uri(config.mlflow_tracking_uri))
     for path in files:
         if path and Path(path).exists():
             client.log_artifact(run_id, str(path), artifact_path="study")

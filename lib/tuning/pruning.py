@@ -21,12 +21,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lib.errors import ParameterError
+from lib.params import as_mapping
+from lib.tracking import server_errors
+from lib.tuning.attrs import PRUNED_ERROR, PRUNED_SCRAP
+from lib.tuning.storage import open_storage, optuna_object, trial_by_number
 
 if TYPE_CHECKING:
     import optuna
 
-PRUNED_SCRAP = "pruned_at_epoch"  # glued by a pruned trial: the 1-based epoch of its last report
-PRUNED_ERROR = "TrialPruned"  # the class name a pruned trial's notebook stops with
 NO_PRUNER = "none"
 _LABELS = {
     "median": "median pruner",
@@ -58,8 +60,6 @@ def parse_pruner(value: Any) -> dict[str, Any] | None:
     """The ``pruner`` setting as ``{name: ..., <its Optuna arguments>}``, or None for no
     pruning (None, "none", ``{name: none}``); a bare name is allowed. Checked by
     :func:`make_pruner`."""
-    from lib.tuning.config import as_mapping
-
     if isinstance(value, str) and value.strip().lower() in ("", NO_PRUNER, "null"):
         return None
     bare = isinstance(value, str) and not value.lstrip().startswith("{")  # a name alone
@@ -77,8 +77,6 @@ def parse_pruner(value: Any) -> dict[str, Any] | None:
 def make_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
     """An Optuna pruner from ``{name: median, n_startup_trials: 3, ...}``; other keys are its
     arguments. ParameterError names ``pruner.<key>``, as :func:`make_sampler` does."""
-    from lib.tuning.storage import optuna_object
-
     return optuna_object("pruner", _pruner_classes(), spec, _names())
 
 
@@ -132,15 +130,13 @@ def open_trial(tuning_trial: Mapping[str, Any]) -> optuna.Trial:
     storage, with its pruner), to report to."""
     import optuna
 
-    from lib.tuning import storage
-
     study = optuna.load_study(
         study_name=tuning_trial["study_name"],
-        storage=storage.open_storage(tuning_trial["storage"], heartbeat_interval=None),
+        storage=open_storage(tuning_trial["storage"], heartbeat_interval=None),
         sampler=optuna.samplers.RandomSampler(),  # nothing is sampled here
         pruner=make_pruner(tuning_trial["pruner"]),
     )
-    return storage.trial_by_number(study, int(tuning_trial["trial_number"]))
+    return trial_by_number(study, int(tuning_trial["trial_number"]))
 
 
 def reporter(tuning_trial: Mapping[str, Any] | None) -> Any:
@@ -224,8 +220,6 @@ def stop_if_pruned(trial_reporter: Any, run: Any = None) -> None:
     sb.glue(PRUNED_SCRAP, trial_reporter.pruned_at)
     if run is not None:
         import mlflow
-
-        from lib.tracking import server_errors
 
         with server_errors("ending the pruned run"):
             mlflow.set_tag(PRUNED_SCRAP, str(trial_reporter.pruned_at))

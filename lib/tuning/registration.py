@@ -10,7 +10,7 @@ process reads alike: once the study holds its ``n_trials`` finished trials, the 
 that ran the trial finished last (by completion time, then number) registers; every other
 process either saw the study unfinished (a trial of another process was still running:
 that process registers when its trial ends) or sees that the last trial is not its own.
-The registration is recorded in the study (:data:`ATTR_REGISTERED`), so a resumed study
+The registration is recorded in the study (:data:`REGISTERED_ATTR`), so a resumed study
 never registers a second version.
 """
 
@@ -21,20 +21,20 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from lib import registry
 from lib.errors import ParameterError
 from lib.params import as_bool
+from lib.tuning.attrs import METRICS_ATTR, MODEL_URI_ATTR, REGISTERED_ATTR, RUN_ID_ATTR
+from lib.tuning.loop import StudyRun, is_finished
 
 if TYPE_CHECKING:
     import optuna
 
     from lib.tuning.config import TuneConfig
-    from lib.tuning.loop import StudyRun
     from lib.tuning.study import StudyHandle
 
 log = logging.getLogger(__name__)
 
-ATTR_REGISTERED = "registered_model"  # in the study: {name, version, trial}
-METRICS_ATTR = "metrics"  # in each trial: the numbers its train notebook glued
 DIRECTIONS = ("minimize", "maximize")
 
 
@@ -43,8 +43,6 @@ def check_registering(
 ) -> tuple[bool, str | None]:
     """``(whether the tune registers, the registered model's name)``: ``register_model``
     None registers when MLflow tracking is on; True needs it."""
-    from lib.registry import check_model_name
-
     wanted = None if register_model is None else as_bool("register_model", register_model)
     if wanted and not setup_mlflow:
         raise ParameterError(
@@ -53,7 +51,7 @@ def check_registering(
             "or register_model False",
         )
     registers = setup_mlflow if wanted is None else wanted
-    return registers, check_model_name(name) if registers else None
+    return registers, registry.check_model_name(name) if registers else None
 
 
 def check_select(
@@ -90,15 +88,6 @@ def check_select(
     return metric, direction
 
 
-def trial_metrics(scraps: Mapping[str, Any]) -> dict[str, float]:
-    """The numbers among a trial's scraps (what :data:`METRICS_ATTR` holds)."""
-    return {
-        k: float(v)
-        for k, v in scraps.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
-
-
 def best_trial(study: optuna.Study, config: TuneConfig) -> optuna.trial.FrozenTrial | None:
     """The complete trial with a model and the best selection metric, else None."""
     from optuna.trial import TrialState
@@ -111,7 +100,7 @@ def best_trial(study: optuna.Study, config: TuneConfig) -> optuna.trial.FrozenTr
     candidates = [
         (score(t), t)
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.user_attrs.get("model_uri")
+        if t.user_attrs.get(MODEL_URI_ATTR)
     ]
     candidates = [(s, t) for s, t in candidates if s is not None]
     if not candidates:
@@ -123,8 +112,6 @@ def best_trial(study: optuna.Study, config: TuneConfig) -> optuna.trial.FrozenTr
 def registers_here(study: optuna.Study, n_trials: int, ran: Sequence[int]) -> bool:
     """Whether this process (it ran trials ``ran``) is the one that registers: the study
     holds ``n_trials`` finished trials and the last one to finish is this process's."""
-    from lib.tuning.loop import is_finished
-
     finished = [t for t in study.get_trials(deepcopy=False) if is_finished(t)]
     if len(finished) < n_trials:
         return False
@@ -139,7 +126,7 @@ def register_best(
     alias it ``challenger`` and record trial and version on the parent run and in the
     study; ``{name, version, trial, alias}``, the study's earlier one, or None."""
     study = handle.study
-    earlier = study.user_attrs.get(ATTR_REGISTERED)
+    earlier = study.user_attrs.get(REGISTERED_ATTR)
     if earlier:
         log.info("the study registered %s version %s already", earlier["name"], earlier["version"])
         return dict(earlier)
@@ -152,9 +139,7 @@ def register_best(
     if best is None:
         log.warning("no complete trial with a model: nothing registered")
         return None
-    from lib import registry
-
-    uri = best.user_attrs["model_uri"]
+    uri = best.user_attrs[MODEL_URI_ATTR]
     metrics = best.user_attrs.get(METRICS_ATTR) or {}
     tags = registry.version_tags(
         data_fingerprint=_fingerprint(best, config),
@@ -174,7 +159,7 @@ def register_best(
         "trial": best.number,
         "alias": registry.CHALLENGER,
     }
-    study.set_user_attr(ATTR_REGISTERED, registered)
+    study.set_user_attr(REGISTERED_ATTR, registered)
     if parent_run_id:
         client = registry.client(config.mlflow_tracking_uri)
         for key in ("name", "version", "trial"):
@@ -192,10 +177,12 @@ def register_best(
 def _fingerprint(trial: optuna.trial.FrozenTrial, config: TuneConfig) -> str | None:
     """The fingerprint of the processed data set the trial trained on (its run's
     ``data_path``), None if it cannot be read here."""
-    from lib import prep, registry
+    # Here, not at the top: lib.prep costs the runner 0.35 s and pyarrow (measured) when it
+    # checks a tune's parameters (lib.tuning.config imports this module).
+    from lib import prep
 
     try:
-        run = registry.client(config.mlflow_tracking_uri).get_run(trial.user_attrs["mlflow_run_id"])
+        run = registry.client(config.mlflow_tracking_uri).get_run(trial.user_attrs[RUN_ID_ATTR])
         data_path = run.data.params["data_path"]
         return prep.read_manifest(os.fspath(data_path)).get("fingerprint")
     except Exception as exc:  # noqa: BLE001  (a missing tag must not lose the registration)

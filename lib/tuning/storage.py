@@ -27,16 +27,18 @@ from typing import TYPE_CHECKING, Any
 
 from lib import paths
 from lib.errors import ParameterError, first_line
-from lib.tuning.space import SearchParam
+from lib.secrets import check_parameter_names
+from lib.tracking_check import public_uri
+from lib.tuning.attrs import HEARTBEAT_ATTR, RETRIED_ATTR
 
 if TYPE_CHECKING:
     import optuna
 
+    from lib.tuning.space import SearchParam
+
 log = logging.getLogger(__name__)
 
 MEMORY_STORAGE = "memory"  # a storage value that keeps the study in memory, like null
-HEARTBEAT_ATTR = "heartbeat"  # a journal trial's last heartbeat (Unix time), a system attr
-RETRIED_ATTR = "failed_trial"  # set by Optuna's retry callback on the retry of a stale trial
 _RDB_ATTEMPTS = 5
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
@@ -111,8 +113,6 @@ def public_storage(storage: str | None) -> str | None:
     """The storage as it may be shown or logged: a URL without its password."""
     if storage is None or "://" not in storage:
         return storage
-    from lib.tracking_check import public_uri
-
     return public_uri(storage)
 
 
@@ -120,8 +120,6 @@ def check_storage_url(storage: str | None) -> None:
     """Refuse a storage URL with a password in it: the tune passes the URL to every trial's
     notebook as a parameter, so the password would be written into the notebooks. A
     ``${VAR}`` placeholder as the password is fine."""
-    from lib.secrets import check_parameter_names
-
     check_parameter_names({"storage": storage})
 
 

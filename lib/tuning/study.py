@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lib import paths
 from lib.errors import ParameterError
+from lib.tuning.attrs import ENQUEUED_ATTR, STUDY_OBJECTIVES_ATTR, TAG_ATTR
 from lib.tuning.config import TuneConfig
+from lib.tuning.pruning import make_pruner
 from lib.tuning.storage import make_sampler, open_storage, public_storage
 
 if TYPE_CHECKING:
@@ -28,9 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ATTR_PARENT_RUN = "mlflow_parent_run_id"
-ATTR_TAG = "hptuning_tag"
-ATTR_OBJECTIVES = "objectives"
 TEMPORARY_JOURNAL = Path("study") / "study.journal"  # in the run folder, storage null + pruner
 
 
@@ -43,15 +43,22 @@ class StudyHandle:
     hptuning_tag: str
 
 
+def default_trials_dir() -> Path:
+    """``<run folder>/trials`` when the runner executes the tune notebook
+    ($RUNNER_RUN_DIR), else a new ``runs/<UTC time>-tune/trials``."""
+    run_dir = os.environ.get(paths.RUN_DIR_ENV)
+    if run_dir:
+        return Path(run_dir) / "trials"
+    return paths.new_run_dir("tune") / "trials"
+
+
 def _trial_storage(config: TuneConfig, run_dir: Path | None) -> str | None:
     """Where the trial kernels reach the study: the storage, or with storage null and a
     pruner, a new journal file in the run folder (``run_dir``, by default the folder that
-    :func:`lib.tuning.default_trials_dir` makes the trials' parent)."""
+    :func:`default_trials_dir` makes the trials' parent)."""
     if config.storage is not None or config.pruner is None:
         return config.storage
     if run_dir is None:
-        from lib.tuning.trials import default_trials_dir
-
         run_dir = default_trials_dir().parent
     journal = Path(run_dir) / TEMPORARY_JOURNAL
     journal.unlink(missing_ok=True)  # a study of this run only
@@ -71,8 +78,6 @@ def open_study(config: TuneConfig, run_dir: str | Path | None = None) -> StudyHa
     Sets ``config.trial_storage``, where the trials reach the study: with ``storage: null``
     and a pruner, a temporary journal file in ``run_dir`` (the tune's run folder)."""
     import optuna
-
-    from lib.tuning.pruning import make_pruner
 
     config.trial_storage = _trial_storage(config, Path(run_dir) if run_dir else None)
     storage = open_storage(config.trial_storage, config.heartbeat_interval, config.grace_period)
@@ -98,17 +103,17 @@ def open_study(config: TuneConfig, run_dir: str | Path | None = None) -> StudyHa
     tag = (
         config.hptuning_tag
         or os.environ.get("MLFLOW_HPTUNING_TAG")
-        or study.user_attrs.get(ATTR_TAG)
+        or study.user_attrs.get(TAG_ATTR)
         or str(int(time.time()))
     )
     with warnings.catch_warnings():  # experimental in Optuna 5; on resume it names old studies
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(config.objectives)
     if created:
-        study.set_user_attr(ATTR_OBJECTIVES, config.objectives)
-        study.set_user_attr(ATTR_TAG, tag)
+        study.set_user_attr(STUDY_OBJECTIVES_ATTR, config.objectives)
+        study.set_user_attr(TAG_ATTR, tag)
         for params in config.enqueue_trials:
-            study.enqueue_trial(params, user_attrs={"enqueued": True})
+            study.enqueue_trial(params, user_attrs={ENQUEUED_ATTR: True})
     log.info(
         "study %r %s in %s: %d trials so far; hptuning_tag %s",
         config.study_name,
@@ -131,7 +136,7 @@ def check_existing(study: optuna.Study, config: TuneConfig) -> None:
             f"{config.directions} differ from those of the stored study "
             f"{config.study_name!r} ({directions}); use another study_name",
         )
-    stored = study.user_attrs.get(ATTR_OBJECTIVES)
+    stored = study.user_attrs.get(STUDY_OBJECTIVES_ATTR)
     if stored is not None and list(stored) != config.objectives:
         raise ParameterError(
             "objectives",

@@ -11,9 +11,16 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from lib.tuning.loop import SURPLUS_ATTR
-from lib.tuning.pruning import PRUNED_SCRAP
-from lib.tuning.storage import RETRIED_ATTR
+from lib.tuning.attrs import (
+    ERROR_ATTR,
+    MODEL_URI_ATTR,
+    NOTEBOOK_ATTR,
+    PRUNED_SCRAP,
+    RETRIED_ATTR,
+    RUN_ID_ATTR,
+    SECONDS_ATTR,
+    SURPLUS_ATTR,
+)
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -47,12 +54,12 @@ def trials_table(study: optuna.Study, objectives: Sequence[str]) -> pd.DataFrame
         row.update(dict(zip(objectives, values, strict=False)))
         row.update({f"params.{k}": v for k, v in t.params.items()})
         row[PRUNED_SCRAP] = t.user_attrs.get(PRUNED_SCRAP)
-        row["seconds"] = t.user_attrs.get("seconds")
+        row["seconds"] = t.user_attrs.get(SECONDS_ATTR)
         row["retry_of"] = t.system_attrs.get(RETRIED_ATTR)
-        row["error"] = t.user_attrs.get("error")
-        row["mlflow_run_id"] = t.user_attrs.get("mlflow_run_id")
-        row["model_uri"] = t.user_attrs.get("model_uri")
-        row["notebook"] = t.user_attrs.get("notebook")
+        row["error"] = t.user_attrs.get(ERROR_ATTR)
+        row["mlflow_run_id"] = t.user_attrs.get(RUN_ID_ATTR)
+        row["model_uri"] = t.user_attrs.get(MODEL_URI_ATTR)
+        row["notebook"] = t.user_attrs.get(NOTEBOOK_ATTR)
         rows.append(row)
     return pd.DataFrame(rows).set_index("number") if rows else pd.DataFrame()
 
@@ -70,8 +77,8 @@ def best_trials(study: optuna.Study, objectives: Sequence[str]) -> list[dict[str
             "number": t.number,
             "params": t.params,
             "values": dict(zip(objectives, t.values, strict=True)),
-            "model_uri": t.user_attrs.get("model_uri"),
-            "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
+            "model_uri": t.user_attrs.get(MODEL_URI_ATTR),
+            "mlflow_run_id": t.user_attrs.get(RUN_ID_ATTR),
         }
         for t in sorted(trials, key=lambda t: t.number)
     ]

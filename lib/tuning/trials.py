@@ -1,88 +1,27 @@
-"""The seam between a study and where its trials run.
-
-``lib`` decides what a trial is: a :data:`TrialFunction`, sampled values in and a
-:class:`TrialOutcome` out, with the train notebook's parameters from
-:func:`trial_params`. Where trials run is a :class:`TrialBackend`'s business; the runner
-provides one (trials as executed train notebooks, in pooled kernels) and plugs it in
-through the Python entry-point group :data:`ENTRY_POINT_GROUP` (declared in
-``pyproject.toml``), so that ``lib`` names no runner module. Any callable with the trial
-function's signature can stand in for a backend's (tests, benchmarks):
-:func:`lib.tuning.run_study` takes one directly.
+"""What a trial is to the tune notebook: the train notebook's parameters for one trial
+(:func:`trial_params`), the checks of both ends of every searched range before the
+trials start (:func:`preflight_cases`, :func:`check_tune_params`), and the tune's two
+steps around a backend (:mod:`lib.tuning.backend`): :func:`prepare` and
+:func:`run_trials`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from lib import paths
-from lib.errors import ParameterError, UserError
+from lib.errors import ParameterError
+from lib.params import as_mapping
 from lib.speedups import import_in_background
-from lib.tuning.config import (
-    DEFAULT_CONFIG_FILE,
-    TuneConfig,
-    as_mapping,
-    load_config,
-    requested_n_jobs,
-)
+from lib.tracking import resolve_tracking_uri
+from lib.train_checks import check_train_values
+from lib.tuning.backend import DEFAULT_BACKEND, TrialBackend, open_backend
+from lib.tuning.config import DEFAULT_CONFIG_FILE, TuneConfig, load_config, requested_n_jobs
 from lib.tuning.loop import StudyRun, run_study
 from lib.tuning.study import StudyHandle
 from lib.tuning.summary import SUMMARY_MODULES
-
-ENTRY_POINT_GROUP = "imdb_sentiment.trial_backends"
-DEFAULT_BACKEND = "notebook"
-
-
-@dataclass
-class TrialOutcome:
-    """What running one trial gave: the train notebook's scraps, or an error."""
-
-    scraps: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    user_attrs: dict[str, Any] = field(default_factory=dict)
-
-
-# (trial number, sampled values) -> outcome; should not raise for a failing trial.
-TrialFunction = Callable[[int, dict[str, Any]], TrialOutcome]
-
-
-class TrialBackend(Protocol):
-    """Runs a study's trials somewhere (the runner: train notebooks in pooled kernels).
-    Made before the configuration is read, so that it can warm up meanwhile; a context
-    manager that closes it."""
-
-    def configure(self, config: TuneConfig) -> None:
-        """Adapt to the checked configuration (``n_jobs``, kernel limits)."""
-
-    def check(self, cases: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """Run :func:`lib.train_checks.check_train_params` on each case's ``"params"``
-        where the trials run; the first failure as ``{"varied": ..., "name": ...,
-        "error": "EName: message"}`` (with ``"index"``, the failing case's position in
-        ``cases``, if the backend knows it), else None."""
-
-    def trial_function(
-        self,
-        config: TuneConfig,
-        trials_dir: Path,
-        parent_run_id: str | None,
-        hptuning_tag: str | None,
-    ) -> TrialFunction:
-        """The function that runs one trial, into ``trials_dir/trial-NNN/``."""
-
-    def interrupt(self) -> None:
-        """Stop the trials that are running (the user pressed Ctrl-C)."""
-
-    def close(self) -> None:
-        """Release everything the backend holds (its kernels)."""
-
-    def __enter__(self) -> TrialBackend: ...
-
-    def __exit__(self, *exc: object) -> None: ...
 
 
 def trial_params(
@@ -169,8 +108,6 @@ def check_tune_params(params: Mapping[str, Any]) -> TuneConfig:
     ends of every searched range with the checks that need neither data nor TensorFlow
     (:func:`lib.train_checks.check_train_values`; the tune makes the full checks again in a
     trial kernel). ParameterError names the key to change."""
-    from lib.train_checks import check_train_values
-
     config = load_config(params, params.get("config_file"))
     cases = preflight_cases(config, Path(params.get("trials_dir") or "runs") / "trial-check")
     for index, case in enumerate(cases):
@@ -216,38 +153,12 @@ def preflight_error(
     return ParameterError(key, f"the train notebook refuses it: {found['error']}")
 
 
-def default_trials_dir() -> Path:
-    """``<run folder>/trials`` when the runner executes the tune notebook
-    ($RUNNER_RUN_DIR), else a new ``runs/<UTC time>-tune/trials``."""
-    run_dir = os.environ.get(paths.RUN_DIR_ENV)
-    if run_dir:
-        return Path(run_dir) / "trials"
-    return paths.new_run_dir("tune") / "trials"
-
-
 def trials_tracking_uri(params: Mapping[str, Any]) -> str | None:
     """The MLflow store that the trials will use (None when tracking is off), known before
     the configuration is checked: the trial kernels import its modules while warming up."""
     if params.get("setup_mlflow") in (False, "false", "False"):
         return None
-    from lib.tracking import resolve_tracking_uri
-
     return resolve_tracking_uri(params.get("mlflow_tracking_uri"))
-
-
-def open_backend(
-    n_jobs: int, tracking_uri: str | None, name: str = DEFAULT_BACKEND
-) -> TrialBackend:
-    """The trial backend registered as ``name`` in :data:`ENTRY_POINT_GROUP`, made with
-    ``n_jobs`` and ``tracking_uri``; it starts warming up at once."""
-    found = entry_points(group=ENTRY_POINT_GROUP).select(name=name)
-    if not found:
-        raise UserError(
-            f"no trial backend {name!r} in the entry points {ENTRY_POINT_GROUP!r}: the project "
-            "is not installed; run scripts/setup.sh"
-        )
-    factory = next(iter(found)).load()
-    return factory(n_jobs=n_jobs, tracking_uri=tracking_uri)
 
 
 def prepare(

@@ -67,3 +67,16 @@ def test_a_resumed_study_refuses_a_search_space_its_trials_cannot_share(tmp_path
             )
         )
     assert info.value.name == "search_space.optimiser" and "trial 0" in str(info.value)
+
+
+def test_the_trials_go_into_the_runners_run_folder_or_a_new_one(tmp_path, monkeypatch):
+    from lib import paths
+    from lib.tuning.study import default_trials_dir
+
+    monkeypatch.setenv(paths.RUN_DIR_ENV, str(tmp_path / "run"))
+    assert default_trials_dir() == tmp_path / "run" / "trials"
+    monkeypatch.delenv(paths.RUN_DIR_ENV)
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    made = default_trials_dir()
+    assert made.name == "trials" and made.parent.parent == tmp_path / "runs"
+    assert made.parent.name.endswith("-tune") and made.parent.is_dir()

@@ -1,5 +1,5 @@
-"""lib.tuning.trials: the seam. What a trial is (its parameters, the preflight cases), the
-backend found through its entry point, prepare and run_trials with a backend that runs
+"""lib.tuning.trials: what a trial is (its parameters, the preflight cases), the backend
+found through its entry point, prepare and run_trials with a backend that runs
 trials in this process (registered through a real entry point of a distribution under
 tmp)."""
 
@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from lib import paths, tuning
-from lib.errors import ParameterError, UserError
+from lib import tuning
+from lib.errors import ParameterError
+from lib.tuning import backend
 from lib.tuning import trials as seam
 from tests.tuning import config, fake_trial
 
@@ -59,7 +60,7 @@ def recording(tmp_path, monkeypatch):
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: recording-backend\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
-        f"[{seam.ENTRY_POINT_GROUP}]\nrecording = {__name__}:RecordingBackend\n"
+        f"[{backend.ENTRY_POINT_GROUP}]\nrecording = {__name__}:RecordingBackend\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     RecordingBackend.made.clear()
@@ -154,29 +155,11 @@ def test_a_refused_case_named_by_its_index_blames_its_own_value(tmp_path):
     assert error.name == "search_space.optimiser" and "refuses 'adamx'" in str(error)
 
 
-def test_the_trials_go_into_the_runners_run_folder_or_a_new_one(tmp_path, monkeypatch):
-    monkeypatch.setenv(paths.RUN_DIR_ENV, str(tmp_path / "run"))
-    assert tuning.default_trials_dir() == tmp_path / "run" / "trials"
-    monkeypatch.delenv(paths.RUN_DIR_ENV)
-    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
-    made = tuning.default_trials_dir()
-    assert made.name == "trials" and made.parent.parent == tmp_path / "runs"
-    assert made.parent.name.endswith("-tune") and made.parent.is_dir()
-
-
 def test_the_trials_tracking_uri_is_known_before_the_config_is_checked(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
     assert tuning.trials_tracking_uri({}) == "http://mlflow.example:5000"
     assert tuning.trials_tracking_uri({"mlflow_tracking_uri": "sqlite:///x.db"}) == "sqlite:///x.db"
     assert tuning.trials_tracking_uri({"setup_mlflow": "false"}) is None
-
-
-def test_a_backend_not_installed_is_a_one_line_error_naming_the_fix():
-    with pytest.raises(UserError) as info:
-        tuning.open_backend(1, None, name="no-such-backend")
-    message = str(info.value)
-    assert "'no-such-backend'" in message and "run scripts/setup.sh" in message
-    assert "\n" not in message
 
 
 def test_prepare_makes_the_backend_first_then_configures_it(recording, tmp_path):
