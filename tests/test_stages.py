@@ -62,3 +62,85 @@ def test_each_stage_checks_its_values_with_the_notebooks_defaults_for_the_rest(
     with pytest.raises(ParameterError) as info:
         get_stage(stage).check_parameters(given)
     assert str(info.value).startswith(message)
+
+
+# -- adding a stage: one record plus its notebook ---------------------------------------------
+
+
+def _tiny_notebook(path, code: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(
+        'data_path = "data/processed"\nthreshold = 0.5\nscores_path = "scores/out.csv"'
+    )
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
+    nbformat.write(nb, path)
+
+
+def test_a_new_stage_is_one_record_planned_stamped_and_shown_by_status(tmp_path, monkeypatch):
+    from lib.errors import ParameterError
+    from runner.cli import build_parser
+    from runner.pipeline import State, judge, plan, products_of, status_lines
+    from runner.pipeline_cli import stage_parameters
+    from runner.stages import DataInput, Product, Stage, Upstream
+    from runner.stamps import Stamp, write_stamp
+    from tests.pipeline_project import prepared_project
+
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path / "project"))
+    root = prepared_project(tmp_path / "project")
+    notebook = tmp_path / "score.ipynb"
+    _tiny_notebook(notebook, "from lib import paths\nprint(paths.resolve(data_path))")
+    score = Stage(
+        "score",
+        str(notebook),
+        "score a processed data set",
+        tracked=False,
+        upstream=(Upstream("data_path", "prep", "processed_dir"),),
+        data=DataInput("processed data", "data_path", "data set"),
+        products=(Product("scores", "file", lambda params, scraps, run: params["scores_path"]),),
+        requirements=("requirements.txt",),
+    )
+    monkeypatch.setitem(STAGES, "score", score)
+
+    # Its parameters on the pipeline's command line, checked against its notebook.
+    args = build_parser().parse_args(["pipeline", "-p", "score.threshold", "0.7"])
+    assert args.stages == ["prep", "train", "score"]  # in the default pipeline, in order
+    given = stage_parameters(args.params)
+    assert given["score"] == {"threshold": 0.7}
+    with pytest.raises(ParameterError, match="score: unknown parameter 'treshold'"):
+        plan(["score"], {"score": {"treshold": 1}})
+
+    # Wired to prep: its data_path is prep's processed_dir unless given.
+    (elsewhere,) = plan(["score"], {"prep": {"processed_dir": "x/p"}})
+    assert elsewhere.overrides["data_path"] == "x/p"
+    (planned,) = plan(["score"], given)
+    assert planned.overrides == {"threshold": 0.7, "data_path": "data/processed"}
+
+    # Stamped: its notebook, the code it imports, its requirements and its data.
+    state, files = State(), State().digests()
+    decision, inputs = judge(planned, state, files)
+    assert decision.reasons == ["no earlier successful run"]
+    assert list(inputs.notebooks) == [str(notebook)]
+    assert "lib/paths.py" in inputs.code and list(inputs.files) == ["requirements.txt"]
+    assert inputs.data["what"] == "processed data" and inputs.data["digest"]
+    (root / "scores").mkdir()
+    (root / "scores" / "out.csv").write_text("id,score\n")
+    products = products_of(planned, {}, root / "runs" / "x", files)
+    assert products == {
+        "scores": {"path": "scores/out.csv", "digest": files.file(root / "scores/out.csv")}
+    }
+    run = {"run_dir": "runs/x-score", "finished": "2026-12-01T09:06:20+00:00", "seconds": 1.5}
+    write_stamp(state.stamp_path("score"), Stamp("score", inputs, products, run))
+    assert judge(planned, state, files)[0].up_to_date
+
+    # Shown by status; outdated when its upstream's data set or its product changes.
+    assert status_lines(["score"], given, state) == [
+        "score: up to date",
+        "  last run: runs/x-score (finished 2026-12-01T09:06:20+00:00, 1.5 s)",
+        "  scores: scores/out.csv",
+    ]
+    (root / "scores" / "out.csv").unlink()
+    (root / "data" / "processed" / "test.parquet").unlink()
+    lines = status_lines(["score"], given, state)
+    assert lines[0].startswith("score: outdated: ")
+    assert "processed data changed" in lines[0] and "scores scores/out.csv is gone" in lines[0]
