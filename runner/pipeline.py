@@ -8,7 +8,9 @@ import (:mod:`runner.code_deps`), the pinned requirements and the other files it
 what its stamp recorded (:mod:`runner.stamps`), and its products are still there. Deciding
 that reads files only: no MLflow, TensorFlow or papermill import. prep's processed data set
 is passed on to train (``data_path``) and tune (``train_params.data_path``); as they take its
-content as their input, a prep run that writes the same data set leaves them up to date.
+content as their input, a prep run that writes the same data set leaves them up to date. What
+each stage reads, passes on and leaves is its record in :mod:`runner.stages`; this module
+holds no stage's name.
 
 Each stage is run under its lock (:mod:`runner.locks`): a second pipeline waits, then finds
 the stage up to date.
