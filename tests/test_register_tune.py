@@ -17,7 +17,7 @@ from optuna.trial import TrialState, create_trial
 
 from lib import registry, tuning
 from lib.errors import ParameterError
-from lib.tuning import registration
+from lib.tuning import attrs, registration
 from tests.test_tune_notebook import ROOT, _env, _tune, _tune_args, data  # noqa: F401
 
 T0 = dt.datetime(2026, 1, 1)
@@ -66,7 +66,7 @@ def _trial(number, value, *, done_at, state=TrialState.COMPLETE, metrics=None, m
         distributions={"x": FloatDistribution(0, 1)},
         user_attrs={
             "model_uri": f"runs:/run{number}/model" if model else None,
-            registration.METRICS_ATTR: metrics or {},
+            attrs.METRICS_ATTR: metrics or {},
         },
     )
     trial.datetime_start = T0
@@ -128,7 +128,7 @@ def test_two_tune_processes_register_one_version_and_a_resume_none(tmp_path, dat
     assert float(version.tags["test_accuracy"]) == best.user_attrs["metrics"]["test_accuracy"]
     manifest = json.loads((data / "manifest.json").read_text())
     assert version.tags["data_fingerprint"] == manifest["fingerprint"]
-    recorded = study.user_attrs[registration.ATTR_REGISTERED]
+    recorded = study.user_attrs[attrs.REGISTERED_ATTR]
     assert recorded == {
         "name": name,
         "version": str(version.version),

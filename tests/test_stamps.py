@@ -121,6 +121,23 @@ def test_code_the_notebook_imports_through_other_modules_decides(project):
     assert _why("train") == ["code changed: lib/models.py, lib/raw.py"]
 
 
+# Modules of lib.tuning that only the tune uses; the train notebook imports lib.tuning.pruning.
+TUNE_ONLY = ("summary", "loop", "study", "registration", "parent_run", "config", "trials")
+
+
+def test_a_tuning_only_module_edited_leaves_train_up_to_date(project):
+    _stamp("prep")
+    _stamp("train")
+    for name in TUNE_ONLY:
+        _edit(project / "lib" / "tuning" / f"{name}.py", '"""', '"""Changed. ')
+    assert _why("train") == []
+    tune = code_deps.closure(code_deps.code_cells(project / "notebooks" / "tune.ipynb"))
+    assert {f"lib.tuning.{name}" for name in TUNE_ONLY} <= set(tune)  # the tune's, still
+    # What the train notebook does import still decides.
+    _edit(project / "lib" / "tuning" / "pruning.py", '"""', '"""Changed. ')
+    assert _why("train") == ["code changed: lib/tuning/pruning.py"]
+
+
 def test_the_pinned_requirements_decide(project):
     _stamp("prep")
     _stamp("train")

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 from lib import tuning
 from lib.errors import ParameterError
-from lib.tuning import storage
+from lib.tuning import attrs, storage
 from tests.tuning import config
 
 
@@ -84,7 +84,7 @@ def test_a_trial_whose_heartbeat_stopped_is_failed_and_retried(tmp_path, kind):
         storage.record_heartbeat(study, trial)
     if kind == "journal":  # dead's last heartbeat: an hour ago (our heartbeat's attribute)
         study._storage.set_trial_system_attr(
-            dead._trial_id, storage.HEARTBEAT_ATTR, time.time() - 3600
+            dead._trial_id, attrs.HEARTBEAT_ATTR, time.time() - 3600
         )
     else:  # Optuna's own heartbeat table: wait until dead is past its grace period
         deadline = time.monotonic() + 30
@@ -114,7 +114,7 @@ def test_a_trial_asked_and_not_run_goes_back_to_waiting_with_its_parameters(tmp_
     (waiting,) = study.trials
     assert waiting.state == TrialState.WAITING
     if kind == "journal":  # its old heartbeat is gone: staleness counts from its next start
-        assert waiting.system_attrs[storage.HEARTBEAT_ATTR] is None
+        assert waiting.system_attrs[attrs.HEARTBEAT_ATTR] is None
     # Another process's ask takes it, with the value sampled before.
     other = storage.open_storage(url[kind]) if kind else study._storage
     again = optuna.load_study(study_name="back", storage=other).ask()
