@@ -1,0 +1,1 @@
+"""Helpers that make test fixtures (run by hand, not by pytest)."""
