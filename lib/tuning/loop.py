@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lib import progress
 from lib.errors import first_line
 from lib.tuning import storage
 from lib.tuning.attrs import (
@@ -274,8 +275,6 @@ def run_study(
         except Exception as exc:  # the storage is gone too: the interrupt still goes up
             hint = f"tuning interrupted (the study could not be read: {first_line(exc)})"
         # A notice: the notebook shows it, and the runner prints it on its console.
-        from lib import progress
-
         progress.emit(progress.notice_event(hint))
         raise
     finally:
@@ -372,8 +371,6 @@ def trials_progress(study, config) -> dict:
     far of the first objective (of the COMPLETE ones) with its trial number."""
     from optuna.trial import TrialState
 
-    from lib import progress
-
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best, best_trial = None, None
@@ -386,6 +383,4 @@ def trials_progress(study, config) -> dict:
 
 
 def _report_progress(study, config) -> None:
-    from lib import progress
-
     progress.emit(trials_progress(study, config))
