@@ -7,6 +7,7 @@ steps around a backend (:mod:`lib.tuning.backend`): :func:`prepare` and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +21,7 @@ from lib.train_checks import check_train_values
 from lib.tuning.backend import DEFAULT_BACKEND, TrialBackend, open_backend
 from lib.tuning.config import DEFAULT_CONFIG_FILE, TuneConfig, load_config, requested_n_jobs
 from lib.tuning.loop import StudyRun, run_study
-from lib.tuning.study import StudyHandle
+from lib.tuning.study import TEMPORARY_JOURNAL, StudyHandle
 from lib.tuning.summary import SUMMARY_MODULES
 
 
@@ -109,7 +110,12 @@ def check_tune_params(params: Mapping[str, Any]) -> TuneConfig:
     (:func:`lib.train_checks.check_train_values`; the tune makes the full checks again in a
     trial kernel). ParameterError names the key to change."""
     config = load_config(params, params.get("config_file"))
-    cases = preflight_cases(config, Path(params.get("trials_dir") or "runs") / "trial-check")
+    checked = config
+    if config.pruner is not None and config.storage is None:
+        # No study is open yet: its trials will reach it through the run's temporary journal
+        # (lib.tuning.study), not made yet; nothing opens it here.
+        checked = dataclasses.replace(config, trial_storage=str(TEMPORARY_JOURNAL))
+    cases = preflight_cases(checked, Path(params.get("trials_dir") or "runs") / "trial-check")
     for index, case in enumerate(cases):
         try:
             check_train_values(case["params"])
