@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,9 @@ def run_trials(
     if check:
         cases = preflight_cases(config, trials_dir / "trial-check")
         found = backend.check(cases)
+        # The check probes that each case's model_dir is writable (it makes the folder): no
+        # trial ran there, so nothing of it stays beside the trials' folders.
+        shutil.rmtree(trials_dir / "trial-check", ignore_errors=True)
         if found is not None:
             raise preflight_error(config, cases, found)
     trials = backend.trial_function(config, trials_dir, parent_run_id, handle.hptuning_tag)

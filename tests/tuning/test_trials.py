@@ -34,6 +34,8 @@ class RecordingBackend:
 
     def check(self, cases):
         self.checked = cases
+        for case in cases:  # as the train checks' probe of a writable model_dir does
+            Path(case["params"]["model_dir"]).mkdir(parents=True, exist_ok=True)
         return self.refuse
 
     def trial_function(self, config, trials_dir, parent_run_id, hptuning_tag):
@@ -188,6 +190,7 @@ def test_run_trials_checks_first_then_runs_exactly_n_trials(recording, tmp_path)
     assert backend.trial_args == (tmp_path / "trials", "parent-id", handle.hptuning_tag)
     assert [t.state for t in handle.study.trials] == [TrialState.COMPLETE] * 3
     assert sorted(run.ran) == [0, 1, 2] and Path(tmp_path / "trials").is_dir()
+    assert not (tmp_path / "trials" / "trial-check").exists()  # no trial ran there
 
 
 def test_a_refused_check_stops_before_any_trial(tmp_path):
