@@ -1,6 +1,6 @@
 """Model search on aclImdb: how the default model and its defaults were chosen.
 
-Runs the project's own pipeline (lib.models / lib.training) on the real data, exactly as
+Runs the project's own pipeline (lib.model.models / lib.model.training) on the real data, exactly as
 the training notebook does: the 25,000 training reviews split 80/20 with
 ``train_test_split(test_size=0.2, stratify=labels, random_state=4002)``, fit on 20,000,
 validate on 5,000, test on all 25,000 test reviews. Prints one JSON line per run with
@@ -100,7 +100,7 @@ def prepare(data: Path, archive: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lib.cleaning import clean
+    from lib.data.cleaning import clean
 
     if not (data / "aclImdb").is_dir():
         data.mkdir(parents=True, exist_ok=True)
@@ -165,7 +165,7 @@ class Clock:
 
 def run(config: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """One build + vectorise + fit + evaluate, as the notebook does it."""
-    from lib import models, training
+    from lib.model import models, training
 
     model = config.get("model", models.MODEL_NAMES[0])
     seed = config.get("seed", SEED)
@@ -206,7 +206,7 @@ def notebook_flow(data: dict[str, Any], model_dir: Path) -> dict[str, Any]:
     import keras
     import numpy as np
 
-    from lib import models, training
+    from lib.model import models, training
 
     model = models.MODEL_NAMES[0]
     params = models.default_train_params(model) | {"learning_rate": None}

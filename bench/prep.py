@@ -6,7 +6,7 @@ Usage: python bench/prep.py ../shared/data/aclImdb_v1.tar.gz [--skip-reference]
 Extracts the archive's 50,000 labelled reviews (train/test, pos/neg) once into a temporary
 folder, then times, in the same run and each in its own child process (so that peak memory
 is the prep's own):
-  (a) ``lib.prep.prepare`` over train and test (the prep notebook's work);
+  (a) ``lib.data.prep.prepare`` over train and test (the prep notebook's work);
   (b) the reference pipeline's algorithm (its ``clean_data.py`` and
       ``data_prep/process_text.py``): every ``*.txt`` under the raw dir found with
       ``rglob``, one file at a time: read with ``open().read()``, lowercased and cleaned with
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def ours(raw_dir: Path, out: Path) -> None:
-    from lib.prep import prepare
+    from lib.data.prep import prepare
 
     started = time.perf_counter()
     manifest = prepare([raw_dir], out)
@@ -137,7 +137,7 @@ def main() -> None:
             a = _child("ours", raw_dir, tmp / f"processed-{i}")
             ours_runs.append(a)
             print(
-                f"(a) lib.prep.prepare: {a['seconds']:.2f} s, rows {a['rows']}, "
+                f"(a) lib.data.prep.prepare: {a['seconds']:.2f} s, rows {a['rows']}, "
                 f"peak RSS {a['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )

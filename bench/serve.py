@@ -6,8 +6,8 @@ Usage: python bench/serve.py ../shared/data/aclImdb_v1.tar.gz [--per-label 1500]
 Takes ``--per-label`` reviews of each label from the archive's train and test folders
 (read straight from the stream: no full extraction), prepares them through lib, trains the
 default model (the train notebook's ``nbngram``) for ``--epochs`` on them, logs it as the
-train notebook does (lib.tracking.log_keras_model), registers it in a throwaway local store
-and sets ``champion`` on it (lib.registry). Then, in one run:
+train notebook does (lib.tracking.runs.log_keras_model), registers it in a throwaway local store
+and sets ``champion`` on it (lib.tracking.registry). Then, in one run:
 
 * starts ``mlflow models serve -m models:/bench-serve@champion --env-manager local`` on
   127.0.0.1 (tests/scoring_server.py) and, after a warm-up, times ``--requests`` one-review
@@ -67,7 +67,10 @@ def extract_subset(archive: Path, target: Path, per_label: int) -> Path:
 def train_and_register(processed: Path, store: str, epochs: int):
     """The default model trained on ``processed``, logged and registered as champion:
     (the exported Keras model, its version, the test reviews)."""
-    from lib import datasets, models, registry, tracking, training
+    from lib.data import datasets
+    from lib.model import models, training
+    from lib.tracking import registry
+    from lib.tracking import runs as tracking
 
     data = datasets.load(processed, 0.2, 4002)
     training.set_seed(4002)
@@ -116,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from lib.prep import prepare
+    from lib.data.prep import prepare
     from tests.scoring_server import ScoringServer, post_json
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:

@@ -1,4 +1,4 @@
-"""Benchmark: what each speed trick of ``lib/speedups.py`` saves, measured with that trick off.
+"""Benchmark: what each speed trick of ``lib/core/speedups.py`` saves, measured with that trick off.
 
 Usage: python bench/speedups.py ../shared/data/aclImdb_v1.tar.gz [--reviews 500] [--trials 4]
        [--repeat 3] [--tricks gc_freeze,ready_client]
@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lib.speedups import SWITCH, TRICKS  # noqa: E402
+from lib.core.speedups import SWITCH, TRICKS  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("bench_tune", ROOT / "bench" / "tune.py")
 bench_tune = importlib.util.module_from_spec(_spec)
@@ -154,7 +154,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-c",
-                "import sys; from lib.tracking import check_store; check_store(sys.argv[1])",
+                "import sys; from lib.tracking.runs import check_store; check_store(sys.argv[1])",
                 f"sqlite:///{template}",
             ],
             cwd=ROOT,

@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def reference(processed: Path) -> None:
-    from lib import datasets, evaluation, models, training
+    from lib.data import datasets
+    from lib.model import evaluation, models, training
 
     started = time.perf_counter()
     data = datasets.load(processed, 0.2, 4002)
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from lib.prep import prepare
+    from lib.data.prep import prepare
 
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         tmp = Path(tmp)

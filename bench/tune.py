@@ -2,7 +2,7 @@
 
 Usage: python bench/tune.py ../shared/data/aclImdb_v1.tar.gz [--trials 6] [--epochs 1]
 
-Extracts and prepares the data once (``lib.prep.prepare``), then times, in the same run,
+Extracts and prepares the data once (``lib.data.prep.prepare``), then times, in the same run,
 a study of ``--trials`` trials of ``--epochs`` epoch(s) each, with the reference search
 space and sampler (TPE, seed 123: its first 10 trials are seeded random draws, so all three
 runs train the same 6 parameter sets):
@@ -123,14 +123,14 @@ def bench_env(tmp: Path) -> dict[str, str]:
 
 
 def prepare_data(archive: Path, tmp: Path, env: dict[str, str]) -> Path:
-    """Extract ``archive`` under ``tmp`` and prepare it (``lib.prep.prepare``) into
+    """Extract ``archive`` under ``tmp`` and prepare it (``lib.data.prep.prepare``) into
     ``tmp/processed``; then flush the disk and load the libraries every run needs once,
     untimed (see the module's docstring). Returns the processed folder."""
     t0 = time.perf_counter()
     with tarfile.open(archive) as tar:
         tar.extractall(tmp / "raw", filter="data")
     sys.path.insert(0, str(ROOT))
-    from lib.prep import prepare
+    from lib.data.prep import prepare
 
     data = tmp / "processed"
     prepare([tmp / "raw" / "aclImdb"], data)

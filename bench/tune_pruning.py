@@ -23,7 +23,7 @@ A trial's fixed cost is measured on the full study, where every trial runs every
 every cell: ``fixed_s`` is the mean over its trials of the trial's wall time (``seconds`` in
 the study's trials.csv: the kernel lent, the notebook executed, its scraps read, the notebook
 logged to MLflow, the kernel reset) minus the sum of its epochs' times (each epoch from its
-start to its end, training steps and validation, as lib.progress's Keras callback measures it:
+start to its end, training steps and validation, as lib.core.progress's Keras callback measures it:
 the ``seconds`` of the epoch events in the executed notebook). So it is everything a trial
 costs beyond its epochs: the kernel's reset and hand-over, the data, the vectoriser, building
 the model, evaluating on validation and test, the plots, the export, MLflow logging, saving the
@@ -59,7 +59,7 @@ _spec = importlib.util.spec_from_file_location("bench_tune", ROOT / "bench" / "t
 bench_tune = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_tune)
 
-PROGRESS_MIME = "application/vnd.imdb-sentiment.progress+json"  # lib.progress.MIME
+PROGRESS_MIME = "application/vnd.imdb-sentiment.progress+json"  # lib.core.progress.MIME
 SETUP = ROOT / "conf" / "hptuning-pruning.yml"  # the named setup: space, sampler, pruner
 
 

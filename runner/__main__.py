@@ -1,10 +1,10 @@
 import sys
 
-from lib.speedups import freeze_long_lived, skip_unused_slow_imports
+from lib.core.speedups import freeze_long_lived, skip_unused_slow_imports
 
-skip_unused_slow_imports()  # before runner.cli's imports reach jsonschema
+skip_unused_slow_imports()  # before runner.cli.main's imports reach jsonschema
 
-from runner.cli import main  # noqa: E402
+from runner.cli.main import main  # noqa: E402
 
 code = main()
 # Everything alive now dies with the process: frozen, the interpreter's last full garbage

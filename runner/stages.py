@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib import paths
-from lib.params import parameter_defaults, unknown_name
+from lib.core import paths
+from lib.core.params import parameter_defaults, unknown_name
 
 PREP_REQUIREMENTS = ("requirements.txt", "requirements-prep.txt")
 TRAIN_REQUIREMENTS = (*PREP_REQUIREMENTS, "requirements-train.txt")
@@ -169,7 +169,7 @@ STAGES: dict[str, Stage] = {
             "prep.ipynb",
             "raw review folders -> one processed data set",
             tracked=False,
-            check="lib.prep_checks:check_prep_params",
+            check="lib.data.prep_checks:check_prep_params",
             data=DataInput("raw data", "raw_dirs", "raw folders"),
             products=(Product("processed data set", "folder", lambda p, s, r: p["processed_dir"]),),
             requirements=PREP_REQUIREMENTS,
@@ -178,7 +178,7 @@ STAGES: dict[str, Stage] = {
             "train",
             "train.ipynb",
             "train, evaluate and export a Keras model, tracked in MLflow",
-            check="lib.train_checks:check_train_values",
+            check="lib.model.train_checks:check_train_values",
             upstream=(Upstream("data_path", "prep", "processed_dir"),),
             data=DataInput("processed data", "data_path", "data set"),
             products=(Product("model", "file", _model_file),),
@@ -196,7 +196,7 @@ STAGES: dict[str, Stage] = {
             products=(Product("study", "file", _trials_table),),
             requirements=TRAIN_REQUIREMENTS,
             also_runs=("train",),
-            extra_modules=("runner.trials",),  # the trial backend, found by entry point
+            extra_modules=("runner.trial_backend",),  # the trial backend, found by entry point
             file_parameters=("config_file",),
             in_default_pipeline=False,
         ),

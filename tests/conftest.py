@@ -86,7 +86,7 @@ _SESSION_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")
 
 @pytest.fixture(autouse=True)
 def _tracking_uri_env_left_as_found():
-    """``mlflow.set_tracking_uri`` (called by lib.tracking) also sets $MLFLOW_TRACKING_URI,
+    """``mlflow.set_tracking_uri`` (called by lib.tracking.runs) also sets $MLFLOW_TRACKING_URI,
     for child processes: a test that tracks in this process must not hand its store to the
     tests after it (the pipeline's stamps record that variable). Restored to what the
     session found, not what the test found: a module-scoped fixture that tracks runs before

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import mlflow
 
-from lib import models, tracking, training
+from lib.model import models, training
+from lib.tracking import runs as tracking
 from tests.test_models import split, synthetic_reviews
 
 EXAMPLES = ["A wonderful, moving film.<br /><br />I loved it!", "Dull plot and awful acting."]

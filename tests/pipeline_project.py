@@ -34,7 +34,7 @@ def copy_project(dest: Path, per_label: int = 20) -> Path:
 def prepared_project(dest: Path) -> Path:
     """A small project copy with its data prepared and a model file in place (no stage run):
     what the stamp and status tests decide on. Call with PROJECT_ROOT set to ``dest``."""
-    from lib import prep
+    from lib.data import prep
 
     root = copy_project(dest, per_label=4)
     prep.prepare([root / RAW], root / "data" / "processed")
@@ -90,9 +90,9 @@ def without_heavy_imports(folder: Path) -> str:
 def stamp_as_if_run(stage: str, given: dict, mlflow_run_id: str | None = None) -> None:
     """The stamp a successful run of ``stage`` would write now (in $PROJECT_ROOT), without
     running it: run folder ``runs/20261201T090559Z-<stage>``, model ``models/latest``."""
-    from runner import digests
-    from runner.pipeline import State, judge, plan, products_of
-    from runner.stamps import Stamp, write_stamp
+    from runner.pipeline import digests
+    from runner.pipeline.plan import State, judge, plan, products_of
+    from runner.pipeline.stamps import Stamp, write_stamp
 
     state, files = State(), State().digests()
     planned = plan([stage], given)[0]

@@ -1,7 +1,7 @@
 import numpy as np
 import pyarrow as pa
 
-from lib import arrow_buffers
+from lib.data import arrow_buffers
 from tests.datagen import make_raw_dir
 from tests.runner_process import run_python
 
@@ -39,7 +39,7 @@ def test_prepare_never_imports_pandas(tmp_path):
     out = run_python(
         f"""
         import sys
-        from lib import prep
+        from lib.data import prep
         prep.prepare([{str(src)!r}], {str(tmp_path / "out")!r})
         assert prep.is_processed_dir({str(tmp_path / "out")!r})
         print("pandas imported:", "pandas" in sys.modules)

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lib.progress import MIME, epoch_event
+from lib.core.progress import MIME, epoch_event
 from tests.datagen import make_raw_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ _spec.loader.exec_module(bench_pruning)
 
 
 def _trained_notebook(path: Path, seconds: list[float]) -> Path:
-    """A notebook whose one cell shows an epoch event per epoch, as lib.progress emits them."""
+    """A notebook whose one cell shows an epoch event per epoch, as lib.core.progress emits them."""
     cell = nbformat.v4.new_code_cell("history = train(...)")
     for i, s in enumerate(seconds, 1):
         event = epoch_event(i, len(seconds), {"loss": 0.5, "val_loss": 0.4}, s)

@@ -3,7 +3,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from lib import cleaning
+from lib.data import cleaning
 
 SAMPLES = [
     "Sunday would not be Sunday, I say!<br /><br />Life's a bitch (Billy Zane).",

@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lib import prep
+from lib.data import prep
 from tests import kubelet
 from tests.datagen import make_raw_dir
 from tests.docker_engine import docker_engine  # noqa: F401  (a session fixture)

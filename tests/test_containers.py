@@ -25,7 +25,7 @@ import pytest
 from google.cloud import storage as gcs
 from optuna.trial import TrialState
 
-from lib import prep
+from lib.data import prep
 from tests import kubelet
 from tests import polyaxon_render as plx
 from tests.datagen import make_raw_dir
@@ -147,7 +147,7 @@ def test_a_data_set_written_by_the_pod_is_readable_by_another_uid(prepared):
     assert prepared["code"] == 0, prepared["logs"][-3000:]
     volumes = prepared["volumes"]
     read = (
-        "import json, pyarrow.parquet as pq, sys; from lib import prep; d = sys.argv[1]; "
+        "import json, pyarrow.parquet as pq, sys; from lib.data import prep; d = sys.argv[1]; "
         "assert prep.is_processed_dir(d); m = prep.read_manifest(d); "
         "print(json.dumps([pq.read_table(f'{d}/{s}.parquet').num_rows for s in ('train', 'test')]))"
     )

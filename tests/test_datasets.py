@@ -3,8 +3,8 @@ import shutil
 import numpy as np
 import pytest
 
-from lib import datasets, prep
-from lib.errors import DatasetError, ParameterError
+from lib.core.errors import DatasetError, ParameterError
+from lib.data import datasets, prep
 from tests.datagen import make_raw_dir
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import vulture
 
-from lib.params import PARAMETERS_TAG
+from lib.core.params import PARAMETERS_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,19 +31,19 @@ USED_WHERE_VULTURE_CANNOT_SEE = {
     "_finalizer": "keeps a weakref.finalize alive",
     "_get_stale_trial_ids": "overrides an Optuna storage method",
     "get_heartbeat_stale_trial_callback": "overrides an Optuna storage method",
-    "clean_text": "the one-review form of lib.cleaning.clean that tests compare against",
+    "clean_text": "the one-review form of lib.data.cleaning.clean that tests compare against",
     "default_train_params": "each model's training set-up, for bench/model_search.py and tests",
-    "on_epoch_end": "Keras calls it on a callback as each epoch ends (lib.progress)",
-    "on_epoch_begin": "Keras calls it on a callback as each epoch begins (lib.progress)",
+    "on_epoch_end": "Keras calls it on a callback as each epoch ends (lib.core.progress)",
+    "on_epoch_begin": "Keras calls it on a callback as each epoch begins (lib.core.progress)",
     "_transport_default": "a traitlets dynamic default of jupyter_client's KernelManager",
     "_connection_file_default": "a traitlets dynamic default of jupyter_client's KernelManager",
-    "execute_managed_notebook": "papermill's engine interface (runner.engine)",
+    "execute_managed_notebook": "papermill's engine interface (runner.execution.engine)",
     "stop_training": "Keras reads it on the model after each epoch (lib.tuning.pruning)",
     "_render_traceback_": "IPython shows an exception through it (lib.tuning.pruning)",
     "__getattr__": "Python calls a module's __getattr__ for a name it lacks (lib.tuning.pruning)",
-    "load_context": "MLflow calls it as it loads a pyfunc model (lib.scoring_model)",
+    "load_context": "MLflow calls it as it loads a pyfunc model (lib.tracking.scoring_model)",
     "check_tune_params": "the tune stage's check, named module:function in runner.stages",
-    "_repr_mimebundle_": "IPython displays an object through it (lib.evaluation.FigureOutput)",
+    "_repr_mimebundle_": "IPython displays an object through it (evaluation.FigureOutput)",
 }
 
 
@@ -72,7 +72,7 @@ def unused_code(*, ignore: dict[str, str]) -> list[str]:
 def test_the_check_finds_dead_code():
     # Without the list, the hooks show up: the check reads the code and can fail.
     found = "\n".join(unused_code(ignore={}))
-    assert "unused method 'compute_output_shape'" in found and "lib/models.py" in found
+    assert "unused method 'compute_output_shape'" in found and "lib/model/models.py" in found
 
 
 def test_lib_and_runner_have_no_dead_code():

@@ -170,7 +170,7 @@ def test_the_build_context_leaves_out(path):
         "requirements-train.txt",
         "pyproject.toml",
         "README.md",
-        "lib/paths.py",
+        "lib/core/paths.py",
         "runner/__main__.py",
         "conf/logging.yml",
         "notebooks/prep.ipynb",

@@ -1,12 +1,12 @@
-"""lib.errors: one family for the errors a user can fix, and its name lookup."""
+"""lib.core.errors: one family for the errors a user can fix, and its name lookup."""
 
 import errno
 import os
 
 import pytest
 
-from lib import errors
-from lib.errors import (
+from lib.core import errors
+from lib.core.errors import (
     DatasetError,
     FetchError,
     ModelError,

@@ -2,8 +2,8 @@ import matplotlib
 import numpy as np
 import pytest
 
-from lib import evaluation
-from lib.errors import OutputError
+from lib.core.errors import OutputError
+from lib.model import evaluation
 
 matplotlib.use("Agg")
 

@@ -1,4 +1,5 @@
-"""runner.execute: one notebook executed headlessly, and how each way of failing is told apart.
+"""runner.execution.execute: one notebook executed headlessly, and how each way of failing is told
+apart.
 
 Each test executes a tiny notebook written into ``tmp_path`` (a real kernel, no mocks).
 """
@@ -14,10 +15,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from lib.errors import OutputError
-from runner.execute import Execution, execute_stage
+from lib.core.errors import OutputError
+from runner.execution.execute import Execution, execute_stage
+from runner.execution.watch import INTERRUPTED, KernelWatch, describe_death
 from runner.stages import Stage
-from runner.watch import INTERRUPTED, KernelWatch, describe_death
 from tests.test_runner_signals import cell_running
 
 
@@ -61,7 +62,7 @@ def test_a_notebook_that_succeeds_leaves_its_scraps_notebook_and_html(tmp_path):
 def test_a_family_error_is_a_user_error_with_its_one_line_and_no_traceback(tmp_path):
     execution = _run(
         tmp_path,
-        "from lib.errors import DatasetError\n"
+        "from lib.core.errors import DatasetError\n"
         "raise DatasetError('no reviews in /x: pass the folder that holds train/ and test/')",
     )
     assert execution.user_error
@@ -186,7 +187,7 @@ raise TrialPruned("pruned at epoch 2")
 
 @pytest.mark.slow
 def test_a_pruned_trial_is_no_failure_and_its_notebook_has_no_error_banner(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="runner.execute")
+    caplog.set_level(logging.INFO, logger="runner.execution.execute")
     execution = _run(tmp_path, PRUNED, "ran_after = True", render=True)
     assert execution.pruned and not execution.interrupted and execution.status == "KILLED"
     assert execution.error == "cell 1: TrialPruned: pruned at epoch 2"  # the trial's error
@@ -196,7 +197,9 @@ def test_a_pruned_trial_is_no_failure_and_its_notebook_has_no_error_banner(tmp_p
     assert "An Exception was encountered" not in text
     assert "An Exception was encountered" not in execution.html_path.read_text(encoding="utf-8")
     assert "Trial pruned at epoch 2: val_loss 0.71" in text  # its one line
-    (record,) = [r for r in caplog.records if r.name == "runner.execute" and "tiny " in r.message]
+    (record,) = [
+        r for r in caplog.records if r.name == "runner.execution.execute" and "tiny " in r.message
+    ]
     assert "pruned: cell 1: TrialPruned" in record.message and "failed" not in record.message
     assert record.levelno == logging.INFO
 

@@ -1,4 +1,4 @@
-"""lib.features: n-grams, vocabularies, vectorising in chunks, NB ratios, the saved layer."""
+"""lib.model.features: n-grams, vocabularies, vectorising in chunks, NB ratios, the saved layer."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 import tensorflow as tf
 
-from lib import features
-from lib.cleaning import clean_text
+from lib.data.cleaning import clean_text
+from lib.model import features
 from tests.test_models import split, synthetic_reviews
 
 SAMPLES = ["A GREAT film!<br /><br />I loved it, 10/10.", "  Awful... a  b c waste ", ""]

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from lib.errors import FetchError
-from lib.fetch import MARKER, fetch_data
-from runner.cli import main
+from lib.core.errors import FetchError
+from lib.data.fetch import MARKER, fetch_data
+from runner.cli.main import main
 
 REVIEWS = {
     "aclImdb/README": "a tiny stand-in for the dataset\n",

@@ -1,12 +1,12 @@
-"""runner.hooks: the executed notebook goes to the MLflow run that the notebook glued."""
+"""runner.execution.hooks: the executed notebook goes to the MLflow run that the notebook glued."""
 
 from pathlib import Path
 
 import mlflow
 import pytest
 
-from runner.execute import Execution
-from runner.hooks import default_hooks, log_notebook_to_mlflow
+from runner.execution.execute import Execution
+from runner.execution.hooks import default_hooks, log_notebook_to_mlflow
 
 
 def _execution(tmp_path: Path, scraps: dict, error: str | None = None, **kw) -> Execution:

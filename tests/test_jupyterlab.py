@@ -325,7 +325,7 @@ def _check_values(name: str, scraps, shown: list[str]) -> None:
 
 
 def test_a_progress_bar_renders_as_a_widget(project, jupyter, browser):
-    """tqdm.auto (lib.fetch's bar) in JupyterLab: an ipywidgets bar, not text or a warning."""
+    """tqdm.auto (lib.data.fetch's bar) in JupyterLab: an ipywidgets bar, not text or a warning."""
     code = "from tqdm.auto import tqdm\n\nfor _ in tqdm(range(3), desc='demo'):\n    pass"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     nb.metadata["kernelspec"] = {

@@ -69,7 +69,7 @@ def test_loaded_in_a_process_that_imported_lib_first():
     out = run_python(
         f"""
         import json, sys
-        import lib.models  # the project's lib, as in predict, promote or a scoring page
+        import lib.model.models  # the project's lib, as in predict, promote or a scoring page
         import mlflow.pyfunc
 
         model = mlflow.pyfunc.load_model({str(FIXTURE)!r})
@@ -96,7 +96,7 @@ class Registered:
 def registered(tmp_path) -> Registered:
     """Two versions of one registered model, both the fixture, in a fresh local store; v1
     the champion. Each run's ``data_path`` is a processed data set of generated reviews."""
-    from lib import prep  # the data set that promote scores both versions on
+    from lib.data import prep  # the data set that promote scores both versions on
 
     prep.prepare([make_raw_dir(tmp_path / "raw", per_label=30)], tmp_path / "processed")
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lib.logs import setup_logging
+from lib.core.logs import setup_logging
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_in_a_notebook_kernel_the_console_is_plain_and_the_files_stay_json(tmp_p
 
     code = (
         "import logging\n"
-        "from lib.logs import setup_logging\n"
+        "from lib.core.logs import setup_logging\n"
         f"setup_logging(log_dir={str(tmp_path)!r})\n"
         "logging.getLogger('lib.demo').info('hello %s', 'there')\n"
         "logging.getLogger('lib.demo').warning('careful')\n"
@@ -85,7 +85,7 @@ def test_in_a_notebook_kernel_the_console_is_plain_and_the_files_stay_json(tmp_p
 def test_optuna_imported_after_the_set_up_logs_through_ours(tmp_path):
     code = (
         "import logging, sys\n"
-        "from lib.logs import setup_logging\n"
+        "from lib.core.logs import setup_logging\n"
         f"setup_logging(log_dir={str(tmp_path)!r})\n"
         "assert 'optuna' not in sys.modules\n"
         "import optuna\n"

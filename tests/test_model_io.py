@@ -1,4 +1,5 @@
-"""lib.model_io: saving an exported model, finding and loading it wherever it lives, predicting.
+"""lib.tracking.model_io: saving an exported model, finding and loading it wherever it lives,
+predicting.
 
 The model is a real exported nbngram model, trained for two epochs on synthetic reviews.
 """
@@ -13,8 +14,10 @@ import mlflow
 import numpy as np
 import pytest
 
-from lib import model_io, models, storage, training
-from lib.errors import ModelError, OutputError
+from lib.core import gcs
+from lib.core.errors import ModelError, OutputError
+from lib.model import models, training
+from lib.tracking import model_io
 from tests import services
 from tests.runner_process import error_traceback_shown, run_runner
 from tests.services import BUCKET
@@ -126,8 +129,8 @@ def test_an_mlflow_uri_the_store_lacks_is_a_model_error_naming_the_store(tmp_pat
 @pytest.mark.services
 def test_a_gs_file_or_folder_is_downloaded(gcs_env, model_file, tmp_path):
     prefix = f"gs://{BUCKET}/model-io-tests/{uuid.uuid4().hex}"
-    storage.upload(model_file, f"{prefix}/file/model.keras")
-    storage.upload(model_file.parent, f"{prefix}/folder")
+    gcs.upload(model_file, f"{prefix}/file/model.keras")
+    gcs.upload(model_file.parent, f"{prefix}/folder")
     for n, uri in enumerate((f"{prefix}/file/model.keras", f"{prefix}/folder")):
         workdir = tmp_path / str(n)
         workdir.mkdir()

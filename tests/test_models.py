@@ -1,4 +1,4 @@
-"""lib.models on tiny synthetic reviews whose words carry the label."""
+"""lib.model.models on tiny synthetic reviews whose words carry the label."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lib import features, models, train_spec, training
-from lib.cleaning import clean, clean_text
-from lib.errors import ParameterError
+from lib.core.errors import ParameterError
+from lib.data.cleaning import clean, clean_text
+from lib.model import features, models, train_spec, training
 
 NEUTRAL = (
     "film movie plot actor scene story director camera music script ending cast "
@@ -75,7 +75,7 @@ def test_model_names_and_defaults() -> None:
 
 
 def test_every_table_of_the_models_is_keyed_by_the_declared_names() -> None:
-    """The models are declared without TensorFlow (lib.train_spec, which the runner checks
+    """The models are declared without TensorFlow (lib.model.train_spec, which the runner checks
     before a kernel starts): a model added there and not here, or here and not there, fails."""
     declared = set(train_spec.MODEL_NAMES)
     assert models.MODEL_NAMES == train_spec.MODEL_NAMES

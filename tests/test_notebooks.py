@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.params import PARAMETERS_TAG
+from lib.core.params import PARAMETERS_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from lib.errors import ParameterError
-from lib.params import (
+from lib.core.errors import ParameterError
+from lib.core.params import (
     as_bool,
     as_list,
     check_choice,

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from lib import paths
+from lib.core import paths
 
 
 def test_relative_paths_are_taken_from_the_project_root(tmp_path, monkeypatch):
@@ -83,7 +83,7 @@ def test_replace_folder_puts_the_earlier_folder_back_when_the_rename_fails(tmp_p
     ],
 )
 def test_an_output_folder_in_the_notebooks_folder_is_refused(tmp_path, monkeypatch, value, words):
-    from lib.errors import ParameterError
+    from lib.core.errors import ParameterError
 
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "linked").symlink_to(tmp_path / "notebooks")
@@ -95,7 +95,7 @@ def test_an_output_folder_in_the_notebooks_folder_is_refused(tmp_path, monkeypat
 
 
 def test_an_output_folder_elsewhere_is_resolved_and_a_url_kept(tmp_path, monkeypatch):
-    from lib.errors import ParameterError
+    from lib.core.errors import ParameterError
 
     (tmp_path / "notebooks").mkdir()
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))

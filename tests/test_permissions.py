@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lib import paths, prep
+from lib.core import paths
+from lib.data import prep
 from tests.datagen import make_raw_dir
 
 UMASKS = [0o022, 0o002]

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from lib.errors import ParameterError
-from runner.cli import build_parser
-from runner.locks import StageBusy, stage_lock
-from runner.pipeline import plan
-from runner.pipeline_cli import stage_parameters
+from lib.core.errors import ParameterError
+from runner.cli.main import build_parser
+from runner.cli.pipeline import stage_parameters
+from runner.pipeline.locks import StageBusy, stage_lock
+from runner.pipeline.plan import plan
 from tests.pipeline_project import (
     FAST,
     RAW,

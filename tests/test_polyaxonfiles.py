@@ -39,9 +39,9 @@ import pytest
 import yaml
 from polyaxon.exceptions import PolyaxonfileError
 
-from lib.secrets import check_parameter_names
-from runner.cli import build_parser
-from runner.options import collect_parameters
+from lib.core.secrets import check_parameter_names
+from runner.cli.main import build_parser
+from runner.cli.options import collect_parameters
 from tests import polyaxon_render as plx
 
 ROOT = plx.ROOT

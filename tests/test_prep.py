@@ -4,8 +4,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from lib import prep, scan
-from lib.errors import DatasetError, OutputError
+from lib.core.errors import DatasetError, OutputError
+from lib.data import prep, scan
 from tests.datagen import add_special_entries, make_mixed_raw_dirs, make_raw_dir, write_review
 
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import scrapbook as sb
 
-from lib.paths import new_run_dir
+from lib.core.paths import new_run_dir
 from tests.datagen import add_special_entries, make_raw_dir, write_review
 from tests.runner_process import error_traceback_shown
 

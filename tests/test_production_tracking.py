@@ -13,9 +13,9 @@ import pytest
 import scrapbook as sb
 from google.cloud import storage as gcs
 
-from lib import prep
-from runner.execute import execute_stage
-from runner.hooks import default_hooks
+from lib.data import prep
+from runner.execution.execute import execute_stage
+from runner.execution.hooks import default_hooks
 from runner.stages import Stage
 from tests.datagen import make_raw_dir
 from tests.runner_process import error_traceback_shown, run_runner

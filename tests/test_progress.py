@@ -1,5 +1,6 @@
-"""The terminal while a stage runs: the progress display (runner.progress, runner.engine)
-and the events from inside the kernel (lib.progress).
+"""The terminal while a stage runs: the progress display (runner.execution.console,
+runner.execution.engine)
+and the events from inside the kernel (lib.core.progress).
 
 The display is checked in a pseudo-terminal (the status line rewritten in place) and in a
 pipe (plain lines, no control characters), and as JSON lines; then once through a real
@@ -22,8 +23,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from lib.progress import MIME, describe, epoch_event, notice_event, trial_event
-from runner.progress import StageProgress
+from lib.core.progress import MIME, describe, epoch_event, notice_event, trial_event
+from runner.execution.console import StageProgress
 from tests.runner_process import ROOT, run_runner
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # any control character but \t and \n
@@ -41,7 +42,7 @@ CELLS = [
 SCRIPT = textwrap.dedent(
     """
     import sys
-    from runner.progress import StageProgress, clear_live_line, configure_console
+    from runner.execution.console import StageProgress, clear_live_line, configure_console
     configure_console(fmt=sys.argv[1] if len(sys.argv) > 1 else None)
     progress = StageProgress("train")
     progress.begin(CELLS)
@@ -103,7 +104,7 @@ def test_in_a_terminal_the_cell_line_is_rewritten_and_events_stay(tmp_path):
     clear = "\r\x1b[2K"
     # The status line: written in place, with no newline of its own.
     assert re.search(
-        re.escape(clear) + r"\d\d:\d\d:\d\d INFO runner\.progress: train: cell 1/2", out
+        re.escape(clear) + r"\d\d:\d\d:\d\d INFO runner\.execution\.console: train: cell 1/2", out
     )
     assert "train: cell 2/2 (Training the model)" in out
     # The epoch and the trial: lines of their own, above the status line drawn again.
@@ -178,25 +179,25 @@ def test_the_keras_callback_emits_an_epoch_event_per_epoch(caplog):
     import keras
     import numpy as np
 
-    from lib.progress import epoch_callback
+    from lib.core.progress import epoch_callback
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
     model.compile(loss="binary_crossentropy", metrics=["accuracy"])
     x, y = np.zeros((8, 2), "float32"), np.ones((8, 1), "float32")
-    with caplog.at_level(logging.INFO, logger="lib.progress"):
+    with caplog.at_level(logging.INFO, logger="lib.core.progress"):
         model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=[epoch_callback()])
-    lines = [r.getMessage() for r in caplog.records if r.name == "lib.progress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "lib.core.progress"]
     assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
     assert all("val_accuracy 1.0000" in line for line in lines)
 
 
 @pytest.mark.slow
 def test_a_real_execution_reports_cells_and_kernel_events_over_ipc(tmp_path, caplog, capfd):
-    from runner.execute import execute_stage
+    from runner.execution.execute import execute_stage
     from runner.stages import Stage
 
     code = (
-        "from lib.progress import emit, epoch_event\n"
+        "from lib.core.progress import emit, epoch_event\n"
         "emit(epoch_event(1, 2, {'val_accuracy': 0.5}))\n"
         "from ipykernel.kernelapp import IPKernelApp\n"
         "app = IPKernelApp.instance()\n"
@@ -220,7 +221,7 @@ def test_a_real_execution_reports_cells_and_kernel_events_over_ipc(tmp_path, cap
     }
     path = tmp_path / "demo.ipynb"
     nbformat.write(nb, path)
-    caplog.set_level(logging.INFO, logger="runner.progress")
+    caplog.set_level(logging.INFO, logger="runner.execution.console")
     caplog.set_level(logging.DEBUG, logger="runner.kernel")
     execution = execute_stage(
         Stage("demo", str(path), "a test notebook", tracked=False),
@@ -229,7 +230,7 @@ def test_a_real_execution_reports_cells_and_kernel_events_over_ipc(tmp_path, cap
         render=False,
     )
     assert execution.ok, execution.error
-    events = [r for r in caplog.records if r.name == "runner.progress"]
+    events = [r for r in caplog.records if r.name == "runner.execution.console"]
     assert [(r.progress, r.getMessage()) for r in events] == [
         ("cell", "demo: cell 1/3"),
         ("cell", "demo: cell 2/3"),  # papermill's injected parameters
@@ -266,7 +267,7 @@ def test_a_real_execution_reports_cells_and_kernel_events_over_ipc(tmp_path, cap
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory) -> Path:
-    from lib import prep
+    from lib.data import prep
     from tests.datagen import make_raw_dir
 
     root = tmp_path_factory.mktemp("progress-data")
@@ -297,9 +298,11 @@ def test_the_runner_console_by_default_is_plain_progress_without_noise(tmp_path,
     assert not [line for line in err.splitlines() if line.lstrip().startswith("{")]
     assert not [t for t in TF_CPP if t in err], err[-3000:]
     assert "without encryption" not in err
-    assert re.search(r"^\d\d:\d\d:\d\d INFO runner\.progress: train: cell 1/\d+", err, re.M)
-    assert re.search(r"INFO runner\.progress: train: epoch 1/2: val_accuracy \d", err)
-    assert re.search(r"INFO runner\.progress: train: epoch 2/2: val_accuracy \d", err)
+    assert re.search(
+        r"^\d\d:\d\d:\d\d INFO runner\.execution\.console: train: cell 1/\d+", err, re.M
+    )
+    assert re.search(r"INFO runner\.execution\.console: train: epoch 1/2: val_accuracy \d", err)
+    assert re.search(r"INFO runner\.execution\.console: train: epoch 2/2: val_accuracy \d", err)
 
 
 @pytest.mark.slow
@@ -316,13 +319,13 @@ def test_the_runner_with_json_and_debug_gives_json_lines_with_tensorflows_lines(
     # The kernel logged at DEBUG too ($IMDB_LOG_LEVEL): TensorFlow's captured C++ start-up
     # lines, which its output brought to the console.
     kernel = [r["message"] for r in records if r["logger"] == "runner.kernel"]
-    assert any(" DEBUG lib.tf_runtime: TensorFlow: " in m for m in kernel), kernel[:20]
+    assert any(" DEBUG lib.core.tf_runtime: TensorFlow: " in m for m in kernel), kernel[:20]
 
 
 def test_a_notice_is_a_line_to_keep_on_the_console_not_a_progress_line(caplog):
     event = notice_event("tuning interrupted: run the same command again to resume")
     assert describe(event) == "tuning interrupted: run the same command again to resume"
-    with caplog.at_level(logging.INFO, logger="runner.progress"):
+    with caplog.at_level(logging.INFO, logger="runner.execution.console"):
         StageProgress("tune").event(event)
     (record,) = caplog.records
     assert record.levelno == logging.WARNING and not hasattr(record, "progress")

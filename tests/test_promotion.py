@@ -1,4 +1,4 @@
-"""lib.promotion without models: the metrics and their direction, MLflow's evaluation and
+"""lib.tracking.promotion without models: the metrics and their direction, MLflow's evaluation and
 validation of given probabilities, the test data's checks, and the decision's line and tags.
 The promotions themselves (registered models, the alias, the runs) are in
 tests/runner/test_promote_cli.py."""
@@ -12,9 +12,11 @@ import mlflow
 import numpy as np
 import pytest
 
-from lib import prep, promotion, tracking
-from lib.errors import ParameterError
-from lib.evaluation import binary_metrics
+from lib.core.errors import ParameterError
+from lib.data import prep
+from lib.model.evaluation import binary_metrics
+from lib.tracking import promotion
+from lib.tracking import runs as tracking
 from tests.datagen import make_raw_dir
 
 

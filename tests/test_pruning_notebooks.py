@@ -16,7 +16,8 @@ import scrapbook as sb
 import yaml
 from optuna.trial import TrialState
 
-from lib import prep, tuning
+from lib import tuning
+from lib.data import prep
 from tests.datagen import make_raw_dir
 from tests.test_tune_notebook import ROOT, _env, _kernels_gone, _tune_args
 

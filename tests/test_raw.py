@@ -1,4 +1,4 @@
-"""lib.raw: review names, raw folder checks, listing, reading and decoding review files."""
+"""lib.data.raw: review names, raw folder checks, listing, reading and decoding review files."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lib import raw
-from lib.errors import DatasetError
+from lib.core.errors import DatasetError
+from lib.data import raw
 from tests.datagen import add_special_entries, make_raw_dir, write_review
 
 

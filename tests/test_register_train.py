@@ -11,7 +11,8 @@ import nbformat
 import pytest
 import scrapbook as sb
 
-from lib import prep, registry
+from lib.data import prep
+from lib.tracking import registry
 from tests.datagen import make_raw_dir
 from tests.runner_process import error_traceback_shown
 from tests.test_train_notebook import ROOT, _runner, _train

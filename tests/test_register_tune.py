@@ -15,8 +15,9 @@ import scrapbook as sb
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from lib import registry, tuning
-from lib.errors import ParameterError
+from lib import tuning
+from lib.core.errors import ParameterError
+from lib.tracking import registry
 from lib.tuning import attrs, registration
 from tests.test_tune_notebook import ROOT, _env, _tune, _tune_args, data  # noqa: F401
 

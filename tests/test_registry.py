@@ -1,4 +1,4 @@
-"""lib.registry against a real local store (SQLite) and the real auth MLflow server with
+"""lib.tracking.registry against a real local store (SQLite) and the real auth MLflow server with
 GCS artifacts: registering, resolving by version and alias, and the one-line errors."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from lib import registry, tracking
-from lib.errors import ModelError, ParameterError
+from lib.core.errors import ModelError, ParameterError
+from lib.tracking import registry
+from lib.tracking import runs as tracking
 from tests import logged_models, services
 from tests.runner_process import run_runner
 from tests.services import BUCKET

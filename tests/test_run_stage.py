@@ -1,4 +1,5 @@
-"""runner.run_stage: the one sequence that runs a stage (execute, hooks, report) for the stage
+"""runner.execution.run_stage: the one sequence that runs a stage (execute, hooks, report) for the
+stage
 commands, the pipeline and the trials."""
 
 from __future__ import annotations
@@ -9,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from runner.execute import Execution
-from runner.run_stage import exit_status, print_report
+from runner.execution.execute import Execution
+from runner.execution.run_stage import exit_status, print_report
 
 
 def test_its_callers_import_it_without_papermill():
     # The runner refuses bad input, status decides and the tune kernel starts its trial
     # kernels before papermill is imported: run_stage imports it only when a stage runs.
     code = (
-        "import sys, runner.cli, runner.pipeline, runner.trials, runner.run_stage\n"
+        "import sys, runner.cli.main, runner.pipeline.plan, runner.trial_backend\n"
+        "import runner.execution.run_stage\n"
         "print(sorted(m for m in ('papermill', 'nbclient', 'mlflow') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

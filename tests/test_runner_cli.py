@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from lib import prep
-from lib.errors import ParameterError
-from runner.cli import build_parser
-from runner.options import collect_parameters, resolve_type
+from lib.core.errors import ParameterError
+from lib.data import prep
+from runner.cli.main import build_parser
+from runner.cli.options import collect_parameters, resolve_type
 from runner.stages import STAGES, get_stage
 from tests.datagen import make_raw_dir
 from tests.runner_process import ROOT, error_traceback_shown, run_runner

@@ -23,7 +23,7 @@ import psutil
 import pytest
 from optuna.trial import TrialState
 
-from lib import prep
+from lib.data import prep
 from tests.datagen import make_raw_dir
 from tests.runner_process import error_traceback_shown
 

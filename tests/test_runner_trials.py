@@ -1,4 +1,4 @@
-"""runner.trials: the runner's trial backend, trials as executed train notebooks in warm
+"""runner.trial_backend: the runner's trial backend, trials as executed train notebooks in warm
 kernels. The fast tests check what the kernels get (environment, warm-up, the entry point);
 the slow ones run a stand-in train notebook (the real one's parameters cell, a body that
 glues made-up objectives) in real kernels: reuse and reset between trials, a failing trial
@@ -17,9 +17,10 @@ import pytest
 import scrapbook as sb
 from optuna.trial import TrialState
 
-from lib import prep, tuning
-from lib.errors import ParameterError
-from runner import trials
+from lib import tuning
+from lib.core.errors import ParameterError
+from lib.data import prep
+from runner import trial_backend as trials
 from runner.stages import Stage
 from tests.datagen import make_raw_dir
 
@@ -33,7 +34,7 @@ from pathlib import Path
 import mlflow
 import scrapbook as sb
 
-from lib import tracking
+from lib.tracking import runs as tracking
 
 run = None
 if setup_mlflow:
@@ -279,7 +280,7 @@ def test_the_train_notebooks_checks_run_in_a_warm_kernel(isolated_env, data):
         }
     )
     cases = tuning.preflight_cases(bad, isolated_env / "trial-check")
-    with trials.NotebookTrialBackend(1, None, warmup=["lib.train_checks"]) as backend:
+    with trials.NotebookTrialBackend(1, None, warmup=["lib.model.train_checks"]) as backend:
         assert backend.check(tuning.preflight_cases(good, isolated_env / "trial-check")) is None
         found = backend.check(cases)
         pid = backend.pool.acquire(timeout=120).pid  # the kernel is lent again after a check

@@ -1,4 +1,4 @@
-"""lib.scan: every review file of some raw dirs, listed, read, fingerprinted and cleaned."""
+"""lib.data.scan: every review file of some raw dirs, listed, read, fingerprinted and cleaned."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from lib import cleaning, scan
+from lib.data import cleaning, scan
 from tests.datagen import add_special_entries, make_mixed_raw_dirs, make_raw_dir, write_review
 
 

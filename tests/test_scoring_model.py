@@ -1,4 +1,5 @@
-"""lib.scoring_model and lib.tracking.log_keras_model: the logged model is a pyfunc model
+"""lib.tracking.scoring_model and lib.tracking.runs.log_keras_model: the logged model is a pyfunc
+model
 that loads, from its own code, in a process that cannot import this project.
 
 One small model is trained and logged for the module, into a local store in a temporary
@@ -19,8 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import model_io, scoring_model, training
-from lib.errors import OutputError
+from lib.core.errors import OutputError
+from lib.model import training
+from lib.tracking import model_io, scoring_model
 from tests import logged_models
 from tests.runner_process import loud_lines
 
@@ -81,14 +83,14 @@ def test_the_logged_model_loads_in_a_process_that_cannot_import_lib(store_env, t
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    # load_context starts TensorFlow through lib.tf_runtime: its C++ lines are not printed.
+    # load_context starts TensorFlow through lib.core.tf_runtime: its C++ lines are not printed.
     assert loud_lines(done.stderr) == [], done.stderr[-3000:]
     assert "cuInit" not in done.stderr and "oneDNN" not in done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     # lib came from the model's own code folder, downloaded with it.
     assert Path(result["lib"]).parent.name == "lib"
     assert Path(result["lib"]).parents[1].name == "code"
-    assert not Path(result["lib"]).is_relative_to(Path(scoring_model.__file__).parents[1])
+    assert not Path(result["lib"]).is_relative_to(Path(scoring_model.__file__).parents[2])
     np.testing.assert_allclose(result["p"], training.predict_proba(model, REVIEWS), atol=1e-6)
 
 
@@ -122,15 +124,15 @@ def test_review_texts_refuses_frames_of_several_columns_and_non_strings():
 
 
 def test_the_model_holds_only_the_code_it_needs_and_pinned_requirements(store_env, tmp_path):
-    from runner.code_deps import closure
+    from runner.pipeline.code_deps import closure
 
     _, uri, _, _ = store_env
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path)))
     code = sorted(str(p.relative_to(local / "code")) for p in (local / "code").rglob("*.py"))
     assert code == list(scoring_model.MODEL_MODULES)
     # The list is the static import closure of the model's class: nothing missing, no more.
-    root = Path(scoring_model.__file__).parents[1]
-    needed = closure([], extra=["lib.scoring_model"], root=root)
+    root = Path(scoring_model.__file__).parents[2]
+    needed = closure([], extra=["lib.tracking.scoring_model"], root=root)
     assert sorted(str(p.relative_to(root)) for p in needed.values()) == code
     requirements = (local / "requirements.txt").read_text().split()
     for package in ("mlflow", "tensorflow", "keras", "numpy", "pandas", "pyarrow"):

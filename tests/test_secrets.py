@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from lib.errors import ParameterError
-from lib.secrets import (
+from lib.core.errors import ParameterError
+from lib.core.secrets import (
     MASK,
     SecretFilter,
     check_parameter_names,

@@ -1,8 +1,8 @@
 """The registered champion served by MLflow's real scoring server on 127.0.0.1.
 
 Two small models are trained and logged as the train notebook logs them
-(lib.tracking.log_keras_model), registered as versions 1 and 2 of one registered model in a
-local store (lib.registry), and ``champion`` is set on version 1. ``mlflow models serve -m
+(lib.tracking.runs.log_keras_model), registered as versions 1 and 2 of one registered model in a
+local store (lib.tracking.registry), and ``champion`` is set on version 1. ``mlflow models serve -m
 models:/NAME@champion --env-manager local`` (tests/scoring_server.py) then answers
 ``POST /invocations`` with raw review strings, one probability per review, the in-process
 model's; malformed requests get a 400 whose message names the problem; and the alias is
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lib import registry
+from lib.tracking import registry
 from tests import logged_models
 from tests.scoring_server import ScoringServer, post_json
 

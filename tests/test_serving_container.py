@@ -26,7 +26,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from lib import registry
+from lib.tracking import registry
 from tests import kubelet, logged_models
 from tests import polyaxon_render as plx
 from tests.docker_engine import docker_engine  # noqa: F401  (a session fixture)

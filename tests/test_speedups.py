@@ -3,8 +3,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lib.speedups import UNUSED_SLOW_MODULES
-from runner.execute import execute_stage
+from lib.core.speedups import UNUSED_SLOW_MODULES
+from runner.execution.execute import execute_stage
 from runner.kernels import KernelPool
 from runner.stages import Stage
 from tests.runner_process import run_python
@@ -24,7 +24,7 @@ def test_import_in_background_loads_what_is_missing():
     out = run_python(
         """
         import sys
-        from lib.speedups import import_in_background
+        from lib.core.speedups import import_in_background
         assert import_in_background(["sys"]) is None  # nothing to do
         import_in_background(["colorsys", "sys"]).join()
         print("colorsys" in sys.modules)
@@ -41,7 +41,7 @@ def test_nbformat_works_without_the_unused_slow_modules():
         nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
         print(sorted(m for m in ("lark", *{modules!r}) if sys.modules.get(m) is not None))
         """
-    skip = "from lib.speedups import skip_unused_slow_imports; skip_unused_slow_imports()"
+    skip = "from lib.core.speedups import skip_unused_slow_imports; skip_unused_slow_imports()"
     # Without the skip they are imported: the day they are not, the skip can go.
     assert run_python(check.format(skip="", modules=UNUSED_SLOW_MODULES)) != "[]"
     assert run_python(check.format(skip=skip, modules=UNUSED_SLOW_MODULES)) == "[]"
@@ -79,7 +79,7 @@ def test_a_kernel_freezes_what_is_alive_when_it_exits(switch, frozen):
         os.environ["IMDB_SPEEDUPS"] = "{switch}"
         # Registered first, so run last: after the exit handler that kernel_started adds.
         atexit.register(lambda: print(gc.get_freeze_count() > 0))
-        from lib.speedups import kernel_started
+        from lib.core.speedups import kernel_started
         kernel_started()
         """
     )
@@ -87,7 +87,7 @@ def test_a_kernel_freezes_what_is_alive_when_it_exits(switch, frozen):
 
 
 def test_a_memo_keeps_the_last_values_and_drops_the_oldest_first():
-    from lib.speedups import Memo
+    from lib.core.speedups import Memo
 
     memo: Memo[str] = Memo("test", size=2)
     made: list[str] = []
@@ -104,7 +104,7 @@ def test_a_memo_keeps_the_last_values_and_drops_the_oldest_first():
 
 
 def test_a_memo_keeps_nothing_of_a_failed_computation():
-    from lib.speedups import Memo
+    from lib.core.speedups import Memo
 
     memo: Memo[int] = Memo("test", size=1)
     memo.get("old", lambda: 1)

@@ -33,7 +33,7 @@ def test_an_absolute_notebook_path_wins(tmp_path):
 
 
 def test_a_name_the_notebook_lacks_is_refused_with_the_closest_names():
-    from lib.errors import ParameterError
+    from lib.core.errors import ParameterError
 
     with pytest.raises(ParameterError) as info:
         get_stage("train").check_parameters({"epochs": 2, "optimizer": "sgd"})
@@ -55,7 +55,7 @@ def test_a_name_the_notebook_lacks_is_refused_with_the_closest_names():
 def test_each_stage_checks_its_values_with_the_notebooks_defaults_for_the_rest(
     stage, given, message
 ):
-    from lib.errors import ParameterError
+    from lib.core.errors import ParameterError
 
     assert all(s.check is not None for s in STAGES.values())  # every stage has its checks
     get_stage(stage).check_parameters({})  # the defaults pass
@@ -78,18 +78,18 @@ def _tiny_notebook(path, code: str) -> None:
 
 
 def test_a_new_stage_is_one_record_planned_stamped_and_shown_by_status(tmp_path, monkeypatch):
-    from lib.errors import ParameterError
-    from runner.cli import build_parser
-    from runner.pipeline import State, judge, plan, products_of, status_lines
-    from runner.pipeline_cli import stage_parameters
+    from lib.core.errors import ParameterError
+    from runner.cli.main import build_parser
+    from runner.cli.pipeline import stage_parameters
+    from runner.pipeline.plan import State, judge, plan, products_of, status_lines
+    from runner.pipeline.stamps import Stamp, write_stamp
     from runner.stages import DataInput, Product, Stage, Upstream
-    from runner.stamps import Stamp, write_stamp
     from tests.pipeline_project import prepared_project
 
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path / "project"))
     root = prepared_project(tmp_path / "project")
     notebook = tmp_path / "score.ipynb"
-    _tiny_notebook(notebook, "from lib import paths\nprint(paths.resolve(data_path))")
+    _tiny_notebook(notebook, "from lib.core import paths\nprint(paths.resolve(data_path))")
     score = Stage(
         "score",
         str(notebook),
@@ -121,7 +121,7 @@ def test_a_new_stage_is_one_record_planned_stamped_and_shown_by_status(tmp_path,
     decision, inputs = judge(planned, state, files)
     assert decision.reasons == ["no earlier successful run"]
     assert list(inputs.notebooks) == [str(notebook)]
-    assert "lib/paths.py" in inputs.code and list(inputs.files) == ["requirements.txt"]
+    assert "lib/core/paths.py" in inputs.code and list(inputs.files) == ["requirements.txt"]
     assert inputs.data["what"] == "processed data" and inputs.data["digest"]
     (root / "scores").mkdir()
     (root / "scores" / "out.csv").write_text("id,score\n")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lib import prep
-from runner import code_deps, digests
-from runner.pipeline import State, judge, plan
-from runner.stamps import FORMAT_VERSION
+from lib.data import prep
+from runner.pipeline import code_deps, digests
+from runner.pipeline.plan import State, judge, plan
+from runner.pipeline.stamps import FORMAT_VERSION
 from tests.pipeline_project import RAW, prepared_project, stamp_as_if_run
 
 TRAIN = {"train": {"epochs": 1}}
@@ -104,21 +104,21 @@ def test_the_processed_data_sets_content_decides_for_train(project):
 def test_code_the_notebook_imports_through_other_modules_decides(project):
     _stamp("prep")
     _stamp("train")
-    # prep imports lib.prep, which imports lib.raw: a change there outdates prep.
+    # prep imports lib.data.prep, which imports lib.data.raw: a change there outdates prep.
     _edit(
-        project / "lib" / "raw.py",
+        project / "lib" / "data" / "raw.py",
         "MIN_RATING, MAX_RATING = 1, 10",
         "MIN_RATING, MAX_RATING = 1, 9",
     )
-    assert _why("prep") == ["code changed: lib/raw.py"]
-    # lib.models is train's, not prep's.
+    assert _why("prep") == ["code changed: lib/data/raw.py"]
+    # lib.model.models is train's, not prep's.
     _edit(
-        project / "lib" / "models.py",
+        project / "lib" / "model" / "models.py",
         '"""',
         '"""Changed. ',
     )
-    assert _why("prep") == ["code changed: lib/raw.py"]
-    assert _why("train") == ["code changed: lib/models.py, lib/raw.py"]
+    assert _why("prep") == ["code changed: lib/data/raw.py"]
+    assert _why("train") == ["code changed: lib/data/raw.py, lib/model/models.py"]
 
 
 # Modules of lib.tuning that only the tune uses; the train notebook imports lib.tuning.pruning.
@@ -241,6 +241,21 @@ def test_imports_are_followed_through_lazy_relative_and_from_imports(tmp_path):
     ]
 
 
+def test_imports_under_type_checking_are_not_in_the_closure(tmp_path):
+    # Never run, so never imported: editing the module they name changes nothing the notebook runs.
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "__init__.py").write_text("")
+    (lib / "a.py").write_text(
+        "from typing import TYPE_CHECKING\nimport lib.b\n"
+        "if TYPE_CHECKING:\n    from lib import hinted\n"
+    )
+    (lib / "b.py").write_text("")
+    (lib / "hinted.py").write_text("")
+    found = code_deps.closure(["import lib.a"], root=tmp_path)
+    assert list(found) == ["lib", "lib.a", "lib.b"]
+
+
 def test_tune_reads_the_train_notebook_its_trial_backend_and_its_configuration(project):
     (project / "runs" / "x" / "study").mkdir(parents=True)
     (project / "runs" / "x" / "study" / "trials.csv").write_text("number,state\n")
@@ -250,6 +265,9 @@ def test_tune_reads_the_train_notebook_its_trial_backend_and_its_configuration(p
     _edit_cell(project / "notebooks" / "train.ipynb", "code", "\nprint('new')")
     assert _why("tune", tune) == ["notebook changed: notebooks/train.ipynb"]
     stamp_as_if_run("tune", tune)
-    _edit(project / "runner" / "trials.py", '"""', '"""Changed. ')
+    _edit(project / "runner" / "trial_backend.py", '"""', '"""Changed. ')
     _edit(project / "conf" / "hptuning.yml", "n_trials: 3", "n_trials: 4")
-    assert _why("tune", tune) == ["code changed: runner/trials.py", "changed: conf/hptuning.yml"]
+    assert _why("tune", tune) == [
+        "code changed: runner/trial_backend.py",
+        "changed: conf/hptuning.yml",
+    ]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.pipeline import State
+from runner.pipeline.plan import State
 from tests.pipeline_project import (
     prepared_project,
     project_env,

@@ -1,4 +1,4 @@
-"""lib.tf_runtime: TensorFlow's C++ start-up lines out of notebooks, real problems kept, one
+"""lib.core.tf_runtime: TensorFlow's C++ start-up lines out of notebooks, real problems kept, one
 line that says whether a GPU is used; and the train notebook as papermill runs it."""
 
 import json
@@ -12,14 +12,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lib import prep, tf_runtime
+from lib.core import tf_runtime
+from lib.data import prep
 from tests.datagen import make_raw_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 ABSL_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w.\-]+:\d+\]", re.MULTILINE)
 
 # TensorFlow lines the train notebook may still print: none. (Keras' fit on arrays made TF
-# print "NodeDef mentions attribute use_unbounded_threadpool" under op determinism; lib.training
+# print "NodeDef mentions attribute use_unbounded_threadpool" under op determinism;
+# lib.model.training
 # now batches with its own tf.data pipeline, see its docstring.)
 KNOWN_TF_LINES: tuple[str, ...] = ()
 
@@ -94,7 +96,7 @@ def test_tensorflow_starts_with_one_readable_line_and_no_cpp_start_up_lines(tmp_
     code = (
         "import logging, os; logging.basicConfig(level=logging.INFO, "
         "format='%(levelname)s %(name)s: %(message)s')\n"
-        "from lib import tf_runtime\n"
+        "from lib.core import tf_runtime\n"
         "print(tf_runtime.start(), os.environ['TF_ENABLE_ONEDNN_OPTS'])\n"
         "import tensorflow as tf\n"
         "print(float(tf.reduce_sum(tf.constant([1.0, 2.0]))))\n"
@@ -108,7 +110,7 @@ def test_tensorflow_starts_with_one_readable_line_and_no_cpp_start_up_lines(tmp_
     assert not ABSL_LINE.search(result.stderr), result.stderr
     assert "absl::InitializeLog" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        "INFO lib.tf_runtime: TensorFlow "
+        "INFO lib.core.tf_runtime: TensorFlow "
         f"{_tf_version()} runs on the CPU (no NVIDIA GPU on this machine)"
     ]
 
@@ -175,7 +177,7 @@ def test_the_train_notebook_in_papermill_shows_no_start_up_lines_and_no_json(tmp
     records = [
         json.loads(line) for line in (tmp_path / "logs" / "info.log").read_text().splitlines()
     ]
-    assert {"lib.tf_runtime", "lib.tracking"} <= {r["logger"] for r in records}
+    assert {"lib.core.tf_runtime", "lib.tracking.runs"} <= {r["logger"] for r in records}
 
 
 def test_the_environment_gets_the_defaults_without_tensorflow_and_keeps_what_is_set(
@@ -184,7 +186,7 @@ def test_the_environment_gets_the_defaults_without_tensorflow_and_keeps_what_is_
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     code = (
         "import os, sys\n"
-        "from lib import tf_runtime\n"
+        "from lib.core import tf_runtime\n"
         "tf_runtime.set_environment()\n"
         "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], 'tensorflow' in sys.modules)\n"
     )

@@ -3,8 +3,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from lib import tracking
-from lib.errors import TrackingError
+from lib.core.errors import TrackingError
+from lib.tracking import runs as tracking
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,7 +163,7 @@ def test_only_setup_experiment_creates_experiments():
             for call in ("create_experiment(", "set_experiment(")
         )
     ]
-    assert callers == ["lib/tracking.py"]
+    assert callers == ["lib/tracking/runs.py"]
 
 
 def test_log_notebook_attaches_files_and_marks_failure(local_store, tmp_path):

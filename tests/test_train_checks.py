@@ -8,10 +8,11 @@ from typing import Any
 import nbformat
 import pytest
 
-from lib import prep, train_spec
-from lib.errors import OutputError, ParameterError
-from lib.params import notebook_parameters, parameter_names
-from lib.train_checks import RUN_SETTINGS, check_train_params, logged_params
+from lib.core.errors import OutputError, ParameterError
+from lib.core.params import notebook_parameters, parameter_names
+from lib.data import prep
+from lib.model import train_spec
+from lib.model.train_checks import RUN_SETTINGS, check_train_params, logged_params
 from tests.datagen import make_raw_dir
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "train.ipynb"
@@ -181,8 +182,8 @@ def test_the_checks_need_no_data_and_import_no_tensorflow(tmp_path):
     import TensorFlow or Keras (seconds), nor look for the data set."""
     code = (
         "import sys\n"
-        "from lib.params import parameter_defaults\n"
-        "from lib.train_checks import check_train_values\n"
+        "from lib.core.params import parameter_defaults\n"
+        "from lib.model.train_checks import check_train_values\n"
         "params = {**parameter_defaults('train'), 'data_path': 'no/such/folder'}\n"
         "assert check_train_values(params)['optimiser'] == 'adam'\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'})\n"

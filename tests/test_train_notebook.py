@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import scrapbook as sb
 
-from lib import prep
+from lib.data import prep
 from tests.datagen import make_raw_dir
 from tests.runner_process import error_traceback_shown, loud_lines, run_runner
 

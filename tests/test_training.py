@@ -1,4 +1,4 @@
-"""lib.training: optimisers by name, fit/evaluate/predict, determinism, on synthetic data."""
+"""lib.model.training: optimisers by name, fit/evaluate/predict, determinism, on synthetic data."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lib import models, train_spec, training
-from lib.errors import ParameterError
+from lib.core.errors import ParameterError
+from lib.model import models, train_spec, training
 from tests.test_models import split, synthetic_reviews
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def test_make_optimizer_by_name() -> None:
 
 
 def test_the_declared_choices_are_what_training_builds() -> None:
-    """The optimisers and metrics are declared without TensorFlow (lib.train_spec, checked
+    """The optimisers and metrics are declared without TensorFlow (lib.model.train_spec, checked
     by the runner before a kernel starts); each one builds here, and no other."""
     assert training.OPTIMISERS == train_spec.OPTIMISERS
     for name, class_name in train_spec.OPTIMISER_CLASSES.items():
@@ -235,13 +235,13 @@ def test_batches_of_inputs_alone_keep_their_kind_and_width() -> None:
 def test_training_under_op_determinism_prints_no_tensorflow_lines() -> None:
     # In a fresh process: TensorFlow prints a given line once per process. Keras's own
     # array batching made TF print "NodeDef mentions attribute use_unbounded_threadpool"
-    # once op determinism was on (see lib.training's docstring).
+    # once op determinism was on (see lib.model.training's docstring).
     code = """
 import logging
-from lib import tf_runtime
+from lib.core import tf_runtime
 tf_runtime.start()
 import numpy as np
-from lib import models, training
+from lib.model import models, training
 from tests.test_models import split, synthetic_reviews
 texts, labels, val_texts, val_labels = split(*synthetic_reviews(120, seed=3), 100)
 for name in models.MODEL_NAMES:

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from optuna.trial import TrialState
 
-from lib import prep
+from lib.data import prep
 from tests.datagen import make_raw_dir
 from tests.test_runner_signals import _all_gone, _start, _wait_for, cell_running
 

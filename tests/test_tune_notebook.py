@@ -21,7 +21,8 @@ import pytest
 import scrapbook as sb
 from optuna.trial import TrialState
 
-from lib import prep, tuning
+from lib import tuning
+from lib.data import prep
 from tests.datagen import make_raw_dir
 from tests.runner_process import loud_lines
 

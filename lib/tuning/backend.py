@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lib.errors import UserError
+from lib.core.errors import UserError
 
 if TYPE_CHECKING:
     from lib.tuning.config import TuneConfig
@@ -49,7 +49,7 @@ class TrialBackend(Protocol):
         """Adapt to the checked configuration (``n_jobs``, kernel limits)."""
 
     def check(self, cases: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """Run :func:`lib.train_checks.check_train_params` on each case's ``"params"``
+        """Run :func:`lib.model.train_checks.check_train_params` on each case's ``"params"``
         where the trials run; the first failure as ``{"varied": ..., "name": ...,
         "error": "EName: message"}`` (with ``"index"``, the failing case's position in
         ``cases``, if the backend knows it), else None."""

@@ -2,9 +2,9 @@
 
 A parameter left at None takes the config file's value (``conf/hptuning.yml``), else
 :data:`DEFAULTS`. Everything is checked, against each other and against the train
-notebook's own parameters; the first bad key is a :class:`lib.errors.ParameterError`
+notebook's own parameters; the first bad key is a :class:`lib.core.errors.ParameterError`
 naming it (``search_space.val_split.step: ...``). Numbers, lists and booleans are coerced
-by :mod:`lib.params`, as for any notebook parameter (Polyaxon passes them as strings).
+by :mod:`lib.core.params`, as for any notebook parameter (Polyaxon passes them as strings).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from lib import paths
-from lib.errors import ParameterError
-from lib.params import (
+from lib.core import paths
+from lib.core.errors import ParameterError
+from lib.core.params import (
     as_bool,
     as_list,
     as_mapping,
@@ -27,7 +27,7 @@ from lib.params import (
     did_you_mean,
     yaml_problem,
 )
-from lib.secrets import check_parameter_names
+from lib.core.secrets import check_parameter_names
 from lib.tuning import pruning, registration
 from lib.tuning.space import SearchParam, parse_search_space
 from lib.tuning.storage import MEMORY_STORAGE, check_storage_url, make_sampler, public_storage

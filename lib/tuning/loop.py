@@ -30,8 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lib import progress
-from lib.errors import first_line
+from lib.core import progress
+from lib.core.errors import first_line
 from lib.tuning import storage
 from lib.tuning.attrs import (
     ERROR_ATTR,
@@ -366,7 +366,7 @@ def _run_one(study, config, trial, run_trial, result, stop, worker_index) -> Non
 
 
 def trials_progress(study, config) -> dict:
-    """The progress event of the study (:func:`lib.progress.trial_event`): its finished
+    """The progress event of the study (:func:`lib.core.progress.trial_event`): its finished
     trials (COMPLETE or PRUNED, every process's) of ``n_trials``, and the best value so
     far of the first objective (of the COMPLETE ones) with its trial number."""
     from optuna.trial import TrialState

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lib import tracking
-from lib.errors import TrackingError
-from lib.tracking_check import check_store, public_uri
+from lib.core.errors import TrackingError
+from lib.tracking import runs as tracking
+from lib.tracking.store_check import check_store, public_uri
 from lib.tuning.attrs import PARENT_RUN_ATTR
 from lib.tuning.config import TuneConfig
 from lib.tuning.storage import public_storage

@@ -20,9 +20,9 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lib.errors import ParameterError
-from lib.params import as_mapping
-from lib.tracking import server_errors
+from lib.core.errors import ParameterError
+from lib.core.params import as_mapping
+from lib.tracking.runs import server_errors
 from lib.tuning.attrs import PRUNED_ERROR, PRUNED_SCRAP
 from lib.tuning.storage import open_storage, optuna_object, trial_by_number
 

@@ -21,9 +21,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lib import registry
-from lib.errors import ParameterError
-from lib.params import as_bool
+from lib.core.errors import ParameterError
+from lib.core.params import as_bool
+from lib.tracking import registry
 from lib.tuning.attrs import METRICS_ATTR, MODEL_URI_ATTR, REGISTERED_ATTR, RUN_ID_ATTR
 from lib.tuning.loop import StudyRun, is_finished
 
@@ -177,9 +177,9 @@ def register_best(
 def _fingerprint(trial: optuna.trial.FrozenTrial, config: TuneConfig) -> str | None:
     """The fingerprint of the processed data set the trial trained on (its run's
     ``data_path``), None if it cannot be read here."""
-    # Here, not at the top: lib.prep costs the runner 0.35 s and pyarrow (measured) when it
+    # Here, not at the top: lib.data.prep costs the runner 0.35 s and pyarrow (measured) when it
     # checks a tune's parameters (lib.tuning.config imports this module).
-    from lib import prep
+    from lib.data import prep
 
     try:
         run = registry.client(config.mlflow_tracking_uri).get_run(trial.user_attrs[RUN_ID_ATTR])

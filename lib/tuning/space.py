@@ -3,7 +3,7 @@
 A search space is a mapping ``{name: spec}``; each spec is ``{type: int|float, low, high,
 step or log}`` or ``{type: categorical, choices: [...]}``. A dotted name
 (``model_params.ngram_max``) sets one key of a mapping parameter. Every bad entry is a
-:class:`lib.errors.ParameterError` naming ``search_space.<name>[.<key>]``.
+:class:`lib.core.errors.ParameterError` naming ``search_space.<name>[.<key>]``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from lib.errors import ParameterError
+from lib.core.errors import ParameterError
 
 if TYPE_CHECKING:
     import optuna

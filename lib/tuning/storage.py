@@ -25,10 +25,10 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from lib import paths
-from lib.errors import ParameterError, first_line
-from lib.secrets import check_parameter_names
-from lib.tracking_check import public_uri
+from lib.core import paths
+from lib.core.errors import ParameterError, first_line
+from lib.core.secrets import check_parameter_names
+from lib.tracking.store_check import public_uri
 from lib.tuning.attrs import HEARTBEAT_ATTR, RETRIED_ATTR
 
 if TYPE_CHECKING:

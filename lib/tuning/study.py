@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lib import paths
-from lib.errors import ParameterError
+from lib.core import paths
+from lib.core.errors import ParameterError
 from lib.tuning.attrs import ENQUEUED_ATTR, STUDY_OBJECTIVES_ATTR, TAG_ATTR
 from lib.tuning.config import TuneConfig
 from lib.tuning.pruning import make_pruner

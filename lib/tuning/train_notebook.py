@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lib import paths
-from lib.errors import ParameterError
-from lib.params import did_you_mean, parameter_defaults
+from lib.core import paths
+from lib.core.errors import ParameterError
+from lib.core.params import did_you_mean, parameter_defaults
 from lib.tuning.space import SearchParam
 
 # Train parameters that the tune notebook sets for every trial itself.
@@ -29,7 +29,7 @@ _NOT_SEARCHABLE_PREFIXES = ("mlflow_", "setup_mlflow")
 
 def train_notebook_parameters(path: str | Path | None = None) -> dict[str, Any]:
     """The train notebook's parameters and their default values (from its parameters cell,
-    read without a kernel: :func:`lib.params.parameter_defaults`)."""
+    read without a kernel: :func:`lib.core.params.parameter_defaults`)."""
     return parameter_defaults(Path(path) if path else paths.notebook_path("train"))
 
 

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lib.errors import ParameterError
-from lib.params import as_mapping
-from lib.speedups import import_in_background
-from lib.tracking import resolve_tracking_uri
-from lib.train_checks import check_train_values
+from lib.core.errors import ParameterError
+from lib.core.params import as_mapping
+from lib.core.speedups import import_in_background
+from lib.model.train_checks import check_train_values
+from lib.tracking.runs import resolve_tracking_uri
 from lib.tuning.backend import DEFAULT_BACKEND, TrialBackend, open_backend
 from lib.tuning.config import DEFAULT_CONFIG_FILE, TuneConfig, load_config, requested_n_jobs
 from lib.tuning.loop import StudyRun, run_study
@@ -108,7 +108,7 @@ def check_tune_params(params: Mapping[str, Any]) -> TuneConfig:
     """What the runner checks of the tune notebook's parameters before it starts a kernel:
     the configuration (:func:`load_config`), and the train parameters of the trials at both
     ends of every searched range with the checks that need neither data nor TensorFlow
-    (:func:`lib.train_checks.check_train_values`; the tune makes the full checks again in a
+    (:func:`lib.model.train_checks.check_train_values`; the tune makes the full checks again in a
     trial kernel). ParameterError names the key to change."""
     config = load_config(params, params.get("config_file"))
     checked = config

@@ -16,7 +16,7 @@ from typing import Any
 from jupyter_client import AsyncKernelClient, AsyncKernelManager
 from jupyter_client.blocking import BlockingKernelClient
 
-from lib.speedups import enabled
+from lib.core.speedups import enabled
 
 log = logging.getLogger(__name__)
 

@@ -70,7 +70,7 @@ def malloc_trim() -> bool:
 
 def warm_up(data: dict[str, Any]) -> dict[str, Any]:
     """Import ``data["modules"]`` (in order; TensorFlow first, through
-    :func:`lib.tf_runtime.start`) and, if TensorFlow is among what they loaded, start its
+    :func:`lib.core.tf_runtime.start`) and, if TensorFlow is among what they loaded, start its
     runtime. A failed import is reported, not raised: the notebook that needs the module
     reports it in its own words.
 
@@ -84,7 +84,8 @@ def warm_up(data: dict[str, Any]) -> dict[str, Any]:
     for name in modules:
         try:
             if name == "tensorflow":
-                from lib import tf_runtime
+                # Here: this module's own imports stay stdlib (see the module docstring).
+                from lib.core import tf_runtime
 
                 # Imported inside tf_runtime's capture: its C++ start-up lines (CUDA probe,
                 # CPU instructions) go to the log, not to the runner's console.
@@ -104,14 +105,14 @@ def warm_up(data: dict[str, Any]) -> dict[str, Any]:
 
 def preflight(cases: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Check each case's ``"params"`` with the train notebook's own checks
-    (:func:`lib.train_checks.check_train_params`), in order.
+    (:func:`lib.model.train_checks.check_train_params`), in order.
 
     Returns the first failure, ``{"index": its position in cases, "varied":
     case["varied"], "name": the parameter's name (None if the error names none), "error":
     "EName: message"}``, or None if all pass.
     """
     # Here: only the standard library at the top (see the module's docstring).
-    from lib.train_checks import check_train_params
+    from lib.model.train_checks import check_train_params
 
     for index, case in enumerate(cases):
         try:
@@ -128,9 +129,9 @@ def preflight(cases: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def freeze() -> None:
     """Move the objects that exist now out of the garbage collector's scans, if the
-    ``gc_freeze`` trick is on (:func:`lib.speedups.freeze_long_lived`): after the warm-up
+    ``gc_freeze`` trick is on (:func:`lib.core.speedups.freeze_long_lived`): after the warm-up
     (then each reset's collection takes ms, not ~0.8 s) or before the kernel exits."""
     # Here: only the standard library at the top (see the module's docstring).
-    from lib.speedups import freeze_long_lived
+    from lib.core.speedups import freeze_long_lived
 
     freeze_long_lived()

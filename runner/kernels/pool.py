@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lib.speedups import kernel_arguments
+from lib.core.speedups import kernel_arguments
 from runner.kernels import calls
 from runner.kernels.calls import KernelPoolError
 from runner.kernels.clients import PooledKernel, PooledKernelManager, run_managed

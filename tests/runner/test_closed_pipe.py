@@ -1,4 +1,4 @@
-"""runner.closed_pipe: stdout closed by its reader, told apart from other broken pipes."""
+"""runner.cli.closed_pipe: stdout closed by its reader, told apart from other broken pipes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 import os
 import sys
 
-from runner import closed_pipe
+from runner.cli import closed_pipe
 
 
 def test_only_a_stdout_whose_reader_has_gone_counts_as_closed(monkeypatch):

@@ -22,8 +22,10 @@ import mlflow
 import pandas as pd
 import pytest
 
-from lib import prep, promotion, registry, tracking
-from runner.cli import main
+from lib.data import prep
+from lib.tracking import promotion, registry
+from lib.tracking import runs as tracking
+from runner.cli.main import main
 from tests import logged_models, services
 from tests.datagen import make_raw_dir
 from tests.runner_process import error_traceback_shown, loud_lines, run_runner

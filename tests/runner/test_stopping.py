@@ -1,4 +1,5 @@
-"""runner.stopping: what the first and a second SIGTERM/SIGINT do, the escalation after the
+"""runner.execution.stopping: what the first and a second SIGTERM/SIGINT do, the escalation after
+the
 grace, and the PID 1 reaper (on a real zombie child of this process). The handler is called
 as the interpreter would call it; the end-to-end cases are in tests/test_runner_signals.py
 and tests/test_container_signals.py."""
@@ -12,9 +13,9 @@ import time
 import psutil
 import pytest
 
-from runner import stopping, watch
-from runner.stopping import OrphanReaper, Stopped, StopSignals
-from runner.watch import KernelWatch
+from runner.execution import stopping, watch
+from runner.execution.stopping import OrphanReaper, Stopped, StopSignals
+from runner.execution.watch import KernelWatch
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,8 @@ throwaway local MLflow store, copies the logged model folder into the fixture fo
 records what the model gives for :data:`TEXTS` in ``probabilities.json``.
 
 Do NOT run it again after the move: the fixture's point is to be old. Usage (from the
-project root, with the pre-move code checked out):
+project root, with the pre-move code checked out, e.g. commit 3eef8e4: names in this
+docstring are the flat layout's; its imports follow the moved layout):
 ``.venv/bin/python -m tests.support.make_legacy_model [target]``.
 """
 
@@ -51,7 +52,9 @@ def make(target: Path = FIXTURE) -> dict:
     import mlflow
     import numpy as np
 
-    from lib import cleaning, models, tracking, training
+    from lib.data import cleaning
+    from lib.model import models, training
+    from lib.tracking import runs as tracking
 
     if target.exists():
         raise SystemExit(f"{target} exists: the fixture is made once, before the move")

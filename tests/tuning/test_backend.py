@@ -4,7 +4,7 @@ tests/tuning/test_trials.py)."""
 
 import pytest
 
-from lib.errors import UserError
+from lib.core.errors import UserError
 from lib.tuning.backend import open_backend
 
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from lib import tuning
-from lib.errors import ParameterError
+from lib.core.errors import ParameterError
 from tests.tuning import config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -319,7 +319,7 @@ def test_a_killed_study_resumes_and_retries_its_running_trial(tmp_path, kind):
 
 
 def test_each_finished_trial_reports_the_studys_progress(caplog):
-    # Outside a kernel the event is a log line of lib.progress; in the tune notebook's
+    # Outside a kernel the event is a log line of lib.core.progress; in the tune notebook's
     # kernel the same event is a display message that the runner's progress display reads.
     cfg = config(n_trials=3, max_failures=3)
     handle = tuning.open_study(cfg)
@@ -329,9 +329,9 @@ def test_each_finished_trial_reports_the_studys_progress(caplog):
             return TrialOutcome(error="cell 5: ValueError: boom")
         return TrialOutcome(scraps={"val_loss": 0.5 - 0.1 * number, "val_accuracy": 0.9})
 
-    with caplog.at_level("INFO", logger="lib.progress"):
+    with caplog.at_level("INFO", logger="lib.core.progress"):
         tuning.run_study(handle.study, cfg, trial, poll_interval=0.1)
-    lines = [r.getMessage() for r in caplog.records if r.name == "lib.progress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "lib.core.progress"]
     # Trials 0, 1 (failed: no completed trial added), 2, 3: the study needs 3 completed.
     assert lines == [
         "trials 1/3 done, best so far 0.5000 (trial 0)",

@@ -4,7 +4,7 @@ import mlflow
 import pytest
 
 from lib import tuning
-from lib.errors import TrackingError
+from lib.core.errors import TrackingError
 from tests.tuning import config, fake_trial
 
 

@@ -4,7 +4,7 @@ import optuna
 import pytest
 import yaml
 
-from lib.errors import ParameterError
+from lib.core.errors import ParameterError
 from lib.tuning import space as sp
 
 

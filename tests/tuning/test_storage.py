@@ -8,7 +8,7 @@ import pytest
 from optuna.trial import TrialState
 
 from lib import tuning
-from lib.errors import ParameterError
+from lib.core.errors import ParameterError
 from lib.tuning import attrs, storage
 from tests.tuning import config
 

@@ -4,7 +4,7 @@ import pytest
 from optuna.trial import TrialState
 
 from lib import tuning
-from lib.errors import ParameterError
+from lib.core.errors import ParameterError
 from tests.tuning import config
 
 
@@ -70,7 +70,7 @@ def test_a_resumed_study_refuses_a_search_space_its_trials_cannot_share(tmp_path
 
 
 def test_the_trials_go_into_the_runners_run_folder_or_a_new_one(tmp_path, monkeypatch):
-    from lib import paths
+    from lib.core import paths
     from lib.tuning.study import default_trials_dir
 
     monkeypatch.setenv(paths.RUN_DIR_ENV, str(tmp_path / "run"))

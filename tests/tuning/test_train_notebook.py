@@ -7,8 +7,9 @@ import nbformat
 import numpy as np
 import pytest
 
-from lib import evaluation, tuning
-from lib.errors import ParameterError
+from lib import tuning
+from lib.core.errors import ParameterError
+from lib.model import evaluation
 from tests.tuning import config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +127,7 @@ def test_objectives_follow_the_metric_and_the_reference_test_objectives_are_allo
 def test_the_tuning_trial_is_the_tunes_to_set_and_the_epoch_metrics_follow_the_metric():
     with pytest.raises(ParameterError, match="^train_params.tuning_trial: cannot be set"):
         config(train_params={"tuning_trial": {"study_name": "x"}})
-    # What lib.training.train's history holds per epoch (tests/test_training.py checks it).
+    # What lib.model.training.train's history holds per epoch (tests/test_training.py checks it).
     assert tuning.train_notebook.epoch_metrics("auc") == {
         "loss",
         "accuracy",

@@ -10,7 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from lib import tuning
-from lib.errors import ParameterError
+from lib.core.errors import ParameterError
 from lib.tuning import backend
 from lib.tuning import trials as seam
 from tests.tuning import config, fake_trial

@@ -11,7 +11,7 @@ import threading
 import pytest
 from jupyter_client import AsyncKernelClient
 
-from lib.speedups import enabled
+from lib.core.speedups import enabled
 from runner.kernels.clients import (
     PooledKernel,
     PooledKernelManager,

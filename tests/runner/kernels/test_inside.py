@@ -11,7 +11,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
-from lib import prep
+from lib.data import prep
 from runner.kernels import inside
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -95,7 +95,7 @@ def _train_defaults() -> dict:
     return defaults
 
 
-@pytest.mark.slow  # check_train_params imports TensorFlow (through lib.models)
+@pytest.mark.slow  # check_train_params imports TensorFlow (through lib.model.models)
 def test_preflight_returns_the_first_failing_case_or_none(tmp_path):
     for name in (prep.MANIFEST, "train.parquet", "test.parquet"):
         (tmp_path / name).write_text("")
