@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lib.core.errors import ModelError, ParameterError, first_line
+from lib.core.errors import DatasetError, ModelError, ParameterError, first_line
 from lib.data import datasets, prep
 from lib.model.evaluation import LABEL_NAMES, binary_metrics
 
@@ -105,7 +105,7 @@ def load_test_data(option: str, data_path: str) -> HeldOutReviews:
 
     try:
         test = datasets.load_test(path)
-    except (OSError, pa.ArrowException, KeyError) as exc:
+    except (DatasetError, OSError, pa.ArrowException, KeyError) as exc:
         raise ParameterError(
             option,
             f"{path}/test.parquet cannot be read ({first_line(exc)[:200]}): prepare the data "
