@@ -12,6 +12,7 @@ function's signature can stand in for a backend's (tests, benchmarks):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -31,7 +32,7 @@ from lib.tuning.config import (
     requested_n_jobs,
 )
 from lib.tuning.loop import StudyRun, run_study
-from lib.tuning.study import StudyHandle
+from lib.tuning.study import TEMPORARY_JOURNAL, StudyHandle
 from lib.tuning.summary import SUMMARY_MODULES
 
 ENTRY_POINT_GROUP = "imdb_sentiment.trial_backends"
@@ -172,7 +173,12 @@ def check_tune_params(params: Mapping[str, Any]) -> TuneConfig:
     from lib.train_checks import check_train_values
 
     config = load_config(params, params.get("config_file"))
-    cases = preflight_cases(config, Path(params.get("trials_dir") or "runs") / "trial-check")
+    checked = config
+    if config.pruner is not None and config.storage is None:
+        # No study is open yet: its trials will reach it through the run's temporary journal
+        # (lib.tuning.study), not made yet; nothing opens it here.
+        checked = dataclasses.replace(config, trial_storage=str(TEMPORARY_JOURNAL))
+    cases = preflight_cases(checked, Path(params.get("trials_dir") or "runs") / "trial-check")
     for index, case in enumerate(cases):
         try:
             check_train_values(case["params"])

@@ -226,3 +226,22 @@ def test_a_refused_check_stops_before_any_trial(tmp_path):
     backend.checked = None
     run = tuning.run_trials(cfg, handle, backend, tmp_path / "trials", None, check=False)
     assert backend.checked is None and len(run.ran) == cfg.n_trials  # check=False: not asked
+
+
+def test_the_runners_check_takes_a_pruner_with_the_study_in_memory(tmp_path):
+    """storage null with a pruner: the study's journal is made when the study opens, after
+    this check; the check neither fails on it nor makes it."""
+    params = {
+        "pruner": "median",
+        "objectives": ["val_loss"],
+        "directions": ["minimize"],
+        "storage": None,
+        "trials_dir": str(tmp_path / "trials"),
+    }
+    config = seam.check_tune_params(params)
+    assert config.pruner == {"name": "median"} and config.trial_storage is None
+    assert not (tmp_path / "study").exists()
+    with pytest.raises(ParameterError, match="^search_space.optimiser: the train notebook"):
+        seam.check_tune_params(
+            {**params, "search_space": {"optimiser": {"type": "categorical", "choices": ["x"]}}}
+        )
