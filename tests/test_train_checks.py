@@ -164,9 +164,9 @@ def test_a_model_dir_that_cannot_be_written_is_one_line_before_the_training(
         check_train_params(_params(processed, model_dir=str(read_only_dir / "model")))
     assert str(info.value).startswith(f"model_dir {read_only_dir / 'model'} cannot be written")
     assert "\n" not in str(info.value)
-    checked = check_train_params(_params(processed))
-    assert Path(checked["model_dir"]).is_dir()  # made, and left empty
-    assert not any(Path(checked["model_dir"]).iterdir())
+    nested = processed.parent / "new" / "model"
+    check_train_params(_params(processed, model_dir=str(nested)))
+    assert not (processed.parent / "new").exists()  # probed, and no trace left
 
 
 def test_a_parameter_named_like_a_secret_is_refused(processed):
