@@ -1,6 +1,6 @@
 """optuna-dashboard on a study of the reference configuration: its objectives are shown by
 name (``val_loss``, ``val_accuracy``), not as "0" and "1", from an SQLite database and from a
-journal file, the two storages README shows it with."""
+journal file, the two storages docs/tuning-pruning.md shows it with."""
 
 import json
 import shutil

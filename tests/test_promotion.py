@@ -90,7 +90,8 @@ def test_what_is_not_a_processed_data_set_is_one_line_naming_the_option(tmp_path
         promotion.load_test_data("the run's data_path", str(fake))
     (fake / prep.MANIFEST).write_text((processed / prep.MANIFEST).read_text())
     (fake / "test.parquet").write_bytes(b"not parquet")
-    with pytest.raises(ParameterError, match="test.parquet cannot be read .*runner prep"):
+    unreadable = r"^--data: processed data file .*test.parquet cannot be read .*re-run prep"
+    with pytest.raises(ParameterError, match=unreadable):
         promotion.load_test_data("--data", str(fake))
 
 

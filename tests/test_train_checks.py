@@ -165,9 +165,13 @@ def test_a_model_dir_that_cannot_be_written_is_one_line_before_the_training(
         check_train_params(_params(processed, model_dir=str(read_only_dir / "model")))
     assert str(info.value).startswith(f"model_dir {read_only_dir / 'model'} cannot be written")
     assert "\n" not in str(info.value)
-    checked = check_train_params(_params(processed))
-    assert Path(checked["model_dir"]).is_dir()  # made, and left empty
-    assert not any(Path(checked["model_dir"]).iterdir())
+    blocker = processed.parent / "a-file"
+    blocker.write_text("where model_dir's parent should be")
+    with pytest.raises(OutputError, match="a file stands where a folder of its path should be"):
+        check_train_params(_params(processed, model_dir=str(blocker / "model")))
+    nested = processed.parent / "new" / "model"
+    check_train_params(_params(processed, model_dir=str(nested)))
+    assert not (processed.parent / "new").exists()  # probed, and no trace left
 
 
 def test_a_parameter_named_like_a_secret_is_refused(processed):

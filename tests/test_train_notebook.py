@@ -139,9 +139,9 @@ def _image_alts(html: str) -> list[str | None]:
 
 
 def test_a_failing_execution_marks_the_run_failed_with_its_partial_notebook(tmp_path, data):
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where model_dir's parent should be")
-    result, store = _train(tmp_path, data, "-p", "model_dir", str(blocker / "model"))
+    model_dir = tmp_path / "model"  # writable, so the checks pass; but the export, after the
+    (model_dir / "model.keras").mkdir(parents=True)  # training, cannot replace a folder
+    result, store = _train(tmp_path, data, "-p", "model_dir", str(model_dir))
     assert result.returncode == 1
     assert "error: train failed: cell" in result.stderr
     assert f"partial notebook: {tmp_path / 'run' / 'train.ipynb'}" in result.stderr

@@ -70,6 +70,7 @@ _WRITE_FAULTS = {
     errno.EDQUOT: "the disk quota is used up; free some space or choose another location",
     errno.EACCES: "permission denied; choose a location you can write",
     errno.EPERM: "operation not permitted; choose a location you can write",
+    errno.ENOTDIR: "a file stands where a folder of its path should be; choose another location",
 }
 
 

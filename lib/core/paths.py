@@ -106,15 +106,22 @@ RUN_DIR_ENV = "RUNNER_RUN_DIR"
 
 
 def check_writable(what: str, folder: str | os.PathLike[str]) -> Path:
-    """``folder``, made if missing, once it has taken a small file (removed again): a
-    read-only or full location is one OutputError line naming ``what`` before the work that
-    would write there, not after it."""
-    path = Path(folder)
+    """``folder`` once a small file could be written in it: a read-only or full location is
+    one OutputError line naming ``what`` before the work that would write there, not after
+    it. Leaves no trace: the file, and the folders it had to make, are removed again (a
+    refused run writes nothing)."""
+    path = Path(folder).absolute()
+    missing = [p for p in (path, *path.parents) if not p.exists()]
     with output_faults(what, path):
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path) as probe:
-            probe.write(b"\0")
-            probe.flush()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path) as probe:
+                probe.write(b"\0")
+                probe.flush()
+        finally:
+            for made in missing:  # deepest first
+                with contextlib.suppress(OSError):
+                    made.rmdir()
     return path
 
 

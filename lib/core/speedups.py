@@ -3,7 +3,7 @@
 ``$IMDB_SPEEDUPS``: unset or ``on``, every trick is on; ``off`` (or ``0``, ``false``), every
 trick is off and the code takes the plain path; a comma list such as ``-gc_freeze,-ready_client``
 turns those named tricks off and keeps the others (what ``bench/speedups.py`` uses to measure
-each one). The README's table lists each trick, where it acts and what it saves.
+each one). The table in docs/run-stages.md lists each trick, where it acts and what it saves.
 
 Each trick is a name in :data:`TRICKS`; code that applies one asks :func:`enabled` first.
 Tricks small enough to be a function live here; the larger ones (the kernel client that

@@ -101,15 +101,15 @@ def load_test_data(option: str, data_path: str) -> HeldOutReviews:
             f"{path} is not a processed data set (its manifest.json is not one that prep "
             "wrote): give the processed_dir that prep wrote",
         )
-    import pyarrow as pa
-
     try:
-        test = datasets.load_test(path)
-    except (DatasetError, OSError, pa.ArrowException, KeyError) as exc:
+        test = datasets.load_test(path)  # a file cut short or unreadable: its own line
+    except DatasetError as exc:
+        raise ParameterError(option, str(exc)) from None
+    except KeyError as exc:  # a Parquet file without prep's columns
         raise ParameterError(
             option,
-            f"{path}/test.parquet cannot be read ({first_line(exc)[:200]}): prepare the data "
-            "set again with `python -m runner prep`",
+            f"{path}/test.parquet lacks the column {first_line(exc)}: prepare the data set "
+            "again with `python -m runner prep`",
         ) from None
     counts = test.counts()
     if min(counts["pos"], counts["neg"]) < 1:
