@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -73,6 +74,26 @@ def lock_inputs() -> dict[str, list[str]]:
     locks = {ALL_LOCK: list(ROLES.values())}
     locks.update({lock_of(name): [name] for name in ROLES.values()})
     return locks
+
+
+def read_lock(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
+    """A lock's packages: normalized name -> (version, the hashes of its files)."""
+    out: dict[str, tuple[str, frozenset[str]]] = {}
+    current = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        pin = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)", line)
+        if pin:
+            current = normalized(pin.group(1))
+            out[current] = (pin.group(2), frozenset())
+        elif current and (found := re.search(r"--hash=(sha256:[0-9a-f]{64})", line)):
+            version, hashes = out[current]
+            out[current] = (version, hashes | {found.group(1)})
+    return out
+
+
+def normalized(name: str) -> str:
+    """A distribution name as the package index compares it (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def recorded_digest(lock: Path) -> str | None:

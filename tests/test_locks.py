@@ -5,44 +5,18 @@ Offline, files only: no resolver or index is asked."""
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import re
 import shutil
 from pathlib import Path
-from types import ModuleType
+
+from tests.images import lock_script as lock
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_lock_script() -> ModuleType:
-    """``scripts/lock.py`` (``scripts`` is not a package), loaded by path."""
-    spec = importlib.util.spec_from_file_location("lock_script", ROOT / "scripts" / "lock.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-lock = _load_lock_script()
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+_norm = lock.normalized
 
 
 def locked(name: str, root: Path = ROOT) -> dict[str, tuple[str, frozenset[str]]]:
-    """A lock's packages: normalized name -> (version, its hashes)."""
-    out: dict[str, tuple[str, frozenset[str]]] = {}
-    current = None
-    for line in (root / name).read_text(encoding="utf-8").splitlines():
-        pin = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)", line)
-        if pin:
-            current = _norm(pin.group(1))
-            out[current] = (pin.group(2), frozenset())
-        elif current and (found := re.search(r"--hash=(sha256:[0-9a-f]{64})", line)):
-            version, hashes = out[current]
-            out[current] = (version, hashes | {found.group(1)})
-    return out
+    return lock.read_lock(root / name)
 
 
 LOCKS = list(lock.lock_inputs())
