@@ -4,7 +4,7 @@
 A stage is up to date when its notebooks' code cells, its resolved parameters (the notebook's
 defaults with the given values over them), its data (prep: the raw review files; train and
 tune: the processed data set's files), the source of every project module its notebooks
-import (:mod:`runner.code_deps`), the pinned requirements and the other files it reads are
+import (:mod:`runner.code_deps`), the lock of its role and the other files it reads are
 what its stamp recorded (:mod:`runner.stamps`), and its products are still there. Deciding
 that reads files only: no MLflow, TensorFlow or papermill import. prep's processed data set
 is passed on to train (``data_path``) and tune (``train_params.data_path``); as they take its
@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_S = 3600.0
 DATA_SET = "processed data set"  # prep's product, a folder
-PREP_REQUIREMENTS = ("requirements.txt", "requirements-prep.txt")
-TRAIN_REQUIREMENTS = (*PREP_REQUIREMENTS, "requirements-train.txt")
+# The lock of the stage's role (scripts/lock.py): a change of any locked package outdates the
+# stage, a comment in a requirements file does not (the lock stays as it is).
+PREP_REQUIREMENTS = ("requirements-prep.lock",)
+TRAIN_REQUIREMENTS = ("requirements.lock",)
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 

@@ -121,13 +121,16 @@ def test_code_the_notebook_imports_through_other_modules_decides(project):
     assert _why("train") == ["code changed: lib/models.py, lib/raw.py"]
 
 
-def test_the_pinned_requirements_decide(project):
+def test_the_lock_of_the_stages_role_decides(project):
     _stamp("prep")
     _stamp("train")
     with (project / "requirements-train.txt").open("a") as f:
         f.write("# a comment\n")
+    assert _why("prep") == [] and _why("train") == []
+    # A locked package's version (as scripts/lock.py writes after an upgrade) in train's lock.
+    _edit(project / "requirements.lock", "\nwheel==", "\nwheel==1")
     assert _why("prep") == []
-    assert _why("train") == ["changed: requirements-train.txt"]
+    assert _why("train") == ["changed: requirements.lock"]
 
 
 @pytest.mark.parametrize(
