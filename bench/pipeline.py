@@ -27,7 +27,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("lib", "runner", "notebooks", "conf")
-PINS = ("requirements.txt", "requirements-prep.txt", "requirements-train.txt", "pyproject.toml")
+PINS = (
+    "requirements.txt",
+    "requirements-prep.txt",
+    "requirements-train.txt",
+    "requirements-prep.lock",
+    "requirements.lock",
+    "pyproject.toml",
+)
 
 
 def copy_project(dest: Path) -> Path:

@@ -1,7 +1,7 @@
 # The data-prep image: runs notebooks/prep.ipynb through `python -m runner prep`
 # (polyaxonfiles/process-data.yml). Build from the project root:
 #   docker build -f docker/data-prep.Dockerfile -t IMAGE .
-# Only what the prep stage imports (requirements-prep.txt): no TensorFlow, MLflow or
+# Only what the prep stage imports (requirements-prep.lock): no TensorFlow, MLflow or
 # JupyterLab. Otherwise as model-training-cpu.Dockerfile: tini as PID 1, user 2222, and
 # everything that would write under HOME pointed at /tmp, so that the pod's root
 # filesystem can be read-only with only /tmp (an emptyDir) and the volumes writable.
@@ -40,13 +40,15 @@ RUN groupadd --gid 2222 aisg \
 
 WORKDIR /home/aisg/project
 
-# Dependencies first: this layer is rebuilt only when requirements-prep.txt changes.
-COPY requirements-prep.txt ./
+# Dependencies first: this layer is rebuilt only when the prep role's lock changes. Every
+# package pinned and hashed (docs/dependencies.md); pip refuses any other file.
+COPY requirements-prep.lock ./
 RUN python -m venv "$VIRTUAL_ENV" \
-    && pip install --no-cache-dir -r requirements-prep.txt
+    && pip install --no-cache-dir --require-hashes -r requirements-prep.lock
 
-# The project, installed editable so that /home/aisg/project is the code that runs.
-COPY --chown=2222:2222 requirements.txt requirements-train.txt pyproject.toml README.md ./
+# The project, installed editable (without dependencies: the lock holds them) so that
+# /home/aisg/project is the code that runs; its metadata reads the two requirements files.
+COPY --chown=2222:2222 requirements-prep.txt requirements-train.txt pyproject.toml README.md ./
 COPY --chown=2222:2222 lib ./lib
 COPY --chown=2222:2222 runner ./runner
 COPY --chown=2222:2222 conf ./conf

@@ -3,7 +3,7 @@
 #   docker build -f docker/model-serving.Dockerfile -t IMAGE .
 #   docker run -p 5000:5000 -e MLFLOW_TRACKING_URI=... IMAGE \
 #     mlflow models serve -m models:/imdb-sentiment@champion --env-manager local -h 0.0.0.0
-# Only what scoring needs (requirements-serve.txt): no project code, since the logged model
+# Only what scoring needs (requirements-serve.lock): no project code, since the logged model
 # brings the part of lib it loads with (its code_paths), no runner, Jupyter or training
 # tools. As the other images: tini as PID 1, user 2222, and everything that would write under
 # HOME pointed at /tmp, so that the pod's root filesystem can be read-only with only /tmp (an
@@ -43,10 +43,11 @@ RUN groupadd --gid 2222 aisg \
 
 WORKDIR /home/aisg
 
-# Dependencies only: this layer is rebuilt only when requirements-serve.txt changes.
-COPY requirements-serve.txt ./
+# Dependencies only: this layer is rebuilt only when the serve role's lock changes. Every
+# package pinned and hashed (docs/dependencies.md); pip refuses any other file.
+COPY requirements-serve.lock ./
 RUN python -m venv "$VIRTUAL_ENV" \
-    && pip install --no-cache-dir -r requirements-serve.txt \
+    && pip install --no-cache-dir --require-hashes -r requirements-serve.lock \
     && mlflow models serve --help > /dev/null \
     && python -c "import keras, tensorflow, pandas, pyarrow, mlflow.pyfunc.scoring_server"
 

@@ -42,15 +42,15 @@ RUN groupadd --gid 2222 aisg \
 
 WORKDIR /home/aisg/project
 
-# Dependencies first: this layer is rebuilt only when the requirements change.
-# psycopg: the PostgreSQL driver (psycopg 3, SQLAlchemy's for postgresql://) for a shared
-# Optuna storage.
-COPY requirements.txt requirements-prep.txt requirements-train.txt ./
+# Dependencies first: this layer is rebuilt only when the train role's lock changes. Every
+# package pinned and hashed (docs/dependencies.md); pip refuses any other file.
+COPY requirements.lock ./
 RUN python -m venv "$VIRTUAL_ENV" \
-    && pip install --no-cache-dir -r requirements.txt "psycopg[binary]==3.3.9"
+    && pip install --no-cache-dir --require-hashes -r requirements.lock
 
-# The project, installed editable so that /home/aisg/project is the code that runs.
-COPY --chown=2222:2222 pyproject.toml README.md ./
+# The project, installed editable (without dependencies: the lock holds them) so that
+# /home/aisg/project is the code that runs; its metadata reads the two requirements files.
+COPY --chown=2222:2222 requirements-prep.txt requirements-train.txt pyproject.toml README.md ./
 COPY --chown=2222:2222 lib ./lib
 COPY --chown=2222:2222 runner ./runner
 COPY --chown=2222:2222 conf ./conf

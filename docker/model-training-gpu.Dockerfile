@@ -2,9 +2,9 @@
 # `python -m runner` (polyaxonfiles/train-model-gpu*.yml). Build from the project root:
 #   docker build -f docker/model-training-gpu.Dockerfile -t IMAGE .
 # This is model-training-cpu.Dockerfile plus TensorFlow's CUDA libraries, which come as pip
-# wheels (tensorflow[and-cuda], same TensorFlow pin as requirements-train.txt): the base image
-# needs no CUDA toolkit, only the node's NVIDIA driver, which the NVIDIA container runtime
-# mounts.
+# wheels (tensorflow[and-cuda] in requirements-gpu.txt, locked in requirements-gpu.lock): the
+# base image needs no CUDA toolkit, only the node's NVIDIA driver, which the NVIDIA container
+# runtime mounts.
 FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -41,25 +41,25 @@ RUN groupadd --gid 2222 aisg \
 
 WORKDIR /home/aisg/project
 
-# Dependencies first: this layer is rebuilt only when the requirements change.
-# psycopg: the PostgreSQL driver (psycopg 3, SQLAlchemy's for postgresql://) for a shared
-# Optuna storage.
-COPY requirements.txt requirements-prep.txt requirements-train.txt ./
+# Dependencies first: this layer is rebuilt only when the train role's lock changes. Every
+# package pinned and hashed (docs/dependencies.md); pip refuses any other file.
+COPY requirements.lock ./
 RUN python -m venv "$VIRTUAL_ENV" \
-    && pip install --no-cache-dir -r requirements.txt "psycopg[binary]==3.3.9"
+    && pip install --no-cache-dir --require-hashes -r requirements.lock
 
 # Up to here this file is model-training-cpu.Dockerfile, so a machine that builds both holds
-# that dependency layer once (tests/test_docker.py keeps them equal). Then TensorFlow's CUDA
-# libraries, with every other pin held where it is.
-RUN pip freeze > /tmp/installed.txt \
-    && pip install --no-cache-dir -c /tmp/installed.txt "tensorflow[and-cuda]==2.21.0" \
-    && rm /tmp/installed.txt
+# that dependency layer once (tests/test_docker.py keeps them equal). Then the GPU role's
+# lock: the train lock's packages at the same versions (installed already) plus TensorFlow's
+# CUDA libraries.
+COPY requirements-gpu.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements-gpu.lock
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     TF_FORCE_GPU_ALLOW_GROWTH=true
 
-# The project, installed editable so that /home/aisg/project is the code that runs.
-COPY --chown=2222:2222 pyproject.toml README.md ./
+# The project, installed editable (without dependencies: the lock holds them) so that
+# /home/aisg/project is the code that runs; its metadata reads the two requirements files.
+COPY --chown=2222:2222 requirements-prep.txt requirements-train.txt pyproject.toml README.md ./
 COPY --chown=2222:2222 lib ./lib
 COPY --chown=2222:2222 runner ./runner
 COPY --chown=2222:2222 conf ./conf

@@ -22,8 +22,10 @@ from typing import Any
 from lib.core import paths
 from lib.core.params import parameter_defaults, unknown_name
 
-PREP_REQUIREMENTS = ("requirements.txt", "requirements-prep.txt")
-TRAIN_REQUIREMENTS = (*PREP_REQUIREMENTS, "requirements-train.txt")
+# The lock of the stage's role (scripts/lock.py): a change of any locked package outdates the
+# stage, a comment in a requirements file does not (the lock stays as it is).
+PREP_REQUIREMENTS = ("requirements-prep.lock",)
+TRAIN_REQUIREMENTS = ("requirements.lock",)
 
 
 def get_parameter(params: Mapping[str, Any], name: str) -> Any:
@@ -101,7 +103,7 @@ class Stage:
     upstream: tuple[Upstream, ...] = ()
     data: DataInput | None = None
     products: tuple[Product, ...] = ()
-    requirements: tuple[str, ...] = ()  # pinned requirement files, relative to the root
+    requirements: tuple[str, ...] = ()  # the locks of its role, relative to the root
     also_runs: tuple[str, ...] = ()  # stages whose notebooks it executes (tune: train)
     extra_modules: tuple[str, ...] = ()  # its code reached without an import (entry point)
     file_parameters: tuple[str, ...] = ()  # parameters naming a file it reads

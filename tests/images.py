@@ -31,6 +31,7 @@ removing any image.
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import os
 import re
 import subprocess
@@ -79,6 +80,26 @@ def requirement_pins(name: str) -> dict[str, str]:
         if line[:1].isalnum():
             pins[re.split(r"[=<>\[ ;]", line, maxsplit=1)[0].lower()] = line.strip()
     return pins
+
+
+def _load_lock_script():
+    """``scripts/lock.py`` (``scripts`` is not a package), loaded by path."""
+    spec = importlib.util.spec_from_file_location("lock_script", ROOT / "scripts" / "lock.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# scripts/lock.py: the roles, their locks and the lock reader.
+lock_script = _load_lock_script()
+# The lock each image's environment is: what its last `pip install --require-hashes` installs.
+IMAGE_LOCKS = {
+    "data-prep": "requirements-prep.lock",
+    "model-training-cpu": "requirements.lock",
+    "model-training-gpu": "requirements-gpu.lock",
+    "model-serving": "requirements-serve.lock",
+}
 
 
 def base_of(name: str) -> str:

@@ -14,7 +14,14 @@ from tests.datagen import make_raw_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("lib", "runner", "notebooks", "conf")
-PINS = ("requirements.txt", "requirements-prep.txt", "requirements-train.txt", "pyproject.toml")
+PINS = (
+    "requirements.txt",
+    "requirements-prep.txt",
+    "requirements-train.txt",
+    "requirements-prep.lock",
+    "requirements.lock",
+    "pyproject.toml",
+)
 RAW = Path("data/raw/aclImdb")  # the prep notebook's default raw_dirs
 # Small and fast: the train parameters of tests/test_train_notebook.py, one epoch.
 FAST = ["-p", "train.epochs", "1", "-p", "train.bs", "16"]

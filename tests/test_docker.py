@@ -32,14 +32,19 @@ DOCKER = ROOT / "docker"
 DOCKERFILES = sorted(p.name for p in DOCKER.glob("*.Dockerfile"))
 # The serving image holds no project code (a logged model brings its own) and runs MLflow's
 # scoring server, not the runner: tests/test_serve_component.py checks it.
-SERVING = {"model-serving.Dockerfile": {"requirements-serve.txt"}}
+SERVING = {"model-serving.Dockerfile"}
 RUNNER_DOCKERFILES = [name for name in DOCKERFILES if name not in SERVING]
-# What the images need, and so all that .dockerignore lets into the build context.
-CONTEXT = {
-    "requirements.txt",
+# The locks each image installs (scripts/lock.py), with hashes required.
+LOCKS = {
+    "data-prep.Dockerfile": {"requirements-prep.lock"},
+    "model-training-cpu.Dockerfile": {"requirements.lock"},
+    "model-training-gpu.Dockerfile": {"requirements.lock", "requirements-gpu.lock"},
+    "model-serving.Dockerfile": {"requirements-serve.lock"},
+}
+# The project as the runner images install it (its metadata reads the requirements files).
+PROJECT = {
     "requirements-prep.txt",
     "requirements-train.txt",
-    "requirements-serve.txt",
     "pyproject.toml",
     "README.md",
     "lib",
@@ -47,6 +52,8 @@ CONTEXT = {
     "conf",
     "notebooks",
 }
+# What the images need, and so all that .dockerignore lets into the build context.
+CONTEXT = PROJECT.union(*LOCKS.values())
 # What the data-prep image must not hold (the prep stage never imports them).
 NOT_FOR_PREP = {"tensorflow", "keras", "mlflow", "jupyterlab", "matplotlib", "optuna"}
 # Where the images point what would write under HOME: the root filesystem is read-only in
@@ -154,6 +161,9 @@ def test_the_build_context_holds_what_the_images_need_and_nothing_else(name):
         "imdb_sentiment.egg-info/PKG-INFO",
         "tests/test_docker.py",
         "polyaxonfiles/process-data.yml",
+        "requirements-test.lock",
+        "requirements-all.lock",
+        "requirements-test.txt",
         ".env",
         "conf/gcp-credentials.json",
     ],
@@ -165,7 +175,8 @@ def test_the_build_context_leaves_out(path):
 @pytest.mark.parametrize(
     "path",
     [
-        "requirements.txt",
+        "requirements.lock",
+        "requirements-prep.lock",
         "requirements-prep.txt",
         "requirements-train.txt",
         "pyproject.toml",
@@ -252,8 +263,7 @@ def test_the_images_copy_the_whole_project_code():
         for keyword, args in instructions(DOCKER / name):
             if keyword == "COPY":
                 copied |= set(_copy_sources(args))
-        serving = set().union(*SERVING.values())
-        assert copied == SERVING.get(name, CONTEXT - serving), name
+        assert copied == LOCKS[name] | (set() if name in SERVING else PROJECT), name
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
@@ -283,10 +293,10 @@ def test_the_image_fits_the_jobs_that_run_it(name):
         assert f"cd '{workdirs[0]}'\n" in job.script, job.name
         assert job.security_context["runAsUser"] == int(uid), job.name
         assert job.security_context["runAsGroup"] == int(gid), job.name
-    # The runtime pins (the prep stage's alone for data-prep), never the test requirements
+    # The runtime lock (the prep stage's alone for data-prep), never the test requirements
     # (polyaxon, hadolint stay out).
-    wanted = "-r requirements-prep.txt" if name == "data-prep.Dockerfile" else "-r requirements.txt"
-    assert wanted in text and "requirements-test" not in text
+    wanted = "requirements-prep.lock" if name == "data-prep.Dockerfile" else "requirements.lock"
+    assert f"--require-hashes -r {wanted}" in text and "requirements-test" not in text
     assert "polyaxon" not in text.lower()
     assert "pip install --no-cache-dir --no-deps -e ." in text
     # papermill's kernel: ipykernel's python3, registered in the image's environment.
@@ -324,11 +334,27 @@ def test_what_would_write_under_home_goes_to_tmp(name):
         assert re.search(rf"\b{var}=/tmp/\S+", env), f"{name}: {var} is not under /tmp"
 
 
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_every_install_is_a_lock_with_hashes_or_the_project_without_dependencies(name):
+    installs = [
+        a.split("pip install", 1)[1]
+        for k, args in instructions(DOCKER / name)
+        if k == "RUN"
+        for a in args.split("&&")
+        if "pip install" in a
+    ]
+    assert installs
+    locks = {f"--no-cache-dir --require-hashes -r {lock}" for lock in LOCKS[name]}
+    assert {i.strip() for i in installs} <= locks | {"--no-cache-dir --no-deps -e ."}, installs
+    assert {i.strip() for i in installs} >= locks
+    assert "==" not in "".join(installs)  # no pin inline: each lives in an input
+
+
 def test_the_gpu_image_adds_cuda_to_the_same_tensorflow():
     pin = re.search(r"^tensorflow==(\S+)$", (ROOT / "requirements-train.txt").read_text(), re.M)
     assert pin
-    gpu = (DOCKER / "model-training-gpu.Dockerfile").read_text(encoding="utf-8")
-    assert f'"tensorflow[and-cuda]=={pin.group(1)}"' in gpu
+    gpu = (ROOT / "requirements-gpu.txt").read_text(encoding="utf-8").split()
+    assert gpu[-3:] == ["-r", "requirements.txt", f"tensorflow[and-cuda]=={pin.group(1)}"]
     cpu = (DOCKER / "model-training-cpu.Dockerfile").read_text(encoding="utf-8")
     assert "and-cuda" not in cpu and "nvidia" not in cpu.lower()
 
@@ -344,9 +370,10 @@ def test_the_gpu_image_shares_the_cpu_images_dependency_layer():
     # then a machine that builds both images downloads and installs TensorFlow once.
     cpu = _instructions((DOCKER / "model-training-cpu.Dockerfile").read_text(encoding="utf-8"))
     gpu = _instructions((DOCKER / "model-training-gpu.Dockerfile").read_text(encoding="utf-8"))
-    deps = next(i for i, step in enumerate(cpu) if "-r requirements.txt" in step)
+    deps = next(i for i, step in enumerate(cpu) if "-r requirements.lock" in step)
     assert gpu[: deps + 1] == cpu[: deps + 1]
-    assert "and-cuda" in gpu[deps + 1]
+    assert gpu[deps + 1] == "COPY requirements-gpu.lock ./"
+    assert "--require-hashes -r requirements-gpu.lock" in gpu[deps + 2]
 
 
 @pytest.mark.parametrize("name", RUNNER_DOCKERFILES)

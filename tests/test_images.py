@@ -26,11 +26,13 @@ from tests.docker_engine import docker_engine  # noqa: F401  (a session fixture)
 from tests.images import (
     ARTIFACTS,
     BUILD_SECONDS,
+    IMAGE_LOCKS,
     IMAGES,
     POD_ARGS,
     ROOT,
     built_image,
     image_size,
+    lock_script,
     requirement_pins,
     run_logged,
 )
@@ -84,6 +86,22 @@ def test_the_image_builds_with_tini_as_entrypoint_and_the_pods_user(name):
         out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}\n")
     if name == "data-prep":
         assert size_mb <= PREP_IMAGE_LIMIT_MB, line
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_the_image_holds_exactly_its_lock(name):
+    """Every package of the image's lock at its locked version, and nothing else but pip,
+    the venv's setuptools and the project itself (installed with --no-deps)."""
+    code = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+    )
+    done = run_in(built_image(name), "python", "-c", code, extra=("--network", "none"))
+    assert done.returncode == 0, done.stderr
+    have = {lock_script.normalized(k): v for k, v in json.loads(done.stdout).items()}
+    pins = {k: v for k, (v, _) in lock_script.read_lock(ROOT / IMAGE_LOCKS[name]).items()}
+    assert {k: have.get(k) for k in pins} == pins
+    assert set(have) - set(pins) <= {"pip", "setuptools", "imdb-sentiment"}
 
 
 def test_a_failed_build_fails_with_its_log_tail(tmp_path):

@@ -228,9 +228,9 @@ def test_an_artifact_path_is_served_without_a_tracking_server(tmp_path):
 def test_the_serving_image_holds_only_the_scoring_pins_each_the_projects_version():
     steps = instructions(DOCKERFILE)
     copies = [args for keyword, args in steps if keyword in {"COPY", "ADD"}]
-    assert copies == ["requirements-serve.txt ./"]  # no project code: the model brings it
+    assert copies == ["requirements-serve.lock ./"]  # no project code: the model brings it
     runs = " ".join(args for keyword, args in steps if keyword == "RUN")
-    assert "pip install --no-cache-dir -r requirements-serve.txt" in runs
+    assert "pip install --no-cache-dir --require-hashes -r requirements-serve.lock" in runs
     assert "requirements.txt" not in runs and "-e ." not in runs
     serve = requirement_pins("requirements-serve.txt")
     project = requirement_pins("requirements-prep.txt") | requirement_pins("requirements-train.txt")

@@ -138,13 +138,16 @@ def test_a_tuning_only_module_edited_leaves_train_up_to_date(project):
     assert _why("train") == ["code changed: lib/tuning/pruning.py"]
 
 
-def test_the_pinned_requirements_decide(project):
+def test_the_lock_of_the_stages_role_decides(project):
     _stamp("prep")
     _stamp("train")
     with (project / "requirements-train.txt").open("a") as f:
         f.write("# a comment\n")
+    assert _why("prep") == [] and _why("train") == []
+    # A locked package's version (as scripts/lock.py writes after an upgrade) in train's lock.
+    _edit(project / "requirements.lock", "\nwheel==", "\nwheel==1")
     assert _why("prep") == []
-    assert _why("train") == ["changed: requirements-train.txt"]
+    assert _why("train") == ["changed: requirements.lock"]
 
 
 @pytest.mark.parametrize(

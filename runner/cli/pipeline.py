@@ -19,7 +19,7 @@ from runner.stages import STAGES
 COMMANDS = ("pipeline", "status")
 _PER_STAGE = (
     "A stage is skipped when its notebook's code cells, its parameters, its data, the project "
-    "modules it imports and the pinned requirements are what they were at its last successful "
+    "modules it imports and its role's lock are what they were at its last successful "
     "run, and its products are still there. Parameters per stage: -p train.epochs 3, "
     "-r prep.processed_dir data/p2, or -y/-f with a mapping per stage ('{prep: {raw_dirs: [a]}, "
     "train: {epochs: 3}}'); later options override earlier ones."

@@ -4,9 +4,9 @@
 A stage is up to date when its notebooks' code cells, its resolved parameters (the notebook's
 defaults with the given values over them), its data (prep: the raw review files; train and
 tune: the processed data set's files), the source of every project module its notebooks
-import (:mod:`runner.pipeline.code_deps`), the pinned requirements and the other files it reads are
-what its stamp recorded (:mod:`runner.pipeline.stamps`), and its products are still there. Deciding
-that reads files only: no MLflow, TensorFlow or papermill import. prep's processed data set
+import (:mod:`runner.pipeline.code_deps`), the lock of its role and the other files it reads
+are what its stamp recorded (:mod:`runner.pipeline.stamps`), and its products are still there.
+Deciding that reads files only: no MLflow, TensorFlow or papermill import. prep's processed data set
 is passed on to train (``data_path``) and tune (``train_params.data_path``); as they take its
 content as their input, a prep run that writes the same data set leaves them up to date. What
 each stage reads, passes on and leaves is its record in :mod:`runner.stages`; this module

@@ -3,7 +3,7 @@ whether it is up to date.
 
 A stamp (``runs/.pipeline/<stage>.json``, written atomically) records the digests of the
 stage's inputs (its notebooks' code cells, its resolved parameters, its data, the project's
-modules its notebooks import, the pinned requirements and any other file it reads), the
+modules its notebooks import, the lock of its role and any other file it reads), the
 digests of its products and its run (folder, time, MLflow run id). A stage is up to date when
 every input is what the stamp says and every product is still there, unchanged. A stamp that
 cannot be read is never taken as up to date.
