@@ -20,13 +20,24 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The lock reader lives in lib (the logged model reads the serving lock with it); it and lib's
+# package files import nothing outside the standard library.
+sys.path.insert(0, str(ROOT))
+from lib.core.pins import normalized, read_lock  # noqa: E402, F401  (read_lock: for tests)
+from lib.core.pins import requirement_lines as _requirement_lines  # noqa: E402
+
+
+def requirement_lines(name: str, root: Path = ROOT) -> list[str]:
+    """The requirement and option lines of an input, ``-r`` files inlined, comments dropped."""
+    return _requirement_lines(name, root)
+
+
 # Role -> its input. requirements-train.txt is no role: the training roles include it.
 ROLES = {
     "prep": "requirements-prep.txt",
@@ -48,20 +59,6 @@ def lock_of(requirements: str) -> str:
     return requirements.removesuffix(".txt") + ".lock"
 
 
-def requirement_lines(name: str, root: Path = ROOT) -> list[str]:
-    """The requirement and option lines of an input, ``-r`` files inlined, comments dropped."""
-    lines = []
-    for raw in (root / name).read_text(encoding="utf-8").splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-r "):
-            lines += requirement_lines(line[3:].strip(), root)
-        else:
-            lines.append(line)
-    return lines
-
-
 def inputs_digest(names: list[str], root: Path = ROOT) -> str:
     """sha256 of the inputs' requirement lines (sorted) and the resolution target."""
     lines = sorted({line for name in names for line in requirement_lines(name, root)})
@@ -74,26 +71,6 @@ def lock_inputs() -> dict[str, list[str]]:
     locks = {ALL_LOCK: list(ROLES.values())}
     locks.update({lock_of(name): [name] for name in ROLES.values()})
     return locks
-
-
-def read_lock(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
-    """A lock's packages: normalized name -> (version, the hashes of its files)."""
-    out: dict[str, tuple[str, frozenset[str]]] = {}
-    current = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        pin = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)", line)
-        if pin:
-            current = normalized(pin.group(1))
-            out[current] = (pin.group(2), frozenset())
-        elif current and (found := re.search(r"--hash=(sha256:[0-9a-f]{64})", line)):
-            version, hashes = out[current]
-            out[current] = (version, hashes | {found.group(1)})
-    return out
-
-
-def normalized(name: str) -> str:
-    """A distribution name as the package index compares it (PEP 503)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def recorded_digest(lock: Path) -> str | None:

@@ -24,6 +24,7 @@ from typing import Any
 from lib.core import paths
 from lib.core.errors import TrackingError, first_line, output_faults
 from lib.core.secrets import is_secret_name
+from lib.tracking.model_requirements import SOURCE_TAG, model_requirements
 from lib.tracking.store_check import (
     check_artifact_location,
     check_store,
@@ -255,7 +256,8 @@ def log_keras_model(
     model, examples: list[str], name: str = "model", export_to: Path | None = None
 ) -> str:
     """Log the exported model (raw strings in, P(positive) out) as a pyfunc model that
-    loads wherever its pinned requirements are installed (:mod:`lib.tracking.scoring_model`: the
+    loads wherever its requirements, the serving lock's versions
+    (:mod:`lib.tracking.model_requirements`), are installed (:mod:`lib.tracking.scoring_model`: the
     ``.keras`` file as its artifact ``keras_model``, the part of ``lib`` it needs as its
     ``code_paths``), with a signature and an input example; returns ``runs:/<run>/<name>``.
 
@@ -272,9 +274,10 @@ def log_keras_model(
     # model is logged.
     from lib.tracking import scoring_model
 
-    # Explicit requirements: inferring them would load the model again in a subprocess.
-    requirements = _pinned(MODEL_REQUIREMENTS)
     with tempfile.TemporaryDirectory(prefix="mlflow-model-") as tmp:
+        # Explicit requirements (inferring them would load the model again in a subprocess):
+        # the serving lock's versions (lib.tracking.model_requirements).
+        requirements, source = model_requirements(Path(tmp))
         keras_file = Path(tmp) / "keras" / "model.keras"
         keras_file.parent.mkdir()
         model.save(keras_file)
@@ -295,30 +298,34 @@ def log_keras_model(
             with output_faults("model folder", folder), paths.atomic_write(export_to) as partial:
                 shutil.copyfile(keras_file, partial)
         with server_errors("logging the model"):
+            mlflow.set_tag(SOURCE_TAG, source)
             mlflow.log_artifacts(str(local), artifact_path=name)
     return f"runs:/{mlflow.active_run().info.run_id}/{name}"
-
-
-# What the logged model needs to load and score (pinned to this environment's versions):
-# lib's model code imports these; MLflow adds itself (and cloudpickle comes with it).
-MODEL_REQUIREMENTS = ["tensorflow", "keras", "numpy", "pandas", "pyarrow", "pyyaml"]
 
 
 @contextlib.contextmanager
 def _quiet_pickle_warning() -> Iterator[None]:
     """Hide MLflow's warning that a Python object is pickled: the pickle holds only a
     reference to lib.tracking.scoring_model's class (loaded from the model's own code), and the
-    warning would be stderr in every train notebook."""
+    warning would be stderr in every train notebook. Hide too its warning that the model's
+    requirements are not installed here when every package it names is absent (the serving
+    image's tensorflow-cpu and mlflow-skinny); a version that differs is still shown."""
 
     def keep(record: logging.LogRecord) -> bool:
-        return "serialized using CloudPickle" not in record.getMessage()
+        text = record.getMessage()
+        if text.startswith("Detected one or more mismatches"):
+            listed = [line for line in text.splitlines() if line.startswith(" - ")]
+            return not all("(current: uninstalled," in line for line in listed)
+        return "serialized using CloudPickle" not in text
 
-    logger = logging.getLogger("mlflow.pyfunc")
-    logger.addFilter(keep)
+    loggers = [logging.getLogger(n) for n in ("mlflow.pyfunc", "mlflow.utils.requirements_utils")]
+    for logger in loggers:
+        logger.addFilter(keep)
     try:
         yield
     finally:
-        logger.removeFilter(keep)
+        for logger in loggers:
+            logger.removeFilter(keep)
 
 
 @contextlib.contextmanager
@@ -337,18 +344,6 @@ def _no_artifact_progress_bar() -> Iterator[None]:
             os.environ.pop(setting.name, None)
         else:
             os.environ[setting.name] = saved
-
-
-def _pinned(names: list[str]) -> list[str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    pins = []
-    for name in names:
-        try:
-            pins.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            pins.append(name)
-    return pins
 
 
 def log_notebook(
