@@ -50,7 +50,10 @@ RUN python -m venv "$VIRTUAL_ENV" \
 
 # The project, installed editable (without dependencies: the lock holds them) so that
 # /home/aisg/project is the code that runs; its metadata reads the two requirements files.
+# The serving lock is what a logged model records as its requirements
+# (lib.tracking.model_requirements): copied, not installed.
 COPY --chown=2222:2222 requirements-prep.txt requirements-train.txt pyproject.toml README.md ./
+COPY --chown=2222:2222 requirements-serve.lock ./
 COPY --chown=2222:2222 lib ./lib
 COPY --chown=2222:2222 runner ./runner
 COPY --chown=2222:2222 conf ./conf
