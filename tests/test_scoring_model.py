@@ -21,8 +21,9 @@ import pandas as pd
 import pytest
 
 from lib.core.errors import OutputError
+from lib.core.pins import direct_names, normalized, read_lock
 from lib.model import training
-from lib.tracking import model_io, scoring_model
+from lib.tracking import model_io, model_requirements, scoring_model
 from tests import logged_models
 from tests.runner_process import loud_lines
 
@@ -84,7 +85,12 @@ def test_the_logged_model_loads_in_a_process_that_cannot_import_lib(store_env, t
     )
     assert done.returncode == 0, done.stderr[-3000:]
     # load_context starts TensorFlow through lib.core.tf_runtime: its C++ lines are not printed.
-    assert loud_lines(done.stderr) == [], done.stderr[-3000:]
+    # The model records the serving image's tensorflow-cpu, which this environment replaces by
+    # tensorflow (same version): MLflow names it missing here, and nothing else.
+    loud = loud_lines(done.stderr)
+    assert [line for line in loud if "Detected one or more mismatches" not in line] == [], loud
+    listed = [line for line in done.stderr.splitlines() if line.startswith(" - ")]
+    assert all(line.startswith(" - tensorflow-cpu (current: uninstalled") for line in listed)
     assert "cuInit" not in done.stderr and "oneDNN" not in done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     # lib came from the model's own code folder, downloaded with it.
@@ -123,7 +129,7 @@ def test_review_texts_refuses_frames_of_several_columns_and_non_strings():
         scoring_model.review_texts(["fine", 3])
 
 
-def test_the_model_holds_only_the_code_it_needs_and_pinned_requirements(store_env, tmp_path):
+def test_the_model_holds_only_the_code_it_needs(store_env, tmp_path):
     from runner.pipeline.code_deps import closure
 
     _, uri, _, _ = store_env
@@ -134,10 +140,26 @@ def test_the_model_holds_only_the_code_it_needs_and_pinned_requirements(store_en
     root = Path(scoring_model.__file__).parents[2]
     needed = closure([], extra=["lib.tracking.scoring_model"], root=root)
     assert sorted(str(p.relative_to(root)) for p in needed.values()) == code
-    requirements = (local / "requirements.txt").read_text().split()
-    for package in ("mlflow", "tensorflow", "keras", "numpy", "pandas", "pyarrow"):
-        assert any(r.startswith(f"{package}==") for r in requirements), requirements
     assert [p.name for p in (local / "artifacts").iterdir()] == ["model.keras"]
+
+
+def test_the_model_records_the_serving_locks_versions(store_env, tmp_path):
+    """The serving role's direct packages at their locked versions, the rest of the serving lock
+    as constraints.txt: serving the model resolves what the serving image holds."""
+    _, uri, _, _ = store_env
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path)))
+    lock = Path(scoring_model.__file__).parents[2] / model_requirements.SERVE_LOCK
+    pins = {name: version for name, (version, _) in read_lock(lock).items()}
+    requirements = (local / "requirements.txt").read_text().splitlines()
+    direct = {normalized(r.split("==")[0]): r.split("==")[1] for r in requirements if "==" in r}
+    assert direct == {name: pins[name] for name in direct_names(lock)}, requirements
+    for package in ("mlflow-skinny", "tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow"):
+        assert package in direct, requirements
+    assert "-c constraints.txt" in requirements
+    constraints = (local / "constraints.txt").read_text().splitlines()
+    assert sorted(constraints) == sorted(f"{n}=={v}" for n, v in pins.items() if n not in direct)
+    run = mlflow.get_run(uri.split("/")[1])
+    assert run.data.tags[model_requirements.SOURCE_TAG] == model_requirements.SERVE_LOCK
 
 
 def test_the_exported_file_and_model_io_still_work_on_the_run_uri(store_env):

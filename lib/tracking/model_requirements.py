@@ -15,7 +15,10 @@ the end of its training for a missing file, and never recorded unlocked silently
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from lib.core.pins import direct_names, read_lock
@@ -28,6 +31,10 @@ _CHECKOUT = Path(__file__).resolve().parents[2]  # lib/tracking/this.py -> the c
 INSTALLED_FALLBACK = ["tensorflow", "keras", "numpy", "pandas", "pyarrow", "pyyaml"]
 # The run tag that says where the model's requirements came from.
 SOURCE_TAG = "model_requirements"
+# The serving image's slimmer builds of what the training environments install: the same
+# modules at the same (jointly locked) versions.
+STAND_INS = {"tensorflow-cpu": "tensorflow", "mlflow-skinny": "mlflow"}
+_MISMATCH = re.compile(r"^ - (\S+) \(current: uninstalled, required: \S+==(\S+)\)$")
 
 
 def locked_requirements(lock: Path, folder: Path) -> list[str]:
@@ -65,3 +72,36 @@ def _installed(names: list[str]) -> list[str]:
         except PackageNotFoundError:
             pins.append(name)
     return pins
+
+
+def _only_stand_ins(record: logging.LogRecord) -> bool:
+    """False for MLflow's requirement mismatch warning when each package it lists is a serving
+    stand-in whose counterpart is installed here at the required version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    text = record.getMessage()
+    if not text.startswith("Detected one or more mismatches"):
+        return True
+    for line in (x for x in text.splitlines() if x.startswith(" - ")):
+        found = _MISMATCH.match(line)
+        if not found or found.group(1) not in STAND_INS:
+            return True
+        try:
+            if version(STAND_INS[found.group(1)]) != found.group(2):
+                return True
+        except PackageNotFoundError:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def stand_ins_accepted() -> Iterator[None]:
+    """In the block, MLflow does not warn that a model's requirements are unmet here when all
+    it would name is the serving image's tensorflow-cpu or mlflow-skinny while tensorflow or
+    mlflow is installed at the same version (saving a model, or loading one to evaluate it)."""
+    logger = logging.getLogger("mlflow.utils.requirements_utils")
+    logger.addFilter(_only_stand_ins)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_only_stand_ins)

@@ -24,6 +24,7 @@ import numpy as np
 from lib.core.errors import DatasetError, ModelError, ParameterError, first_line
 from lib.data import datasets, prep
 from lib.model.evaluation import LABEL_NAMES, binary_metrics
+from lib.tracking.model_requirements import stand_ins_accepted
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -132,7 +133,8 @@ def load_version(
     import mlflow.pyfunc
 
     try:
-        return mlflow.pyfunc.load_model(model_uri(name, version))
+        with stand_ins_accepted():  # it records the serving image's packages
+            return mlflow.pyfunc.load_model(model_uri(name, version))
     except Exception as exc:  # noqa: BLE001  (MLflow, the artifact store, the model's code)
         raise ModelError(
             f"{name} v{version.version} cannot be loaded ({type(exc).__name__}: "

@@ -24,7 +24,7 @@ from typing import Any
 from lib.core import paths
 from lib.core.errors import TrackingError, first_line, output_faults
 from lib.core.secrets import is_secret_name
-from lib.tracking.model_requirements import SOURCE_TAG, model_requirements
+from lib.tracking.model_requirements import SOURCE_TAG, model_requirements, stand_ins_accepted
 from lib.tracking.store_check import (
     check_artifact_location,
     check_store,
@@ -283,7 +283,7 @@ def log_keras_model(
         model.save(keras_file)
         code = scoring_model.code_folder(Path(tmp) / "code")
         local = Path(tmp) / name
-        with _quiet_pickle_warning(), _no_artifact_progress_bar():
+        with _quiet_pickle_warning(), _no_artifact_progress_bar(), stand_ins_accepted():
             mlflow.pyfunc.save_model(
                 str(local),
                 python_model=scoring_model.ScoringModel(),
@@ -307,25 +307,17 @@ def log_keras_model(
 def _quiet_pickle_warning() -> Iterator[None]:
     """Hide MLflow's warning that a Python object is pickled: the pickle holds only a
     reference to lib.tracking.scoring_model's class (loaded from the model's own code), and the
-    warning would be stderr in every train notebook. Hide too its warning that the model's
-    requirements are not installed here when every package it names is absent (the serving
-    image's tensorflow-cpu and mlflow-skinny); a version that differs is still shown."""
+    warning would be stderr in every train notebook."""
 
     def keep(record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if text.startswith("Detected one or more mismatches"):
-            listed = [line for line in text.splitlines() if line.startswith(" - ")]
-            return not all("(current: uninstalled," in line for line in listed)
-        return "serialized using CloudPickle" not in text
+        return "serialized using CloudPickle" not in record.getMessage()
 
-    loggers = [logging.getLogger(n) for n in ("mlflow.pyfunc", "mlflow.utils.requirements_utils")]
-    for logger in loggers:
-        logger.addFilter(keep)
+    logger = logging.getLogger("mlflow.pyfunc")
+    logger.addFilter(keep)
     try:
         yield
     finally:
-        for logger in loggers:
-            logger.removeFilter(keep)
+        logger.removeFilter(keep)
 
 
 @contextlib.contextmanager
