@@ -70,3 +70,27 @@ def test_without_the_lock_the_installed_versions_are_recorded_with_a_warning(tmp
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         f"{tmp_path / 'none.lock'} not found"
     ]
+
+
+def _mismatch(*listed: str) -> str:
+    return "\n".join(["Detected one or more mismatches between ...:", *listed, "To fix ..."])
+
+
+def test_only_the_serving_stand_ins_mismatch_is_hidden(caplog):
+    from importlib.metadata import version
+
+    tf = version("tensorflow")
+    stand_in = f" - tensorflow-cpu (current: uninstalled, required: tensorflow-cpu=={tf})"
+    other = f" - tensorflow-cpu (current: uninstalled, required: tensorflow-cpu=={tf}.1)"
+    keras = " - keras (current: 0.1, required: keras==3.15.1)"
+    logger = logging.getLogger("mlflow.utils.requirements_utils")
+    with caplog.at_level(logging.WARNING, logger=logger.name), mr.stand_ins_accepted():
+        for text in (_mismatch(stand_in), _mismatch(other), _mismatch(stand_in, keras)):
+            logger.warning(text)
+    assert [r.getMessage() for r in caplog.records] == [
+        _mismatch(other),
+        _mismatch(stand_in, keras),
+    ]
+    caplog.clear()
+    logger.warning(_mismatch(stand_in))  # outside the block: shown
+    assert len(caplog.records) == 1
