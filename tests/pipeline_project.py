@@ -20,6 +20,7 @@ PINS = (
     "requirements-train.txt",
     "requirements-prep.lock",
     "requirements.lock",
+    "requirements-serve.lock",  # what a logged model records (lib.tracking.model_requirements)
     "pyproject.toml",
 )
 RAW = Path("data/raw/aclImdb")  # the prep notebook's default raw_dirs
