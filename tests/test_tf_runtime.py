@@ -170,9 +170,9 @@ def test_the_train_notebook_in_papermill_shows_no_start_up_lines_and_no_json(tmp
     assert not any(json_lines(t) for _, _, t in streams)
     shown = "".join(t for _, name, t in streams if name == "stdout")
     assert re.search(
-        r"^\d\d:\d\d:\d\d INFO lib\.tf_runtime: TensorFlow .* runs on the CPU", shown, re.M
+        r"^\d\d:\d\d:\d\d INFO lib\.core\.tf_runtime: TensorFlow .* runs on the CPU", shown, re.M
     )
-    assert re.search(r"^\d\d:\d\d:\d\d INFO lib\.tracking: MLflow run \w+", shown, re.M)
+    assert re.search(r"^\d\d:\d\d:\d\d INFO lib\.tracking\.runs: MLflow run \w+", shown, re.M)
     # The log file keeps JSON lines.
     records = [
         json.loads(line) for line in (tmp_path / "logs" / "info.log").read_text().splitlines()

@@ -133,7 +133,7 @@ def freeze_long_lived() -> None:
 def kernel_start_code() -> str:
     """The one line each kernel that the runner starts runs first (an IPython exec line,
     which leaves no name in the notebook's namespace): it calls :func:`kernel_started`."""
-    return '__import__("lib.core.speedups").speedups.kernel_started()'
+    return '__import__("lib.core.speedups").core.speedups.kernel_started()'
 
 
 def kernel_arguments() -> list[str]:
