@@ -31,7 +31,6 @@ import uuid
 from pathlib import Path
 from typing import IO, Any
 
-from jupyter_client import AsyncKernelManager
 from nbclient.exceptions import CellExecutionError
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
@@ -41,6 +40,7 @@ from papermill.utils import merge_kwargs, remove_args
 from lib.core.progress import MIME
 from lib.core.tf_runtime import nvidia_device_present, records
 from runner.execution.watch import KernelWatch
+from runner.kernels.clients import QuietShutdownKernelManager
 
 ENGINE = "runner"
 kernel_log = logging.getLogger("runner.kernel")
@@ -57,7 +57,7 @@ def runtime_dir() -> Path:
     return _runtime
 
 
-class IpcKernelManager(AsyncKernelManager):
+class IpcKernelManager(QuietShutdownKernelManager):
     """nbclient's kernel manager on IPC transport, its files in :func:`runtime_dir`, and
     the kernel's stderr read by :func:`relay_stderr`."""
 

@@ -88,7 +88,24 @@ class _ReadyClient(AsyncKernelClient):
                 return True
 
 
-class PooledKernelManager(AsyncKernelManager):
+class QuietShutdownKernelManager(AsyncKernelManager):
+    """An AsyncKernelManager whose shutdown sends no SIGINT first.
+
+    jupyter_client interrupts a kernel before every shutdown; a SIGINT that lands while
+    ipykernel still handles the last request is logged by the kernel as "KeyboardInterrupt
+    caught in kernel" (ERROR) after a run that succeeded. The runner's kernels are idle when
+    shut down, or already stopped by :class:`runner.execution.watch.KernelWatch`, and the
+    shutdown request travels on the control channel, which a busy kernel answers too (past
+    half of ``shutdown_wait_time`` it is terminated). Interrupts asked for outside a shutdown
+    (``interrupt_kernel``) are sent as before."""
+
+    async def _async_interrupt_kernel(self) -> None:
+        if self.shutting_down:
+            return
+        await super()._async_interrupt_kernel()
+
+
+class PooledKernelManager(QuietShutdownKernelManager):
     """An AsyncKernelManager that remembers the clients made from it, so that the pool can
     close the one nbclient opened (nbclient leaves it open for a kernel it does not own)."""
 

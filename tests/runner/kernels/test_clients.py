@@ -82,3 +82,21 @@ def test_the_pool_client_of_a_kernel_that_died_fails_at_once(kernel):
     assert gone([kernel.pid])
     with pytest.raises(RuntimeError, match="died"):  # not "didn't respond in 600 seconds"
         open_client(kernel.km, kernel.process_alive, timeout=600)
+
+
+def test_a_shutdown_sends_no_interrupt_but_an_interrupt_asked_for_is_sent():
+    """jupyter_client interrupts before every shutdown: an idle kernel caught in the tail of
+    a request logs "KeyboardInterrupt caught in kernel" at ERROR after a run that succeeded."""
+    import asyncio
+
+    from runner.execution.engine import IpcKernelManager
+    from runner.kernels.clients import PooledKernelManager
+
+    for cls in (IpcKernelManager, PooledKernelManager):
+        km = cls()
+        with pytest.raises(RuntimeError, match="Cannot interrupt kernel"):  # no kernel: tried
+            asyncio.run(km._async_interrupt_kernel())
+        km.shutting_down = True
+        asyncio.run(km._async_interrupt_kernel())  # skipped: nothing to raise
+        with pytest.raises(RuntimeError, match="Cannot interrupt kernel"):
+            asyncio.run(km.interrupt_kernel())  # the watch's and the pool's own interrupts
