@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from runner.pipeline.code_deps import type_checking_only
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("lib", "runner")
 MAX_LINES = 400
@@ -25,16 +27,6 @@ def modules(root: Path = ROOT) -> dict[str, Path]:
                 parts = parts[:-1]
             found[".".join(parts)] = path
     return found
-
-
-def _type_checking_only(tree: ast.AST) -> set[int]:
-    return {
-        id(inner)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-        for statement in node.body
-        for inner in ast.walk(statement)
-    }
 
 
 def _imported(node: ast.Import | ast.ImportFrom, name: str, path: Path, known) -> set[str]:
@@ -70,7 +62,7 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
     graph = {}
     for name, path in known.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        skipped = _type_checking_only(tree)
+        skipped = type_checking_only(tree)
         graph[name] = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in skipped:
@@ -152,7 +144,7 @@ def _function_imports_without_why(
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines()
     tree = ast.parse(text, str(path))
-    skipped = _type_checking_only(tree)
+    skipped = type_checking_only(tree)
     missing = []
     for function in ast.walk(tree):
         if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):

@@ -32,7 +32,7 @@ def module_file(name: str, root: Path | None = None) -> Path | None:
     return None
 
 
-def _type_checking_only(tree: ast.AST) -> set[int]:
+def type_checking_only(tree: ast.AST) -> set[int]:
     """The ids of the nodes under ``if TYPE_CHECKING:`` (never run, so never imported)."""
     return {
         id(inner)
@@ -46,7 +46,7 @@ def _type_checking_only(tree: ast.AST) -> set[int]:
 def _imports(tree: ast.AST, module: str | None, is_package: bool) -> set[str]:
     """The dotted names that ``tree``'s imports may load (candidates: not all are modules)."""
     names: set[str] = set()
-    skipped = _type_checking_only(tree)
+    skipped = type_checking_only(tree)
     for node in ast.walk(tree):
         if id(node) in skipped:
             continue
