@@ -10,7 +10,7 @@ train notebook does (lib.tracking.runs.log_keras_model), registers it in a throw
 and sets ``champion`` on it (lib.tracking.registry). Then, in one run:
 
 * starts ``mlflow models serve -m models:/bench-serve@champion --env-manager local`` on
-  127.0.0.1 (tests/scoring_server.py) and, after a warm-up, times ``--requests`` one-review
+  127.0.0.1 (tests/support/scoring_server.py) and, after a warm-up, times ``--requests`` one-review
   requests one after another (latency: p50 and p99, the client's wall time per request);
 * times ``--batches`` requests of ``--batch`` reviews each (throughput: reviews/s);
 * predicts the same batches in this process with the exported Keras model's
@@ -94,7 +94,7 @@ def train_and_register(processed: Path, store: str, epochs: int):
 
 def time_requests(url: str, bodies: list[dict]) -> list[float]:
     """Each request's wall time in s, sent one after another; every answer must be 200."""
-    from tests.scoring_server import post_json
+    from tests.support.scoring_server import post_json
 
     seconds = []
     for body in bodies:
@@ -120,7 +120,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from lib.data.prep import prepare
-    from tests.scoring_server import ScoringServer, post_json
+    from tests.support.scoring_server import ScoringServer, post_json
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         tmp = Path(tmp)

@@ -4,7 +4,7 @@ Run it by hand (it prints the URLs and the ``export`` lines to use, then runs un
 
     python scripts/tracking_stack.py --port 5000 --gcs-port 9023 --data-dir /tmp/stack
 
-or import it (the test fixtures in ``tests/services.py`` do)::
+or import it (the test fixtures in ``tests/support/services.py`` do)::
 
     gcs = start_gcs_emulator(data_dir, bucket="sentiment-mlflow")
     mlflow = start_mlflow_server(

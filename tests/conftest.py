@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+# Fixture modules, each fixture started on demand by the tests that ask for it: the real MLflow
+# server (basic auth) and GCS emulator, the Docker engine, the PostgreSQL server.
+pytest_plugins = [
+    "tests.support.services",
+    "tests.support.docker_engine",
+    "tests.support.postgres",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = Path(
     os.environ.get("ACLIMDB_ARCHIVE", ROOT.parent / "shared" / "data" / "aclImdb_v1.tar.gz")
 )
@@ -100,8 +108,8 @@ def _tracking_uri_env_left_as_found():
 
 
 # The modules that run containers: they share one test process, because the Docker engine
-# that tests.docker_engine starts belongs to the process that started it (stopped at its exit),
-# and because image builds are better one after another than against each other.
+# that tests.support.docker_engine starts belongs to the process that started it (stopped at
+# its exit), and because image builds are better one after another than against each other.
 DOCKER_MODULES = frozenset(
     {
         "tests/test_container_signals.py",
@@ -125,7 +133,3 @@ def pytest_xdist_make_scheduler(config, log):
             return "docker" if module in DOCKER_MODULES else module
 
     return ModuleScheduling(config, log)
-
-
-# The real MLflow server (basic auth) and GCS emulator, started once per session on demand.
-from tests.services import *  # noqa: E402, F403

@@ -2,8 +2,8 @@ import numpy as np
 import pyarrow as pa
 
 from lib.data import arrow_buffers
-from tests.datagen import make_raw_dir
-from tests.runner_process import run_python
+from tests.support.datagen import make_raw_dir
+from tests.support.runner_process import run_python
 
 
 def test_from_numpy_matches_pa_array_for_each_width():

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.datagen import make_raw_dir
+from tests.support.datagen import make_raw_dir
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("bench_tune", ROOT / "bench" / "tune.py")
 bench_tune = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_tune)

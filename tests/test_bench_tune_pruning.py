@@ -13,9 +13,9 @@ import nbformat
 import pytest
 
 from lib.core.progress import MIME, epoch_event
-from tests.datagen import make_raw_dir
+from tests.support.datagen import make_raw_dir
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("bench_pruning", ROOT / "bench" / "tune_pruning.py")
 bench_pruning = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_pruning)

@@ -18,10 +18,9 @@ import pytest
 from optuna.trial import TrialState
 
 from lib.data import prep
-from tests import kubelet
-from tests.datagen import make_raw_dir
-from tests.docker_engine import docker_engine  # noqa: F401  (a session fixture)
-from tests.images import POD_ARGS, built_image
+from tests.support import kubelet
+from tests.support.datagen import make_raw_dir
+from tests.support.images import POD_ARGS, built_image
 from tests.test_runner_signals import cell_running
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("docker_engine")]

@@ -1,13 +1,14 @@
 """The stages in their images, run as Polyaxon runs them on Kubernetes.
 
 Each job's pod comes from the polyaxonfile through Polyaxon's own compiler and converter
-(tests/polyaxon_render.py) and runs in the image built from the matching Dockerfile
-(tests/images.py) with ``docker run`` set up from the pod spec alone (tests/kubelet.py):
+(tests/support/polyaxon_render.py) and runs in the image built from the matching Dockerfile
+(tests/support/images.py) with ``docker run`` set up from the pod spec alone
+(tests/support/kubelet.py):
 tini as PID 1, uid 2222, a read-only root filesystem, an emptyDir at /tmp, no capabilities.
 Host folders stand for the shared data volume (/polyaxon-v1-data) and the artifacts context
 (/plx-context/artifacts, where a run's outputs go). Prep has no network; training reaches the
-MLflow server with basic auth, the GCS emulator (tests/services.py) and PostgreSQL
-(tests/postgres.py) on the host through the host's network.
+MLflow server with basic auth, the GCS emulator (tests/support/services.py) and PostgreSQL
+(tests/support/postgres.py) on the host through the host's network.
 """
 
 from __future__ import annotations
@@ -26,14 +27,12 @@ from google.cloud import storage as gcs
 from optuna.trial import TrialState
 
 from lib.data import prep
-from tests import kubelet
-from tests import polyaxon_render as plx
-from tests.datagen import make_raw_dir
-from tests.docker_engine import docker_engine  # noqa: F401  (a session fixture)
-from tests.images import built_image
-from tests.postgres import postgres_server  # noqa: F401  (a session fixture)
-from tests.services import *  # noqa: F403  (the MLflow server and GCS emulator fixtures)
-from tests.services import BUCKET
+from tests.support import kubelet
+from tests.support import polyaxon_render as plx
+from tests.support.datagen import make_raw_dir
+from tests.support.images import built_image
+from tests.support.services import *  # noqa: F403  (the MLflow server and GCS emulator fixtures)
+from tests.support.services import BUCKET
 from tests.test_runner_signals import cell_running
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -109,7 +108,7 @@ def _stray_writes(new: set[Path], allowed: list[Path], container: kubelet.Contai
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, docker_engine):  # noqa: F811
+def prepared(tmp_path_factory, docker_engine):
     """process-data run once in the data-prep image on a volume holding small raw data."""
     volumes = Volumes(tmp_path_factory.mktemp("pods"))
     make_raw_dir(volumes.data / RAW, per_label=40, words=40)
@@ -307,7 +306,7 @@ def test_two_hptuning_pods_share_one_study_on_postgres(
     containers,
     mlflow_tracking_env,
     gcs_env,
-    postgres_server,  # noqa: F811
+    postgres_server,
     monkeypatch,
 ):
     mlflow_server, gcs_emulator = mlflow_tracking_env, gcs_env

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lib import tuning
-from tests.tuning import config, fake_trial, storage_url
+from tests.support.tuning import config, fake_trial, storage_url
 
 DASHBOARD = Path(sys.executable).with_name("optuna-dashboard")
 

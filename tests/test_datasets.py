@@ -5,7 +5,7 @@ import pytest
 
 from lib.core.errors import DatasetError, ParameterError
 from lib.data import datasets, prep
-from tests.datagen import make_raw_dir
+from tests.support.datagen import make_raw_dir
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import vulture
 
 from lib.core.params import PARAMETERS_TAG
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 
 USED_WHERE_VULTURE_CANNOT_SEE = {
     "build": "Keras builds a layer through it",

@@ -24,10 +24,10 @@ import pytest
 import yaml
 from docker.utils.build import PatternMatcher, exclude_paths
 
-from tests import polyaxon_render as plx
-from tests.images import requirement_pins
+from tests.support import polyaxon_render as plx
+from tests.support.images import requirement_pins
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 DOCKERFILES = sorted(p.name for p in DOCKER.glob("*.Dockerfile"))
 # The serving image holds no project code (a logged model brings its own) and runs MLflow's

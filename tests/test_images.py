@@ -1,6 +1,6 @@
 """The images, built by a real Docker engine and run as the pods run them.
 
-Every image builds (tests.images: the offline stand-in base first when the real one is
+Every image builds (tests.support.images: the offline stand-in base first when the real one is
 absent); its size is reported; the data-prep image holds only the prep stage's runtime and
 runs prep on a read-only root filesystem; TensorFlow and the runner work in the training
 images (no GPU here); tini is PID 1, forwards SIGTERM and reaps orphans. The prep stage
@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.datagen import make_raw_dir
-from tests.docker_engine import docker_engine  # noqa: F401  (a session fixture)
-from tests.images import (
+from tests.support.datagen import make_raw_dir
+from tests.support.images import (
     ARTIFACTS,
     BUILD_SECONDS,
     IMAGE_LOCKS,
@@ -37,7 +36,7 @@ from tests.images import (
     run_logged,
 )
 
-# Every test here has a Docker engine (tests.docker_engine starts one when none answers).
+# Every test here has a Docker engine (tests.support.docker_engine starts one when none answers).
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("docker_engine")]
 
 PREP_IMAGE_LIMIT_MB = 800

@@ -27,12 +27,12 @@ import nbformat
 import pytest
 import scrapbook as sb
 
-from tests.datagen import make_raw_dir
+from tests.support.datagen import make_raw_dir
 from tests.test_tf_runtime import KNOWN_TF_LINES, json_lines
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "jupyterlab"
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags chromium's own connections are refused by this

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runner.pipeline.code_deps import type_checking_only
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("lib", "runner")
 MAX_LINES = 400
 MAX_TOP_LEVEL_MODULES = 4

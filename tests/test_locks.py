@@ -9,9 +9,9 @@ import re
 import shutil
 from pathlib import Path
 
-from tests.images import lock_script as lock
+from tests.support.images import lock_script as lock
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 _norm = lock.normalized
 
 

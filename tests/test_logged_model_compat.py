@@ -24,8 +24,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.datagen import make_raw_dir
-from tests.runner_process import ROOT, run_python, run_runner
+from tests.support.datagen import make_raw_dir
+from tests.support.runner_process import ROOT, run_python, run_runner
 
 FIXTURE = ROOT / "tests" / "fixtures" / "model-logged-2026-12"
 RECORD = json.loads((FIXTURE / "probabilities.json").read_text(encoding="utf-8"))

@@ -18,9 +18,9 @@ from lib.core import gcs
 from lib.core.errors import ModelError, OutputError
 from lib.model import models, training
 from lib.tracking import model_io
-from tests import services
-from tests.runner_process import error_traceback_shown, run_runner
-from tests.services import BUCKET
+from tests.support import services
+from tests.support.runner_process import error_traceback_shown, run_runner
+from tests.support.services import BUCKET
 from tests.test_models import split, synthetic_reviews
 
 # The fixtures (assigned, not imported, so that ruff's F811 does not flag their use).

@@ -10,7 +10,7 @@ from pathlib import Path
 from lib.core.pins import direct_names, normalized, read_lock, requirement_lines
 from lib.tracking import model_requirements as mr
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 # A lock as uv writes it (scripts/lock.py), cut down: two direct packages, two others.
 LOCK = """\
 # The lock of requirements-serve.txt: every package pinned and hashed.

@@ -16,7 +16,7 @@ import pytest
 
 from lib.core.params import PARAMETERS_TAG
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ALLOWED = {"lib", "scrapbook", "pandas", "matplotlib"} | set(sys.stdlib_module_names)
 

@@ -12,7 +12,7 @@ import pytest
 
 from lib.core import paths
 from lib.data import prep
-from tests.datagen import make_raw_dir
+from tests.support.datagen import make_raw_dir
 
 UMASKS = [0o022, 0o002]
 

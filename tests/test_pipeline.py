@@ -16,7 +16,7 @@ from runner.cli.main import build_parser
 from runner.cli.pipeline import stage_parameters
 from runner.pipeline.locks import StageBusy, stage_lock
 from runner.pipeline.plan import plan
-from tests.pipeline_project import (
+from tests.support.pipeline_project import (
     FAST,
     RAW,
     copy_project,

@@ -1,6 +1,6 @@
 """The Polyaxon v1.1 polyaxonfiles, checked and rendered by Polyaxon's own parser and compiler.
 
-What is checked (see tests/polyaxon_render.py for how Polyaxon's code is driven):
+What is checked (see tests/support/polyaxon_render.py for how Polyaxon's code is driven):
 
 * every file validates with example params, strictly: an undeclared param is an error;
 * every ``{{ }}`` name is a declared input/output or a context Polyaxon provides (Polyaxon
@@ -42,7 +42,7 @@ from polyaxon.exceptions import PolyaxonfileError
 from lib.core.secrets import check_parameter_names
 from runner.cli.main import build_parser
 from runner.cli.options import collect_parameters
-from tests import polyaxon_render as plx
+from tests.support import polyaxon_render as plx
 
 ROOT = plx.ROOT
 FILES = plx.POLYAXONFILES

@@ -6,7 +6,12 @@ import pytest
 
 from lib.core.errors import DatasetError, OutputError
 from lib.data import prep, scan
-from tests.datagen import add_special_entries, make_mixed_raw_dirs, make_raw_dir, write_review
+from tests.support.datagen import (
+    add_special_entries,
+    make_mixed_raw_dirs,
+    make_raw_dir,
+    write_review,
+)
 
 
 def _read(processed: Path, split: str) -> list[dict]:

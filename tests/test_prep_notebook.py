@@ -11,11 +11,11 @@ import pytest
 import scrapbook as sb
 
 from lib.core.paths import new_run_dir
-from tests.datagen import add_special_entries, make_raw_dir, write_review
-from tests.runner_process import error_traceback_shown
+from tests.support.datagen import add_special_entries, make_raw_dir, write_review
+from tests.support.runner_process import error_traceback_shown
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(args, tmp_path, **kw):

@@ -17,12 +17,12 @@ from lib.data import prep
 from runner.execution.execute import execute_stage
 from runner.execution.hooks import default_hooks
 from runner.stages import Stage
-from tests.datagen import make_raw_dir
-from tests.runner_process import error_traceback_shown, run_runner
-from tests.services import BUCKET, tracking_stack
+from tests.support.datagen import make_raw_dir
+from tests.support.runner_process import error_traceback_shown, run_runner
+from tests.support.services import BUCKET, tracking_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 FAST = {"epochs": 2, "bs": 16}
 
 

@@ -25,7 +25,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from lib.core.progress import MIME, describe, epoch_event, notice_event, trial_event
 from runner.execution.console import StageProgress
-from tests.runner_process import ROOT, run_runner
+from tests.support.runner_process import ROOT, run_runner
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # any control character but \t and \n
 PLAIN = re.compile(r"^\d\d:\d\d:\d\d [A-Z]+ [\w.]+: ")
@@ -268,7 +268,7 @@ def test_a_real_execution_reports_cells_and_kernel_events_over_ipc(tmp_path, cap
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory) -> Path:
     from lib.data import prep
-    from tests.datagen import make_raw_dir
+    from tests.support.datagen import make_raw_dir
 
     root = tmp_path_factory.mktemp("progress-data")
     prep.prepare([make_raw_dir(root / "raw", per_label=10, words=20)], root / "processed")

@@ -17,7 +17,7 @@ from lib.data import prep
 from lib.model.evaluation import binary_metrics
 from lib.tracking import promotion
 from lib.tracking import runs as tracking
-from tests.datagen import make_raw_dir
+from tests.support.datagen import make_raw_dir
 
 
 @pytest.fixture(scope="module")

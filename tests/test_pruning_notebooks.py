@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from lib import tuning
 from lib.data import prep
-from tests.datagen import make_raw_dir
+from tests.support.datagen import make_raw_dir
 from tests.test_tune_notebook import ROOT, _env, _kernels_gone, _tune_args
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 
 from lib.core.errors import DatasetError
 from lib.data import raw
-from tests.datagen import add_special_entries, make_raw_dir, write_review
+from tests.support.datagen import add_special_entries, make_raw_dir, write_review
 
 
 @pytest.mark.parametrize(

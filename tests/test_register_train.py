@@ -12,8 +12,8 @@ import scrapbook as sb
 
 from lib.data import prep
 from lib.tracking import registry
-from tests.datagen import make_raw_dir
-from tests.runner_process import error_traceback_shown
+from tests.support.datagen import make_raw_dir
+from tests.support.runner_process import error_traceback_shown
 from tests.test_train_notebook import ROOT, _runner, _train
 
 pytestmark = pytest.mark.slow

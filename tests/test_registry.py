@@ -14,9 +14,9 @@ import pytest
 from lib.core.errors import ModelError, ParameterError
 from lib.tracking import registry
 from lib.tracking import runs as tracking
-from tests import logged_models, services
-from tests.runner_process import run_runner
-from tests.services import BUCKET
+from tests.support import logged_models, services
+from tests.support.runner_process import run_runner
+from tests.support.services import BUCKET
 
 gcs_emulator = services.gcs_emulator
 mlflow_server = services.mlflow_server

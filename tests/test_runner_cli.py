@@ -10,8 +10,8 @@ from lib.data import prep
 from runner.cli.main import build_parser
 from runner.cli.options import collect_parameters, resolve_type
 from runner.stages import STAGES, get_stage
-from tests.datagen import make_raw_dir
-from tests.runner_process import ROOT, error_traceback_shown, run_runner
+from tests.support.datagen import make_raw_dir
+from tests.support.runner_process import ROOT, error_traceback_shown, run_runner
 
 
 def test_parameters_follow_papermill_typing_and_order(tmp_path: Path):

@@ -24,11 +24,11 @@ import pytest
 from optuna.trial import TrialState
 
 from lib.data import prep
-from tests.datagen import make_raw_dir
-from tests.runner_process import error_traceback_shown
+from tests.support.datagen import make_raw_dir
+from tests.support.runner_process import error_traceback_shown
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 TERMINATED = "terminated (SIGTERM)"
 
 

@@ -22,9 +22,9 @@ from lib.core.errors import ParameterError
 from lib.data import prep
 from runner import trial_backend as trials
 from runner.stages import Stage
-from tests.datagen import make_raw_dir
+from tests.support.datagen import make_raw_dir
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 
 FAKE_BODY = """\
 import os

@@ -7,7 +7,12 @@ import shutil
 from pathlib import Path
 
 from lib.data import cleaning, scan
-from tests.datagen import add_special_entries, make_mixed_raw_dirs, make_raw_dir, write_review
+from tests.support.datagen import (
+    add_special_entries,
+    make_mixed_raw_dirs,
+    make_raw_dir,
+    write_review,
+)
 
 
 def _as_dict(result: scan.Scan) -> dict:

@@ -24,8 +24,8 @@ from lib.core.errors import OutputError
 from lib.core.pins import direct_names, normalized, read_lock
 from lib.model import training
 from lib.tracking import model_io, model_requirements, scoring_model
-from tests import logged_models
-from tests.runner_process import loud_lines
+from tests.support import logged_models
+from tests.support.runner_process import loud_lines
 
 pytestmark = pytest.mark.slow  # trains a model, loads it in a fresh interpreter
 REVIEWS = ["A wonderful film.", "Dull and far too long.", "<b>Superb</b>, I loved it!"]

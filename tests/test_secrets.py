@@ -278,7 +278,7 @@ def test_secret_filter_masks_url_passwords_from_the_environment_and_unknown(monk
 def _runner_refuses(tmp_path, args, env_extra=None):
     """``python -m runner ARGS`` with a store, a run folder and a model folder of the test's
     own: its one error line, once nothing of them was written."""
-    from tests.runner_process import error_traceback_shown, run_runner
+    from tests.support.runner_process import error_traceback_shown, run_runner
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
     env.update(

@@ -1,7 +1,7 @@
 """polyaxonfiles/serve-model.yml and docker/model-serving.Dockerfile, without an engine.
 
 The service component is checked, parsed and rendered by Polyaxon's own code
-(tests/polyaxon_render.py), as tests/test_polyaxonfiles.py does for the jobs: strict params,
+(tests/support/polyaxon_render.py), as tests/test_polyaxonfiles.py does for the jobs: strict params,
 every template name declared or a context Polyaxon gives a service, the pod that Polyaxon's
 converter makes (restricted profile, tini, port 5000, the readiness probe), the proxy path
 that rewritePath strips, and the rendered command run by bash with a stand-in ``mlflow`` that
@@ -24,8 +24,8 @@ import pytest
 import yaml
 from polyaxon.exceptions import PolyaxonfileError
 
-from tests import polyaxon_render as plx
-from tests.images import requirement_pins
+from tests.support import polyaxon_render as plx
+from tests.support.images import requirement_pins
 from tests.test_docker import instructions
 
 ROOT = plx.ROOT

@@ -3,7 +3,7 @@
 Two small models are trained and logged as the train notebook logs them
 (lib.tracking.runs.log_keras_model), registered as versions 1 and 2 of one registered model in a
 local store (lib.tracking.registry), and ``champion`` is set on version 1. ``mlflow models serve -m
-models:/NAME@champion --env-manager local`` (tests/scoring_server.py) then answers
+models:/NAME@champion --env-manager local`` (tests/support/scoring_server.py) then answers
 ``POST /invocations`` with raw review strings, one probability per review, the in-process
 model's; malformed requests get a 400 whose message names the problem; and the alias is
 resolved when the server starts: moving it changes what a restarted server serves, not the
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from lib.tracking import registry
-from tests import logged_models
-from tests.scoring_server import ScoringServer, post_json
+from tests.support import logged_models
+from tests.support.scoring_server import ScoringServer, post_json
 
 pytestmark = pytest.mark.slow
 

@@ -5,12 +5,13 @@ The image holds no project code: the logged model brings the part of ``lib`` it 
 ``code_paths``). Two ways in:
 
 * a model logged to a local store, downloaded and mounted read-only, served with
-  tests/images.py's pod profile (uid 2222, read-only root, /tmp a tmpfs, no capabilities) on
+  tests/support/images.py's pod profile (uid 2222, read-only root, /tmp a tmpfs, no capabilities) on
   Docker's bridge network with the port published on 127.0.0.1;
 * the serve-model service itself: its pod as Polyaxon's converter makes it
-  (polyaxonfiles/serve-model.yml, tests/kubelet.py), serving ``models:/NAME@champion`` from the
+  (polyaxonfiles/serve-model.yml, tests/support/kubelet.py), serving ``models:/NAME@champion``
+  from the
   MLflow server with basic auth, the version's artifacts in the GCS emulator
-  (tests/services.py), on the host's network (the pod's port 5000).
+  (tests/support/services.py), on the host's network (the pod's port 5000).
 
 Each answers raw review strings with the in-process model's probabilities.
 """
@@ -27,12 +28,11 @@ import numpy as np
 import pytest
 
 from lib.tracking import registry
-from tests import kubelet, logged_models
-from tests import polyaxon_render as plx
-from tests.docker_engine import docker_engine  # noqa: F401  (a session fixture)
-from tests.images import POD_ARGS, built_image
-from tests.scoring_server import HOST, free_port, post_json, wait_ready
-from tests.services import *  # noqa: F403  (the MLflow server and GCS emulator fixtures)
+from tests.support import kubelet, logged_models
+from tests.support import polyaxon_render as plx
+from tests.support.images import POD_ARGS, built_image
+from tests.support.scoring_server import HOST, free_port, post_json, wait_ready
+from tests.support.services import *  # noqa: F403  (the MLflow server and GCS emulator fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("docker_engine")]
 

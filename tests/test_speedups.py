@@ -7,9 +7,9 @@ from lib.core.speedups import UNUSED_SLOW_MODULES
 from runner.execution.execute import execute_stage
 from runner.kernels import KernelPool
 from runner.stages import Stage
-from tests.runner_process import run_python
+from tests.support.runner_process import run_python
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 SKIPPED = f"all(__import__('sys').modules.get(m, 0) is None for m in {UNUSED_SLOW_MODULES!r})"
 
 

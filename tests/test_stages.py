@@ -84,7 +84,7 @@ def test_a_new_stage_is_one_record_planned_stamped_and_shown_by_status(tmp_path,
     from runner.pipeline.plan import State, judge, plan, products_of, status_lines
     from runner.pipeline.stamps import Stamp, write_stamp
     from runner.stages import DataInput, Product, Stage, Upstream
-    from tests.pipeline_project import prepared_project
+    from tests.support.pipeline_project import prepared_project
 
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path / "project"))
     root = prepared_project(tmp_path / "project")

@@ -16,7 +16,7 @@ from lib.data import prep
 from runner.pipeline import code_deps, digests
 from runner.pipeline.plan import State, judge, plan
 from runner.pipeline.stamps import FORMAT_VERSION
-from tests.pipeline_project import RAW, prepared_project, stamp_as_if_run
+from tests.support.pipeline_project import RAW, prepared_project, stamp_as_if_run
 
 TRAIN = {"train": {"epochs": 1}}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runner.pipeline.plan import State
-from tests.pipeline_project import (
+from tests.support.pipeline_project import (
     prepared_project,
     project_env,
     runner_in,

@@ -14,7 +14,7 @@ import pytest
 from lib.core.errors import TrackingError
 from lib.tracking import store_check as tracking_check
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _closed_port() -> int:

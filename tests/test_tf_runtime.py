@@ -14,9 +14,9 @@ import pytest
 
 from lib.core import tf_runtime
 from lib.data import prep
-from tests.datagen import make_raw_dir
+from tests.support.datagen import make_raw_dir
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 ABSL_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w.\-]+:\d+\]", re.MULTILINE)
 
 # TensorFlow lines the train notebook may still print: none. (Keras' fit on arrays made TF

@@ -6,7 +6,7 @@ import pytest
 from lib.core.errors import TrackingError
 from lib.tracking import runs as tracking
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

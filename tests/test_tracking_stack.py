@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from tests import services
-from tests.services import BUCKET, mlflow_env, tracking_stack, use_gcs_emulator
+from tests.support import services
+from tests.support.services import BUCKET, mlflow_env, tracking_stack, use_gcs_emulator
 
 # The fixtures (assigned, not imported, so that ruff's F811 does not flag their use).
 gcs_emulator = services.gcs_emulator

@@ -13,9 +13,9 @@ from lib.core.params import notebook_parameters, parameter_names
 from lib.data import prep
 from lib.model import train_spec
 from lib.model.train_checks import RUN_SETTINGS, check_train_params, logged_params
-from tests.datagen import make_raw_dir
+from tests.support.datagen import make_raw_dir
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "train.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "train.ipynb"
 
 
 def test_logged_params_leave_the_runs_own_settings_out_and_spread_the_model_params():
@@ -193,7 +193,7 @@ def test_the_checks_need_no_data_and_import_no_tensorflow(tmp_path):
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'})\n"
         "print(heavy)\n"
     )
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[1]
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
     )

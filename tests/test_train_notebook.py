@@ -13,11 +13,11 @@ import pytest
 import scrapbook as sb
 
 from lib.data import prep
-from tests.datagen import make_raw_dir
-from tests.runner_process import error_traceback_shown, loud_lines, run_runner
+from tests.support.datagen import make_raw_dir
+from tests.support.runner_process import error_traceback_shown, loud_lines, run_runner
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 FAST = ["-p", "epochs", "2", "-p", "bs", "16"]
 
 

@@ -17,7 +17,7 @@ from lib.core.errors import ParameterError
 from lib.model import models, train_spec, training
 from tests.test_models import split, synthetic_reviews
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from lib.data import prep
-from tests.datagen import make_raw_dir
+from tests.support.datagen import make_raw_dir
 from tests.test_runner_signals import _all_gone, _start, _wait_for, cell_running
 
 pytestmark = pytest.mark.slow

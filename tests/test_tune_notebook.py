@@ -23,11 +23,11 @@ from optuna.trial import TrialState
 
 from lib import tuning
 from lib.data import prep
-from tests.datagen import make_raw_dir
-from tests.runner_process import loud_lines
+from tests.support.datagen import make_raw_dir
+from tests.support.runner_process import loud_lines
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

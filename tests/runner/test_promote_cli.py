@@ -26,10 +26,10 @@ from lib.data import prep
 from lib.tracking import promotion, registry
 from lib.tracking import runs as tracking
 from runner.cli.main import main
-from tests import logged_models, services
-from tests.datagen import make_raw_dir
-from tests.runner_process import error_traceback_shown, loud_lines, run_runner
-from tests.services import BUCKET
+from tests.support import logged_models, services
+from tests.support.datagen import make_raw_dir
+from tests.support.runner_process import error_traceback_shown, loud_lines, run_runner
+from tests.support.services import BUCKET
 
 gcs_emulator = services.gcs_emulator
 mlflow_server = services.mlflow_server

@@ -3,7 +3,7 @@ pre-move code (issue 22), to prove that versions registered before the layout ch
 load after it (``tests/test_logged_model_compat.py``).
 
 It trains the default model (``nbngram``) on a few hundred reviews that
-:mod:`tests.datagen` generates (never real aclImdb reviews), logs it exactly as the train
+:mod:`tests.support.datagen` generates (never real aclImdb reviews), logs it exactly as the train
 notebook does (:func:`lib.tracking.log_keras_model`: the pyfunc
 ``lib.scoring_model.ScoringModel`` with its ``code/`` copy of ``MODEL_MODULES``) into a
 throwaway local MLflow store, copies the logged model folder into the fixture folder, and
@@ -28,7 +28,7 @@ from pathlib import Path
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "model-logged-2026-12"
 PROBABILITIES = "probabilities.json"
-# The three texts whose probabilities are recorded (they hold words of tests.datagen).
+# The three texts whose probabilities are recorded (they hold words of tests.support.datagen).
 TEXTS = (
     "A wonderful, moving film.<br /><br />I loved it!",
     "Dull plot and awful acting: a waste of time.",
@@ -40,7 +40,7 @@ EPOCHS = 20
 
 
 def _reviews(seed: int) -> tuple[list[str], list[int]]:
-    from tests.datagen import review_text
+    from tests.support.datagen import review_text
 
     rng = random.Random(seed)
     labels = [label for _ in range(PER_LABEL) for label in (1, 0)]

@@ -8,7 +8,7 @@ import yaml
 
 from lib import tuning
 from lib.core.errors import ParameterError
-from tests.tuning import config
+from tests.support.tuning import config
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = {

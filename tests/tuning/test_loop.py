@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from lib import tuning
 from lib.tuning import TrialOutcome
-from tests.tuning import config, fake_trial, storage_url
+from tests.support.tuning import config, fake_trial, storage_url
 
 ROOT = Path(__file__).resolve().parents[2]
 

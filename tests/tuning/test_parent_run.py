@@ -5,7 +5,7 @@ import pytest
 
 from lib import tuning
 from lib.core.errors import TrackingError
-from tests.tuning import config, fake_trial
+from tests.support.tuning import config, fake_trial
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from lib import tuning
 from lib.core.errors import ParameterError
 from lib.tuning import pruning
-from tests.tuning import config
+from tests.support.tuning import config
 
 ONE_OBJECTIVE = {"objectives": ["val_loss"], "directions": ["minimize"]}
 

@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 from lib import tuning
 from lib.core.errors import ParameterError
 from lib.tuning import attrs, storage
-from tests.tuning import config
+from tests.support.tuning import config
 
 
 @pytest.mark.parametrize(

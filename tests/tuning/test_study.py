@@ -5,7 +5,7 @@ from optuna.trial import TrialState
 
 from lib import tuning
 from lib.core.errors import ParameterError
-from tests.tuning import config
+from tests.support.tuning import config
 
 
 def test_a_new_study_records_its_objectives_tag_and_enqueued_trials(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 from optuna.trial import TrialState
 
 from lib import tuning
-from tests.tuning import config, fake_trial
+from tests.support.tuning import config, fake_trial
 
 matplotlib.use("Agg")
 

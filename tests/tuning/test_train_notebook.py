@@ -10,7 +10,7 @@ import pytest
 from lib import tuning
 from lib.core.errors import ParameterError
 from lib.model import evaluation
-from tests.tuning import config
+from tests.support.tuning import config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from lib import tuning
 from lib.core.errors import ParameterError
 from lib.tuning import backend
 from lib.tuning import trials as seam
-from tests.tuning import config, fake_trial
+from tests.support.tuning import config, fake_trial
 
 
 class RecordingBackend:

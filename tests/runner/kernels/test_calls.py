@@ -11,7 +11,7 @@ import pytest
 
 from runner.kernels import KernelCodeError, KernelPool, KernelPoolError
 from runner.kernels.calls import call, expression
-from tests.runner.kernels.support import output_text, run_cells
+from tests.support.kernels import output_text, run_cells
 
 AWKWARD = {
     "quotes": 'it\'s "quoted" \'\'\'and\'\'\' """triple"""',

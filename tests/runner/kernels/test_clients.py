@@ -19,7 +19,7 @@ from runner.kernels.clients import (
     open_client,
     run_managed,
 )
-from tests.runner.kernels.support import gone, wait_until
+from tests.support.kernels import gone, wait_until
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from nbclient.exceptions import CellExecutionError
 
 from runner.kernels import KernelCodeError, KernelPool, KernelPoolError
 from runner.kernels.pool import START_ATTEMPTS
-from tests.runner.kernels.support import gone, output_text, run_cells
-from tests.runner_process import run_python
+from tests.support.kernels import gone, output_text, run_cells
+from tests.support.runner_process import run_python
 
 
 def test_a_pool_needs_a_kernel():

@@ -5,9 +5,7 @@ scripts/system_packages.sh): ``initdb`` into a new temporary folder, the server 
 at a free port, a login role with a random password and a database it owns. TCP clients
 must give the password (scram-sha-256). As root, the server runs as the ``postgres`` user
 (PostgreSQL refuses to run as root). ``stop()`` stops it and removes the folder. The session
-fixture ``postgres_server`` does both::
-
-    from tests.postgres import postgres_server  # noqa: F401
+fixture ``postgres_server`` does both (tests/conftest.py registers this module as a plugin).
 """
 
 from __future__ import annotations

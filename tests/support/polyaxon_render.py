@@ -44,7 +44,7 @@ from polyaxon._polyaxonfile import (
 from polyaxon._polyaxonfile.specs.libs.engine import get_engine
 from polyaxon._schemas.agent import AgentConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POLYAXONFILES = ROOT / "polyaxonfiles"
 
 # The agent side: a namespace, an artifacts store and the connections catalog. A connection

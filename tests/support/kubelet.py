@@ -1,6 +1,6 @@
 """Run a rendered Polyaxon job in its image with ``docker run``, as the kubelet would run the
 pod's main container: every setting is read from the pod spec that Polyaxon's converter makes
-(tests/polyaxon_render.py), none is written here.
+(tests/support/polyaxon_render.py), none is written here.
 
 * ``command[0]`` is the entrypoint, the rest of ``command`` and ``args`` follow the image;
   ``workingDir`` is the working directory;
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.docker_engine import docker_cli
-from tests.polyaxon_render import RenderedJob
+from tests.support.docker_engine import docker_cli
+from tests.support.polyaxon_render import RenderedJob
 
 # What the downward API would fill in.
 FIELD_VALUES = {

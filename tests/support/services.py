@@ -1,14 +1,10 @@
 """Fixtures for tests against the real tracking stack: a GCS emulator and MLflow with auth.
 
 Both servers start once per test session (MLflow takes 20-40 s) and are stopped, whole
-process groups, at the end. Import the fixtures into conftest.py or a test module, all of
-them (a fixture's own dependencies must be visible too)::
-
-    from tests.services import *  # noqa: F403  (or name them: gcs_emulator, mlflow_server, ...)
-
-and mark the tests ``@pytest.mark.services``. Importing them in several places is fine:
-pytest then sees several session fixtures of one name, but they share one server each
-(reference counted here), so the suite never starts MLflow twice. Under pytest-xdist each
+process groups, at the end. tests/conftest.py registers this module as a plugin
+(``pytest_plugins``): a test asks for a fixture by name and is marked
+``@pytest.mark.services``. The servers are reference counted here, so the suite never
+starts MLflow twice. Under pytest-xdist each
 worker process starts its own. The servers never change this process's
 environment; a test opts in with the function-scoped ``gcs_env`` / ``mlflow_tracking_env``
 fixtures (monkeypatch, undone after the test), or with ``use_gcs_emulator(...)`` /
@@ -29,7 +25,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_tracking_stack() -> ModuleType:

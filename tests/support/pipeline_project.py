@@ -10,9 +10,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tests.datagen import make_raw_dir
+from tests.support.datagen import make_raw_dir
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COPIED = ("lib", "runner", "notebooks", "conf")
 PINS = (
     "requirements.txt",

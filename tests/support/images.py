@@ -2,10 +2,9 @@
 
 API, for tests that run things inside the images::
 
-    from tests.docker_engine import docker_engine  # noqa: F401  (a session fixture)
-    from tests.images import POD_ARGS, built_image
+    from tests.support.images import POD_ARGS, built_image
 
-    pytestmark = pytest.mark.usefixtures("docker_engine")  # as an argument, ruff says F811
+    pytestmark = pytest.mark.usefixtures("docker_engine")  # tests/conftest.py's plugin
 
     def test_something():
         tag = built_image("data-prep")   # "imdb-sentiment/data-prep:test"
@@ -16,7 +15,7 @@ user 2222, read-only root filesystem, only /tmp and the volumes writable, no cap
 put :data:`POD_ARGS` after ``docker run``.
 
 ``built_image(name)`` takes a Dockerfile's stem (one of :data:`IMAGES`), makes sure an engine
-answers (tests.docker_engine), builds the base image's offline stand-in with
+answers (tests.support.docker_engine), builds the base image's offline stand-in with
 scripts/base_image.sh when ``python:3.11.14-slim-bookworm`` is absent, then runs
 ``docker build --network host -f docker/<name>.Dockerfile -t imdb-sentiment/<name>:test .``
 with the legacy builder (DOCKER_BUILDKIT=0), whose layer cache keeps the dependency layer
@@ -40,9 +39,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker_engine import docker_cli, ensure_engine
+from tests.support.docker_engine import docker_cli, ensure_engine
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 ARTIFACTS = ROOT / "test-artifacts" / "images"
 IMAGES = ("data-prep", "model-training-cpu", "model-training-gpu", "model-serving")
