@@ -48,7 +48,7 @@ RUN python -m venv "$VIRTUAL_ENV" \
     && pip install --no-cache-dir --require-hashes -r requirements.lock
 
 # Up to here this file is model-training-cpu.Dockerfile, so a machine that builds both holds
-# that dependency layer once (tests/test_docker.py keeps them equal). Then the GPU role's
+# that dependency layer once (tests/system/test_dockerfiles.py keeps them equal). Then the GPU role's
 # lock: the train lock's packages at the same versions (installed already) plus TensorFlow's
 # CUDA libraries.
 COPY requirements-gpu.lock ./

@@ -6,7 +6,7 @@ Each role's direct requirements (INPUT.txt, edited by hand) have a lock beside t
 (INPUT.lock, never edited by hand). All inputs are resolved together first
 (requirements-all.lock), then each role with that joint lock as constraints, so that no
 package gets two versions across roles. Each lock's header holds a digest of its inputs'
-requirement lines (comments and blank lines left out): tests/test_locks.py fails when an
+requirement lines (comments and blank lines left out): tests/scripts/test_lock.py fails when an
 input changed since its lock was compiled.
 
 Usage: .venv/bin/python scripts/lock.py [--upgrade | --upgrade-package NAME ...]

@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.support.services",
     "tests.support.docker_engine",
     "tests.support.postgres",
+    "tests.support.tiers",  # --tier fast|slow (scripts/test.sh)
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,10 +113,10 @@ def _tracking_uri_env_left_as_found():
 # its exit), and because image builds are better one after another than against each other.
 DOCKER_MODULES = frozenset(
     {
-        "tests/test_container_signals.py",
-        "tests/test_containers.py",
-        "tests/test_images.py",
-        "tests/test_serving_container.py",
+        "tests/system/test_container_signals.py",
+        "tests/system/test_containers.py",
+        "tests/system/test_images.py",
+        "tests/system/test_serving_container.py",
     }
 )
 

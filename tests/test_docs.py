@@ -19,6 +19,9 @@ README_MAX_LINES = 200
 # A Markdown link or image: [text](target); the target's anchor and title are cut off later.
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 REMOTE = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
+API = DOCS / "api"
+# The modules of lib/ and runner/ that the API reference leaves out, with the reason.
+NOT_IN_API = {"runner.__main__": "python -m runner's entry: it runs main and defines nothing"}
 
 
 class _Assets(HTMLParser):
@@ -78,6 +81,45 @@ def test_site_fetches_nothing_from_elsewhere(site: Path) -> None:
             if REMOTE.match(url):
                 remote.append(f"{sheet.relative_to(site)}: {url}")
     assert not remote, "the site must work offline; remote assets:\n" + "\n".join(remote)
+
+
+def _modules() -> set[str]:
+    """The dotted names of every module of lib/ and runner/ (a package by its own name)."""
+    names = set()
+    for package in ("lib", "runner"):
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            names.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_api_reference_lists_every_module() -> None:
+    listed = [
+        name
+        for page in sorted(API.glob("*.md"))
+        for name in re.findall(r"^::: ([\w.]+)", page.read_text(encoding="utf-8"), re.M)
+    ]
+    modules = _modules() - set(NOT_IN_API)
+    missing = sorted(modules - set(listed))
+    assert not missing, f"docs/api/: add a '::: module' line to its group's page for {missing}"
+    gone = sorted(set(listed) - modules)
+    assert not gone, f"docs/api/ lists modules that do not exist: {gone}"
+    twice = sorted({name for name in listed if listed.count(name) > 1})
+    assert not twice, f"docs/api/ lists modules more than once: {twice}"
+
+
+def test_api_reference_links_the_docstrings_roles(site: Path) -> None:
+    # docs/griffe_roles.py turns :func:`name` into a link (or code); a role it misses would
+    # print as it stands.
+    pages = list((site / "api").rglob("*.html"))
+    raw = [
+        f"{page.relative_to(site)}: {role}"
+        for page in pages
+        for role in re.findall(r":[a-z]+:<code>[^<]*</code>", page.read_text(encoding="utf-8"))
+    ]
+    assert not raw, "Sphinx roles left in the API reference:\n" + "\n".join(raw)
+    core = (site / "api" / "lib-core" / "index.html").read_text(encoding="utf-8")
+    assert 'href="#lib.core.errors.UserError"><code>UserError</code></a>' in core
 
 
 def test_readme_is_one_screen() -> None:

@@ -11,7 +11,7 @@ by two engines that share the same patterns:
 ``STEPS`` is the definition, one function per step (unit-tested, and shown step by step in
 the prep notebook). ``clean`` and ``tf_clean`` compute the same result in fewer passes:
 lowercase, then one regex that turns every run of tags, punctuation and whitespace into a
-single space, then single letters, then a trim; ``tests/test_cleaning.py`` holds them equal
+single space, then single letters, then a trim; ``tests/lib/data/test_cleaning.py`` holds them equal
 to the steps on random text built from the awkward characters.
 
 Cleaning is idempotent: cleaning cleaned text changes nothing, so a model that cleans its

@@ -30,7 +30,7 @@ KERAS_ARTIFACT = "keras_model"
 # Reviews per predict_on_batch call.
 CHUNK = 1024
 # What the model's code needs: this module, lib.model.models and everything it imports
-# (tests/test_scoring_model.py holds this list equal to the static import closure).
+# (tests/lib/tracking/test_scoring_model.py holds this list equal to the static import closure).
 MODEL_MODULES = (
     "lib/__init__.py",
     "lib/core/__init__.py",

@@ -38,7 +38,7 @@ def run_stage(
     ``options`` go to :func:`runner.execution.execute.execute_stage` (``log_output``, ``render``,
     ``execution_timeout``, ``time_limit_s``, ``km``...)."""
     # Here, not at the top: papermill's import (~1.6 s, measured) is paid only by a command
-    # that runs a notebook (tests/test_runner_cli.py holds the runner to refuse without it).
+    # that runs a notebook (tests/runner/cli/test_main.py holds the runner to refuse without it).
     from runner.execution.execute import KERNEL_NAME, execute_stage
     from runner.execution.hooks import default_hooks  # it imports execute: the same reason
 

@@ -1,6 +1,6 @@
 """Make the fixture ``tests/fixtures/model-logged-2026-12/``: a small model logged by the
 pre-move code (issue 22), to prove that versions registered before the layout change still
-load after it (``tests/test_logged_model_compat.py``).
+load after it (``tests/lib/test_scoring_model.py``).
 
 It trains the default model (``nbngram``) on a few hundred reviews that
 :mod:`tests.support.datagen` generates (never real aclImdb reviews), logs it exactly as the train

@@ -24,7 +24,7 @@ PINS = (
     "pyproject.toml",
 )
 RAW = Path("data/raw/aclImdb")  # the prep notebook's default raw_dirs
-# Small and fast: the train parameters of tests/test_train_notebook.py, one epoch.
+# Small and fast: the train parameters of tests/notebooks/test_train.py, one epoch.
 FAST = ["-p", "train.epochs", "1", "-p", "train.bs", "16"]
 
 
