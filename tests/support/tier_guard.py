@@ -116,10 +116,9 @@ def refused_program(argv: Sequence[str]) -> str | None:
     return None
 
 
-def violation(what: str, argv: Sequence[str] | None = None) -> str:
-    """The one-line message of a refusal."""
-    shown = f" ({shlex.join(argv)[:120]})" if argv else ""
-    return f"the fast tier starts or imports {what}{shown}: mark the test @pytest.mark.slow"
+def violation(doing: str) -> str:
+    """The one-line message of a refusal: ``doing`` says what the test did."""
+    return f"{doing}: too slow for the fast tier; mark the test @pytest.mark.slow"
 
 
 class Guard:
@@ -150,7 +149,7 @@ class Guard:
             argv = _argv(args, bool(kwargs.get("shell")))
             what = refused_program(argv)
             if what:
-                message = guard.record(violation(what, argv))
+                message = guard.record(violation(f"starts {what} ({shlex.join(argv)[:120]})"))
                 raise RefusedProgram(message)
             if _PYTHON.search(os.path.basename(argv[0]) if argv else ""):
                 kwargs["env"] = guard.child_env(kwargs.get("env"))
@@ -223,7 +222,7 @@ class _RefuseImports(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def create_module(self, spec):
-        message = violation(f"{spec.name} in the pytest process (imported from {_importer()})")
+        message = violation(f"imports {spec.name} in the pytest process (from {_importer()})")
         raise RefusedImport(self.guard.record(message), name=spec.name)
 
     def exec_module(self, module) -> None:  # never reached: create_module raises

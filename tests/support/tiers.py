@@ -98,8 +98,9 @@ def _violations(config: pytest.Config) -> list[str]:
     guard = config.stash.get(_GUARD, None)
     if guard is None:
         return []
+    around = guard.new_loaded()
     return guard.take() + [
-        violation(f"{name} in the pytest process (around the guard)") for name in guard.new_loaded()
+        violation(f"imported {name} in the pytest process (around the guard)") for name in around
     ]
 
 

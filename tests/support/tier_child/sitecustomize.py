@@ -10,7 +10,7 @@ from pathlib import Path
 GUARD = None
 if os.environ.get("TESTS_TIER_REPORT"):
     _spec = importlib.util.spec_from_file_location(
-        "_tests_tier_guard", Path(__file__).resolve().parents[3] / "tier_guard.py"
+        "_tests_tier_guard", Path(__file__).resolve().parents[1] / "tier_guard.py"
     )
     _module = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(_module)
