@@ -140,7 +140,7 @@ class Guard:
     def start(self) -> None:
         """Installs the import finder (owner) and the ``Popen`` wrapper."""
         if self.owner:
-            self.report.write_text("")
+            self.report.unlink(missing_ok=True)
             sys.meta_path.insert(0, self._finder)
         original = self._popen_init = subprocess.Popen.__init__
         guard = self
@@ -187,9 +187,14 @@ class Guard:
         """The refusals since the last call: this process's, then its children's."""
         with self._lock:
             found, self._found = self._found, []
-        if self.report.exists():
-            found += self.report.read_text().splitlines()
-            self.report.write_text("")
+        # Moved aside before it is read: a child appending meanwhile starts a new file.
+        taken = self.report.with_name(self.report.name + ".taken")
+        try:
+            os.replace(self.report, taken)
+        except FileNotFoundError:
+            return found
+        found += taken.read_text().splitlines()
+        taken.unlink()
         return found
 
     def loaded(self) -> list[str]:

@@ -11,7 +11,7 @@ A module marked slow as a whole (``pytestmark = pytest.mark.slow``) is not even 
 from __future__ import annotations
 
 import ast
-import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -51,9 +51,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.markexpr = f"({given}) and {_SLOW[tier]}" if given else _SLOW[tier]
     if tier != "fast":
         return
-    handle, report = tempfile.mkstemp(prefix="pytest-tier-children-", suffix=".txt")
-    os.close(handle)
-    guard = Guard(Path(report))
+    folder = Path(tempfile.mkdtemp(prefix="pytest-tier-"))
+    guard = Guard(folder / "children.txt")
     if guard.loaded():
         raise pytest.UsageError(
             f"the fast tier found {', '.join(guard.loaded())} imported before the tests "
@@ -67,7 +66,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     guard = config.stash.get(_GUARD, None)
     if guard is not None:
         guard.stop()
-        guard.report.unlink(missing_ok=True)
+        shutil.rmtree(guard.report.parent, ignore_errors=True)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
