@@ -39,6 +39,16 @@ def test_child_runs_python():
     out = subprocess.run([sys.executable, "-c", "print(6 * 7)"], capture_output=True, text=True)
     assert out.stdout == "42\\n"
 
+@pytest.fixture(scope="session")
+def engine():
+    subprocess.run(["dockerd", "--version"], capture_output=True)
+
+def test_engine(engine):
+    pass
+
+def test_engine_again(engine):  # the fixture's error, cached, raised again
+    pass
+
 @pytest.mark.slow
 def test_slow_imports_tensorflow():
     import tensorflow
@@ -73,28 +83,30 @@ def _run(suite: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 def test_fast_tier_fails_each_test_that_imports_or_starts_what_is_slow(suite):
     result = _run(suite, "--tier", "fast")
-    result.assert_outcomes(passed=1, failed=4, deselected=1)
+    result.assert_outcomes(passed=1, failed=4, errors=2, deselected=1)
     summary = result.stdout.str()
     for test, doing in [
         ("test_imports_tensorflow", "imports tensorflow in the pytest process (from "),
         ("test_swallows_the_import_error", "imports keras in the pytest process (from "),
         ("test_starts_docker", "starts a container (docker) (docker info)"),
         ("test_child_starts_a_server", "starts a web server (gunicorn) (gunicorn --version)"),
+        ("test_engine", "starts a container engine (dockerd) (dockerd --version)"),
+        ("test_engine_again", "starts a container engine (dockerd) (dockerd --version)"),
     ]:
         assert f"test_suite.py::{test}: {doing}" in summary
-    assert summary.count(": too slow for the fast tier; mark the test @pytest.mark.slow") == 8
+    assert summary.count(": too slow for the fast tier; mark the test @pytest.mark.slow") >= 12
     # The slow module was not imported (it imports the fake at its top).
     assert "test_slow_module" not in summary
 
 
 def test_slow_tier_runs_only_slow_tests_unguarded(suite):
     result = _run(suite, "--tier", "slow")
-    result.assert_outcomes(passed=2, deselected=5)
+    result.assert_outcomes(passed=2, deselected=7)
 
 
 def test_no_tier_runs_every_test_unguarded(suite):
-    result = _run(suite, "-k", "not docker and not server")  # those would really start them
-    result.assert_outcomes(passed=5, deselected=2)
+    result = _run(suite, "-k", "not docker and not server and not engine")  # would start them
+    result.assert_outcomes(passed=5, deselected=4)
 
 
 @pytest.mark.parametrize(

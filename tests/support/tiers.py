@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.tier_guard import Guard, violation
+from tests.support.tier_guard import Guard, RefusedImport, RefusedProgram, violation
 
 _GUARD = pytest.StashKey[Guard]()
 _SLOW = {"fast": "not slow", "slow": "slow"}
 _PROPERTY = "tier_violation"
+_REFUSED = (RefusedImport, RefusedProgram)
 # The refused tests' lines, for the summary (a hook that sees reports is given no config).
 _LOGGED: list[str] = []
 
@@ -117,6 +118,9 @@ def pytest_make_collect_report(collector: pytest.Collector):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     found = _violations(item.config)
+    if not found and call.excinfo is not None and call.excinfo.errisinstance(_REFUSED):
+        # A refusal recorded earlier and raised again: a session fixture's error is cached.
+        found = [str(call.excinfo.value)]
     if found:
         report.outcome = "failed"
         report.longrepr = found[0]
