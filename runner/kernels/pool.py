@@ -47,10 +47,11 @@ _KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:", *kernel_arguments()]
 class KernelPool:
     """``size`` warm kernels, lent one at a time to notebook executions.
 
-    >>> with KernelPool(2, warmup_modules=["pandas"]) as pool:  # doctest: +SKIP
-    ...     kernel = pool.acquire()
-    ...     papermill.execute_notebook(src, dst, km=kernel.km)
-    ...     pool.release(kernel, reuse=True)
+    Examples:
+        >>> with KernelPool(2, warmup_modules=["pandas"]) as pool:  # doctest: +SKIP
+        ...     kernel = pool.acquire()
+        ...     papermill.execute_notebook(src, dst, km=kernel.km)
+        ...     pool.release(kernel, reuse=True)
     """
 
     def __init__(
