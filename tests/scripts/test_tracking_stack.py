@@ -6,13 +6,9 @@ import uuid
 
 import pytest
 
-from tests.support import services
 from tests.support.services import BUCKET, mlflow_env, tracking_stack, use_gcs_emulator
 
 # The fixtures (assigned, not imported, so that ruff's F811 does not flag their use).
-gcs_emulator = services.gcs_emulator
-mlflow_server = services.mlflow_server
-mlflow_tracking_env = services.mlflow_tracking_env
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

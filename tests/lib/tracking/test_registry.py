@@ -18,9 +18,6 @@ from tests.support import logged_models, services
 from tests.support.runner_process import run_runner
 from tests.support.services import BUCKET
 
-gcs_emulator = services.gcs_emulator
-mlflow_server = services.mlflow_server
-
 
 @pytest.fixture(scope="module")
 def model():

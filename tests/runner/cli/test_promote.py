@@ -31,9 +31,6 @@ from tests.support.datagen import make_raw_dir
 from tests.support.runner_process import error_traceback_shown, loud_lines, run_runner
 from tests.support.services import BUCKET
 
-gcs_emulator = services.gcs_emulator
-mlflow_server = services.mlflow_server
-
 pytestmark = pytest.mark.slow  # trains and loads models
 
 

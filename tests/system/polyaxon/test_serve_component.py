@@ -26,8 +26,8 @@ import yaml
 from polyaxon.exceptions import PolyaxonfileError
 
 from tests.support import polyaxon_render as plx
+from tests.support.dockerfiles import instructions
 from tests.support.images import requirement_pins
-from tests.system.test_dockerfiles import instructions
 
 ROOT = plx.ROOT
 FILE = plx.POLYAXONFILES / "serve-model.yml"
