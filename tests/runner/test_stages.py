@@ -144,3 +144,10 @@ def test_a_new_stage_is_one_record_planned_stamped_and_shown_by_status(tmp_path,
     lines = status_lines(["score"], given, state)
     assert lines[0].startswith("score: outdated: ")
     assert "processed data changed" in lines[0] and "scores scores/out.csv is gone" in lines[0]
+
+
+def test_every_stage_has_its_notebook():
+    for stage in STAGES.values():
+        assert stage.path.name == f"{stage.name}.ipynb"
+    with pytest.raises(ValueError, match="unknown stage 'nope'"):
+        get_stage("nope")

@@ -3,6 +3,7 @@ from the project root, for the tests."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -57,3 +58,16 @@ _LOUD = re.compile(
 def loud_lines(text: str) -> list[str]:
     """The lines of a command's output that are at WARNING or above (see ``_LOUD``)."""
     return [line for line in text.splitlines() if _LOUD.search(line)]
+
+
+# Any control character but \t and \n: none may reach a log that is not a terminal.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# A plain console line: time, level, logger, then the message.
+PLAIN = re.compile(r"^\d\d:\d\d:\d\d [A-Z]+ [\w.]+: ")
+
+
+def console_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """This environment for a runner process whose console a test reads: logs under
+    ``tmp_path``, no $IMDB_LOG_* of the caller's, this checkout on PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMDB_LOG_")}
+    return {**env, "LOG_DIR": str(tmp_path / "logs"), "PYTHONPATH": str(ROOT), **extra}

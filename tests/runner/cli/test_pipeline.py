@@ -1,11 +1,11 @@
-"""``python -m runner pipeline``: parameters per stage, the stage locks, and the pipeline run
-for real on small data (cold, warm, one parameter changed, raw data changed, a forced stage,
-two pipelines at once). One cold run is shared: a test that would change what is up to date
-works on its own copy of it."""
+"""``python -m runner pipeline`` (runner.cli.pipeline): parameters per stage, and the pipeline
+run for real on small data (cold, warm, one parameter changed, raw data changed, a forced
+stage, two pipelines at once). One cold run is shared: a test that would change what is up to
+date works on its own copy of it.
+"""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -14,8 +14,6 @@ import pytest
 from lib.core.errors import ParameterError
 from runner.cli.main import build_parser
 from runner.cli.pipeline import stage_parameters
-from runner.pipeline.locks import StageBusy, stage_lock
-from runner.pipeline.plan import plan
 from tests.support.pipeline_project import (
     FAST,
     RAW,
@@ -54,54 +52,6 @@ def test_parameters_are_given_per_stage_in_order(tmp_path):
 def test_a_parameter_without_its_stage_is_refused(argv, message):
     with pytest.raises(ParameterError, match=message):
         _given(*argv)
-
-
-def test_a_parameter_the_notebook_lacks_is_refused_and_data_is_passed_on():
-    with pytest.raises(ParameterError, match=r"^train: unknown parameter 'epoch'; did you mean "):
-        plan(["train"], {"train": {"epoch": 3}})
-    prep, train, tune = plan(
-        ["prep", "train", "tune"], {"prep": {"processed_dir": "x/p"}, "tune": {"n_trials": 1}}
-    )
-    assert train.overrides["data_path"] == "x/p" and train.parameters["epochs"] == 5
-    assert tune.overrides["train_params"] == {"data_path": "x/p"}
-
-
-@pytest.mark.parametrize(
-    "given, message",
-    [
-        ({"train": {"epochs": "abc"}}, "train.epochs: 'abc' is not allowed: an integer"),
-        ({"train": {"model_dir": "notebooks"}}, "train.model_dir: notebooks is the project's"),
-        ({"prep": {"processed_dir": "notebooks/p"}}, "prep.processed_dir: notebooks/p is inside"),
-        ({"tune": {"n_trials": 0}}, "tune.n_trials: 0 is not allowed"),
-    ],
-)
-def test_a_value_a_stage_refuses_is_refused_before_any_stage_runs(given, message):
-    with pytest.raises(ParameterError) as info:
-        plan(["prep", "train", "tune"], given)
-    assert str(info.value).startswith(message)
-
-
-def test_the_tracking_store_from_the_environment_is_an_input(monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert plan(["train"], {})[0].parameters["mlflow_tracking_uri"] is None
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://me:secret@mlflow.example:5005")
-    (train,) = plan(["train"], {})
-    assert (
-        train.parameters["mlflow_tracking_uri"] == "$MLFLOW_TRACKING_URI=http://mlflow.example:5005"
-    )
-    assert "mlflow_tracking_uri" not in train.overrides  # the notebook still reads it itself
-
-
-def test_a_busy_stage_fails_after_the_timeout_naming_the_other_process(tmp_path):
-    lock = tmp_path / "train.lock"
-    seen = []
-    with stage_lock(lock, "train", timeout=1):
-        with pytest.raises(StageBusy, match=rf"another pipeline \(pid {os.getpid()}\)"):
-            with stage_lock(lock, "train", timeout=0.3, on_wait=seen.append, notice_after=0):
-                pass
-    assert seen == [str(os.getpid())]
-    with stage_lock(lock, "train", timeout=0):  # released
-        pass
 
 
 # -- the pipeline, executed ---------------------------------------------------------------

@@ -1,8 +1,7 @@
 """runner.execution.execute: one notebook executed headlessly, and how each way of failing is told
 apart.
 
-Each test executes a tiny notebook written into ``tmp_path`` (a real kernel, no mocks).
-"""
+Each test executes a tiny notebook written into ``tmp_path`` (a real kernel, no mocks)."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from lib.core.errors import OutputError
 from runner.execution.execute import Execution, execute_stage
-from runner.execution.watch import INTERRUPTED, KernelWatch, describe_death
+from runner.execution.watch import INTERRUPTED, KernelWatch
 from runner.stages import Stage
 from tests.runner.execution.test_stopping_signals import cell_running
 
@@ -118,18 +117,6 @@ def test_a_kernel_that_exits_says_with_which_code(tmp_path):
     execution = _run(tmp_path, "import os\nos._exit(3)")
     assert execution.error.startswith("the kernel died: exited with code 3"), execution.error
     assert "out of memory" not in execution.error
-
-
-def test_the_death_of_a_kernel_in_one_line():
-    assert describe_death(-9, 2.1 * 2**30) == (
-        "the kernel died: killed by SIGKILL, probably out of memory; last measured 2.1 GiB"
-    )
-    assert describe_death(-11, 512 * 2**20) == (
-        "the kernel died: killed by SIGSEGV; last measured 512 MiB"
-    )
-    assert describe_death(1, None) == "the kernel died: exited with code 1"
-    assert describe_death(None, None) == "the kernel died: its exit status is unknown"
-    assert describe_death(-99, None) == "the kernel died: killed by signal 99"
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lib.data import prep
-from runner.pipeline import code_deps, digests
+from runner.pipeline import code_deps
 from runner.pipeline.plan import State, judge, plan
 from runner.pipeline.stamps import FORMAT_VERSION
 from tests.support.pipeline_project import RAW, prepared_project, stamp_as_if_run
@@ -193,70 +193,6 @@ def test_a_forced_stage_is_outdated(project):
     _stamp("prep")
     decision, _ = judge(plan(["prep"], {})[0], State(), State().digests(), force=True)
     assert not decision.up_to_date and decision.reasons == ["forced (--force)"]
-
-
-def test_the_digest_cache_sees_a_rewrite_that_keeps_size_and_mtime(tmp_path, monkeypatch):
-    monkeypatch.setattr(digests, "RACY_S", -1.0)  # cache even what was just written
-    path = tmp_path / "review.txt"
-    path.write_text("good")
-    os.utime(path, (1_000_000_000, 1_000_000_000))
-    cache = tmp_path / "cache.json"
-    files = digests.FileDigests(cache)
-    before = files.file(path)
-    files.save()
-    assert str(path) in json.loads(cache.read_text())["files"]  # cached
-    assert digests.FileDigests(cache).file(path) == before
-    time.sleep(0.05)
-    path.write_text("evil")  # the same size
-    os.utime(path, (1_000_000_000, 1_000_000_000))  # mtime put back; ctime moved on
-    assert digests.FileDigests(cache).file(path) == digests.of_bytes(b"evil") != before
-
-
-def test_a_file_changed_just_now_is_not_cached(tmp_path):
-    path = tmp_path / "review.txt"
-    path.write_text("fresh")
-    files = digests.FileDigests(tmp_path / "cache.json")
-    files.file(path)
-    files.save()
-    assert not (tmp_path / "cache.json").exists()  # racily clean: hashed again next time
-
-
-def test_imports_are_followed_through_lazy_relative_and_from_imports(tmp_path):
-    lib = tmp_path / "lib"
-    (lib / "sub").mkdir(parents=True)
-    (lib / "__init__.py").write_text("")
-    (lib / "a.py").write_text("def f():\n    from lib import b\n")
-    (lib / "b.py").write_text("import lib.sub.c\n")
-    (lib / "sub" / "__init__.py").write_text("")
-    (lib / "sub" / "c.py").write_text("from . import d\nfrom .e import thing\n")
-    (lib / "sub" / "d.py").write_text("")
-    (lib / "sub" / "e.py").write_text("thing = 1\n")
-    (lib / "unused.py").write_text("")
-    found = code_deps.closure(["import os\nfrom lib.a import f"], root=tmp_path)
-    assert list(found) == [
-        "lib",
-        "lib.a",
-        "lib.b",
-        "lib.sub",
-        "lib.sub.c",
-        "lib.sub.d",
-        "lib.sub.e",
-    ]
-
-
-def test_imports_under_type_checking_are_not_in_the_closure(tmp_path):
-    # Never run, so never imported: editing the module they name changes nothing the notebook runs.
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    (lib / "__init__.py").write_text("")
-    (lib / "a.py").write_text(
-        "from typing import TYPE_CHECKING\nimport lib.b\n"
-        "if TYPE_CHECKING:\n    from lib import hinted\n"
-    )
-    (lib / "b.py").write_text("")
-    (lib / "hinted.py").write_text("")
-    found = code_deps.closure(["import lib.a"], root=tmp_path)
-    assert list(found) == ["lib", "lib.a", "lib.b"]
 
 
 def test_tune_reads_the_train_notebook_its_trial_backend_and_its_configuration(project):
