@@ -116,11 +116,22 @@ def pytest_make_collect_report(collector: pytest.Collector):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
+    unformatted: Exception | None = None
+    try:
+        report = yield
+    except Exception as error:  # noqa: BLE001 (re-raised below unless the guard explains it)
+        # pytest could not format the failure (CPython 3.11's "AST constructor recursion depth
+        # mismatch", seen after a refused kernel's retries): the refusal is the report.
+        unformatted = error
+        report = pytest.TestReport(
+            item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed", None, call.when
+        )
     found = _violations(item.config)
     if not found and call.excinfo is not None and call.excinfo.errisinstance(_REFUSED):
         # A refusal recorded earlier and raised again: a session fixture's error is cached.
         found = [str(call.excinfo.value)]
+    if unformatted is not None and not found:
+        raise unformatted
     if found:
         report.outcome = "failed"
         report.longrepr = found[0]
