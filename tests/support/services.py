@@ -13,34 +13,18 @@ fixtures (monkeypatch, undone after the test), or with ``use_gcs_emulator(...)``
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
-import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tools import tracking_stack
 
-
-def _load_tracking_stack() -> ModuleType:
-    """``scripts/tracking_stack.py`` (``scripts`` is not a package), loaded once by path."""
-    name = "tracking_stack"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "tracking_stack.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # before exec: dataclasses look their module up
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-tracking_stack = _load_tracking_stack()
 BUCKET = tracking_stack.DEFAULT_BUCKET
 
 __all__ = [
@@ -142,3 +126,22 @@ def mlflow_tracking_env(mlflow_server, monkeypatch: pytest.MonkeyPatch):
     for name, value in mlflow_env(mlflow_server).items():
         monkeypatch.setenv(name, value)
     return mlflow_server
+
+
+# Straight to the server: never through a proxy of the environment's.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_status(url: str, auth: tuple[str, str] | None = None) -> int:
+    """The HTTP status ``url`` answers a GET with, with basic ``auth`` if given."""
+    request = urllib.request.Request(url)
+    if auth:
+        import base64
+
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with _NO_PROXY.open(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code

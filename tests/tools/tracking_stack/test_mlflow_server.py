@@ -1,55 +1,25 @@
-import os
-import time
-import urllib.error
-import urllib.request
+"""tools.tracking_stack.mlflow_server: MLflow with basic auth over the GCS emulator (the
+session's servers, tests/support/services.py): up, every request but /health needs valid
+credentials, runs and gs:// artifacts with them; the admin password never shorter than
+MLflow allows nor written where a client reads it.
+"""
+
 import uuid
 
 import pytest
 
-from tests.support.services import BUCKET, mlflow_env, tracking_stack, use_gcs_emulator
-
-# The fixtures (assigned, not imported, so that ruff's F811 does not flag their use).
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _status(url, auth=None):
-    request = urllib.request.Request(url)
-    if auth:
-        import base64
-
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with _NO_PROXY.open(request, timeout=30) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-def _group_gone(pgid, timeout=30.0):
-    """Whether the process group ends within ``timeout`` s: killed processes leave the group
-    a moment after the signal (their parent or init reaps them), not at once."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
+from tests.support.services import BUCKET, http_status, mlflow_env, tracking_stack
 
 
 @pytest.mark.services
 @pytest.mark.slow
 def test_the_stack_is_up_and_requires_auth(mlflow_server, gcs_emulator):
-    assert _status(gcs_emulator.url + "/") == 200
-    assert _status(mlflow_server.url + "/health") == 200
+    assert http_status(gcs_emulator.url + "/") == 200
+    assert http_status(mlflow_server.url + "/health") == 200
     search = mlflow_server.url + "/api/2.0/mlflow/experiments/search?max_results=1"
-    assert _status(search) == 401
-    assert _status(search, (mlflow_server.username, "wrong-password-123")) == 401
-    assert _status(search, (mlflow_server.username, mlflow_server.password)) == 200
+    assert http_status(search) == 401
+    assert http_status(search, (mlflow_server.username, "wrong-password-123")) == 401
+    assert http_status(search, (mlflow_server.username, mlflow_server.password)) == 200
     env = mlflow_env(mlflow_server)
     assert env == {
         "MLFLOW_TRACKING_URI": mlflow_server.url,
@@ -128,52 +98,6 @@ def test_wrong_password_is_rejected(mlflow_tracking_env, monkeypatch):
         client.search_experiments()
 
 
-@pytest.mark.services
-def test_use_gcs_emulator_sets_and_restores(gcs_emulator, monkeypatch):
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://previous:1")
-    with use_gcs_emulator(gcs_emulator):
-        assert os.environ["STORAGE_EMULATOR_HOST"] == gcs_emulator.url
-    assert os.environ["STORAGE_EMULATOR_HOST"] == "http://previous:1"
-    monkeypatch.delenv("STORAGE_EMULATOR_HOST")
-    with use_gcs_emulator(gcs_emulator):
-        assert os.environ["STORAGE_EMULATOR_HOST"] == gcs_emulator.url
-    assert "STORAGE_EMULATOR_HOST" not in os.environ
-
-
-@pytest.mark.services
-def test_stop_ends_the_whole_process_group(tmp_path):
-    server = tracking_stack.start_gcs_emulator(tmp_path, bucket="stop-test", in_memory=True)
-    pgid = server.process.pid
-    assert os.getpgid(pgid) == pgid != os.getpgid(0)  # its own group
-    assert _status(server.url + "/") == 200
-    server.stop()
-    assert _group_gone(pgid)
-    server.stop()  # idempotent
-
-
-@pytest.mark.services
-def test_a_busy_port_is_refused(gcs_emulator, tmp_path):
-    with pytest.raises(tracking_stack.ServerStartError, match="already in use"):
-        tracking_stack.start_gcs_emulator(tmp_path, port=gcs_emulator.port)
-
-
-@pytest.mark.services
-@pytest.mark.slow
-def test_a_server_that_dies_reports_its_log(tmp_path):
-    # An empty Flask secret key makes the basic-auth app refuse to start.
-    with pytest.raises(tracking_stack.ServerStartError) as info:
-        tracking_stack.start_mlflow_server(
-            tmp_path,
-            password="a-long-enough-password",
-            extra_env={"MLFLOW_FLASK_SERVER_SECRET_KEY": ""},
-            timeout=180,
-        )
-    message = str(info.value)
-    assert "exited" in message and "MLFLOW_FLASK_SERVER_SECRET_KEY" in message
-    assert "a-long-enough-password" not in message
-    assert _group_gone(info.value.pid)
-
-
 def test_short_admin_password_is_refused_before_starting(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_AUTH_ADMIN_PASSWORD", raising=False)
     with pytest.raises(ValueError, match="at least 12"):
@@ -198,19 +122,3 @@ def test_auth_config_has_absolute_database_and_no_password(tmp_path):
     assert f"database_uri = sqlite:///{tmp_path}/basic_auth.db" in text
     assert "admin_username = admin" in text
     assert "password" not in text.replace("admin_password", "")
-
-
-def test_export_lines_never_hold_the_password(tmp_path):
-    class Fake:
-        url = "http://127.0.0.1:5000"
-        username = "admin"
-        password = "the-real-password-value"
-        data_dir = tmp_path
-
-    gcs = type("G", (), {"url": "http://127.0.0.1:9023"})()
-    lines = tracking_stack.export_lines(gcs, Fake(), password_generated=False)
-    assert 'export MLFLOW_TRACKING_PASSWORD="$MLFLOW_AUTH_ADMIN_PASSWORD"' in lines
-    assert "export STORAGE_EMULATOR_HOST=http://127.0.0.1:9023" in lines
-    generated = tracking_stack.export_lines(gcs, Fake(), password_generated=True)
-    assert f'export MLFLOW_TRACKING_PASSWORD="$(cat {tmp_path}/admin_password)"' in generated
-    assert not any("the-real-password-value" in line for line in lines + generated)
