@@ -43,10 +43,20 @@ def test_child_runs_python():
 def engine():
     subprocess.run(["dockerd", "--version"], capture_output=True)
 
+@pytest.fixture()
+def pool():  # a fixture that fails on the refusal with an error of its own
+    try:
+        subprocess.run(["postgres", "-D", "data"], capture_output=True)
+    except OSError as error:
+        raise RuntimeError("the server did not start") from error
+
 def test_engine(engine):
     pass
 
 def test_engine_again(engine):  # the fixture's error, cached, raised again
+    pass
+
+def test_pool(pool):
     pass
 
 @pytest.mark.slow
@@ -83,7 +93,7 @@ def _run(suite: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 def test_fast_tier_fails_each_test_that_imports_or_starts_what_is_slow(suite):
     result = _run(suite, "--tier", "fast")
-    result.assert_outcomes(passed=1, failed=4, errors=2, deselected=1)
+    result.assert_outcomes(passed=1, failed=4, errors=3, deselected=1)
     summary = result.stdout.str()
     for test, doing in [
         ("test_imports_tensorflow", "imports tensorflow in the pytest process (from "),
@@ -92,21 +102,34 @@ def test_fast_tier_fails_each_test_that_imports_or_starts_what_is_slow(suite):
         ("test_child_starts_a_server", "starts a web server (gunicorn) (gunicorn --version)"),
         ("test_engine", "starts a container engine (dockerd) (dockerd --version)"),
         ("test_engine_again", "starts a container engine (dockerd) (dockerd --version)"),
+        ("test_pool", "starts PostgreSQL (postgres -D data)"),
     ]:
         assert f"test_suite.py::{test}: {doing}" in summary
-    assert summary.count(": too slow for the fast tier; mark the test @pytest.mark.slow") >= 12
+    assert summary.count(": too slow for the fast tier; mark the test @pytest.mark.slow") >= 14
     # The slow module was not imported (it imports the fake at its top).
     assert "test_slow_module" not in summary
 
 
+def test_a_module_that_imports_tensorflow_fails_its_collection(suite):
+    suite.makepyfile(test_mixed="import tensorflow\n\ndef test_fast():\n    pass\n")
+    result = _run(suite, "--tier", "fast", "test_mixed.py")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "test_mixed.py: imports tensorflow in the pytest process (from test_mixed.py:1): "
+            "too slow for the fast tier; import it only in slow tests, or mark the module slow*"
+        ]
+    )
+
+
 def test_slow_tier_runs_only_slow_tests_unguarded(suite):
     result = _run(suite, "--tier", "slow")
-    result.assert_outcomes(passed=2, deselected=7)
+    result.assert_outcomes(passed=2, deselected=8)
 
 
 def test_no_tier_runs_every_test_unguarded(suite):
-    result = _run(suite, "-k", "not docker and not server and not engine")  # would start them
-    result.assert_outcomes(passed=5, deselected=4)
+    result = _run(suite, "-k", "not docker and not server and not engine and not pool")
+    result.assert_outcomes(passed=5, deselected=5)
 
 
 @pytest.mark.parametrize(

@@ -116,9 +116,14 @@ def refused_program(argv: Sequence[str]) -> str | None:
     return None
 
 
+FIX_TEST = "mark the test @pytest.mark.slow"
+# Said instead when a module does it while pytest collects it.
+FIX_MODULE = "import it only in slow tests, or mark the module slow (pytestmark)"
+
+
 def violation(doing: str) -> str:
     """The one-line message of a refusal: ``doing`` says what the test did."""
-    return f"{doing}: too slow for the fast tier; mark the test @pytest.mark.slow"
+    return f"{doing}: too slow for the fast tier; {FIX_TEST}"
 
 
 class Guard:

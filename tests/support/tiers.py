@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.tier_guard import Guard, RefusedImport, RefusedProgram, violation
+from tests.support.tier_guard import (
+    FIX_MODULE,
+    FIX_TEST,
+    Guard,
+    RefusedImport,
+    RefusedProgram,
+    violation,
+)
 
 _GUARD = pytest.StashKey[Guard]()
 _SLOW = {"fast": "not slow", "slow": "slow"}
@@ -104,13 +111,24 @@ def _violations(config: pytest.Config) -> list[str]:
     ]
 
 
+def _refusals(error: BaseException | None) -> list[str]:
+    """The refusal that ``error`` is, or was raised from or during (its first one)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, _REFUSED):
+            return [str(error)]
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return []
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector):
     report = yield
     found = _violations(collector.config)
     if found:
         report.outcome = "failed"
-        report.longrepr = f"{collector.nodeid}: {found[0]}"
+        report.longrepr = f"{collector.nodeid}: {found[0]}".replace(FIX_TEST, FIX_MODULE)
     return report
 
 
@@ -127,9 +145,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed", None, call.when
         )
     found = _violations(item.config)
-    if not found and call.excinfo is not None and call.excinfo.errisinstance(_REFUSED):
-        # A refusal recorded earlier and raised again: a session fixture's error is cached.
-        found = [str(call.excinfo.value)]
+    if not found and call.excinfo is not None:
+        # A refusal recorded earlier and raised again (a fixture's error is cached), maybe
+        # wrapped in the error of what it stopped (a kernel pool that could not start).
+        found = _refusals(call.excinfo.value)
     if unformatted is not None and not found:
         raise unformatted
     if found:
