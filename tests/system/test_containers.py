@@ -32,7 +32,6 @@ from tests.support import kubelet
 from tests.support import polyaxon_render as plx
 from tests.support.datagen import make_raw_dir
 from tests.support.images import built_image
-from tests.support.services import *  # noqa: F403  (the MLflow server and GCS emulator fixtures)
 from tests.support.services import BUCKET
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]

@@ -32,7 +32,6 @@ from tests.support import kubelet, logged_models
 from tests.support import polyaxon_render as plx
 from tests.support.images import POD_ARGS, built_image
 from tests.support.scoring_server import HOST, free_port, post_json, wait_ready
-from tests.support.services import *  # noqa: F403  (the MLflow server and GCS emulator fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("docker_engine")]
 

@@ -7,8 +7,6 @@ from lib.core.errors import StorageError
 from lib.core.gcs import download, is_gcs_uri, split_gcs_uri, upload
 from tests.support.services import BUCKET
 
-# The fixtures (assigned, not imported, so that ruff's F811 does not flag their use).
-
 
 @pytest.mark.parametrize(
     "uri, expected",

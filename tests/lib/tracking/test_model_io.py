@@ -22,8 +22,6 @@ from tests.lib.model.test_models import split, synthetic_reviews
 from tests.support.runner_process import error_traceback_shown, run_runner
 from tests.support.services import BUCKET
 
-# The fixtures (assigned, not imported, so that ruff's F811 does not flag their use).
-
 REVIEWS = ["A wonderful, brilliant film: I loved it!", "Awful, boring, the worst waste."]
 
 
