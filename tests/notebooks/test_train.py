@@ -14,11 +14,11 @@ import scrapbook as sb
 
 from lib.data import prep
 from tests.support.datagen import make_raw_dir
-from tests.support.runner_process import error_traceback_shown, loud_lines, run_runner
+from tests.support.runner_process import error_traceback_shown, loud_lines
+from tests.support.train_runs import FAST, run_train, train_runner
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-FAST = ["-p", "epochs", "2", "-p", "bs", "16"]
 
 
 @pytest.fixture(scope="module")
@@ -28,40 +28,9 @@ def data(tmp_path_factory):
     return root / "processed"
 
 
-def _runner(args, tmp_path, env=None):
-    base = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    full_env = {**base, "LOG_DIR": str(tmp_path / "logs")}  # TensorFlow's C++ logs as a user's
-    full_env.update(env or {})
-    return run_runner(args, full_env)
-
-
-def _train(tmp_path, data, *extra, env=None):
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [
-        "train",
-        "-p",
-        "data_path",
-        str(data),
-        "-p",
-        "mlflow_tracking_uri",
-        store,
-        "-p",
-        "model_dir",
-        str(tmp_path / "model"),
-        "-p",
-        "mlflow_exp_name",
-        "test-exp",
-        "--output-dir",
-        str(tmp_path / "run"),
-        *FAST,
-        *extra,
-    ]
-    return _runner(args, tmp_path, env), store
-
-
 def test_train_run_is_tracked_with_its_notebook_and_model(tmp_path, data):
     env = {"MLFLOW_HPTUNING_TAG": "1641159546", "POLYAXON_RUN_UUID": "uuid-123"}
-    result, store = _train(
+    result, store = run_train(
         tmp_path, data, "-p", "optimiser", "rmsprop", "-p", "early_stopping_patience", "3", env=env
     )
     assert result.returncode == 0, result.stderr
@@ -96,7 +65,7 @@ def test_train_run_is_tracked_with_its_notebook_and_model(tmp_path, data):
     texts = ["A wonderful, superb and moving film!", "Awful, boring and a total waste."]
     for model in (model_uri, str(tmp_path / "model" / "model.keras")):
         env = {"MLFLOW_TRACKING_URI": store}
-        out = _runner(["predict", "--model", model, *texts], tmp_path, env=env)
+        out = train_runner(["predict", "--model", model, *texts], tmp_path, env=env)
         assert out.returncode == 0, out.stderr
         lines = out.stdout.strip().splitlines()
         assert lines[0].startswith("positive\t") and lines[1].startswith("negative\t")
@@ -141,7 +110,7 @@ def _image_alts(html: str) -> list[str | None]:
 def test_a_failing_execution_marks_the_run_failed_with_its_partial_notebook(tmp_path, data):
     model_dir = tmp_path / "model"  # writable, so the checks pass; but the export, after the
     (model_dir / "model.keras").mkdir(parents=True)  # training, cannot replace a folder
-    result, store = _train(tmp_path, data, "-p", "model_dir", str(model_dir))
+    result, store = run_train(tmp_path, data, "-p", "model_dir", str(model_dir))
     assert result.returncode == 1
     assert "error: train failed: cell" in result.stderr
     assert f"partial notebook: {tmp_path / 'run' / 'train.ipynb'}" in result.stderr
@@ -157,7 +126,7 @@ def test_unreachable_tracking_stops_before_training(tmp_path, data):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result, _ = _train(tmp_path, data, "-p", "mlflow_tracking_uri", f"http://127.0.0.1:{port}")
+    result, _ = run_train(tmp_path, data, "-p", "mlflow_tracking_uri", f"http://127.0.0.1:{port}")
     assert result.returncode == 2
     assert f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}" in result.stderr
     assert not error_traceback_shown(result.stderr)
@@ -228,7 +197,7 @@ def test_plain_papermill_without_tracking(tmp_path, data):
 
 
 def test_mlflow_autolog_adds_keras_own_logging(tmp_path, data):
-    result, store = _train(tmp_path, data, "-p", "mlflow_autolog", "True")
+    result, store = run_train(tmp_path, data, "-p", "mlflow_autolog", "True")
     assert result.returncode == 0, result.stderr
     run_id = sb.read_notebook(str(tmp_path / "run" / "train.ipynb")).scraps["mlflow_run_id"].data
     run = mlflow.MlflowClient(store).get_run(run_id)

@@ -12,9 +12,9 @@ import scrapbook as sb
 
 from lib.data import prep
 from lib.tracking import registry
-from tests.notebooks.test_train import ROOT, _runner, _train
 from tests.support.datagen import make_raw_dir
-from tests.support.runner_process import error_traceback_shown
+from tests.support.runner_process import ROOT, error_traceback_shown
+from tests.support.train_runs import run_train, train_runner
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def data(tmp_path_factory):
 def test_a_registered_train_run_is_a_tagged_version_found_by_alias(tmp_path, data):
     env = {"MLFLOW_HPTUNING_TAG": "1641159546"}
     name = "imdb-test-model"
-    result, store = _train(
+    result, store = run_train(
         tmp_path, data, "-p", "register_model", "True", "-r", "registered_model_name", name, env=env
     )
     assert result.returncode == 0, result.stderr
@@ -52,7 +52,7 @@ def test_a_registered_train_run_is_a_tagged_version_found_by_alias(tmp_path, dat
     # predict by alias, as a user does after a promotion, against this local store.
     registry.set_alias(name, registry.CHAMPION, 1, tracking_uri=store)
     texts = ["A wonderful, superb film.", "Awful and boring."]
-    out = _runner(
+    out = train_runner(
         ["predict", "--model", f"models:/{name}@champion", *texts],
         tmp_path,
         {"MLFLOW_TRACKING_URI": store},
@@ -61,7 +61,7 @@ def test_a_registered_train_run_is_a_tagged_version_found_by_alias(tmp_path, dat
     lines = out.stdout.splitlines()
     assert lines[0].startswith("positive") and lines[1].startswith("negative"), out.stdout
     # An unknown alias is one line naming what exists.
-    out = _runner(
+    out = train_runner(
         ["predict", "--model", f"models:/{name}@best", "x"],
         tmp_path,
         {"MLFLOW_TRACKING_URI": store},
@@ -86,7 +86,7 @@ def test_a_registered_train_run_is_a_tagged_version_found_by_alias(tmp_path, dat
 def test_registering_without_tracking_or_with_a_bad_name_stops_before_training(
     tmp_path, data, extra, expected
 ):
-    result, _ = _train(tmp_path, data, "-p", "register_model", "True", *extra)
+    result, _ = run_train(tmp_path, data, "-p", "register_model", "True", *extra)
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert expected in last, result.stderr

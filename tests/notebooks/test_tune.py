@@ -2,21 +2,17 @@
 data set (1 epoch): the reference configuration, a killed study resumed, two tune processes
 sharing one storage, and bad configurations stopped before any trial. Everything is written
 under tmp: the MLflow store, the Optuna storage, the run folders and the logs. (The trial
-machinery with a stand-in train notebook is tests/runner/test_trial_backend.py's.)
-"""
+machinery with a stand-in train notebook is tests/runner/test_trial_backend.py's.)"""
 
-import json
 import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import mlflow
 import optuna
-import psutil
 import pytest
 import scrapbook as sb
 from optuna.trial import TrialState
@@ -25,6 +21,7 @@ from lib import tuning
 from lib.data import prep
 from tests.support.datagen import make_raw_dir
 from tests.support.runner_process import loud_lines
+from tests.support.tune_runs import kernels_gone, run_tune, tune_args, tune_env
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,65 +34,6 @@ def data(tmp_path_factory):
     return root / "processed"
 
 
-def _env(tmp_path, **extra):
-    env = {**os.environ, "LOG_DIR": str(tmp_path / "logs"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("MLFLOW_HPTUNING_TAG", None)
-    return {**env, **extra}
-
-
-def _tune_args(tmp_path, data, *extra, out="run"):
-    fast = {"data_path": str(data), "epochs": 1, "bs": 32}
-    return [
-        sys.executable,
-        "-m",
-        "runner",
-        "tune",
-        "-p",
-        "mlflow_tracking_uri",
-        f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "-p",
-        "mlflow_exp_name",
-        "tune-it",
-        "-y",
-        json.dumps({"train_params": fast}),
-        "--output-dir",
-        str(tmp_path / out),
-        *extra,
-    ]
-
-
-def _tune(tmp_path, data, *extra, out="run", timeout=600, **env):
-    """``python -m runner tune`` on ``data``, to completion; ``env``: extra variables."""
-    return subprocess.run(
-        _tune_args(tmp_path, data, *extra, out=out),
-        cwd=ROOT,
-        env=_env(tmp_path, **env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def _kernels_gone(tmp_path, timeout=30.0):
-    """No process is left with this test's LOG_DIR (runner, tune kernel, trial kernels)."""
-    marker = f"LOG_DIR={tmp_path / 'logs'}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        left = []
-        for proc in psutil.process_iter(["pid"]):
-            try:
-                env = proc.environ()
-            except psutil.Error:
-                continue
-            if f"LOG_DIR={env.get('LOG_DIR')}" == marker and proc.status() != "zombie":
-                left.append(proc.pid)
-        if not left:
-            return True
-        time.sleep(0.5)
-    return False
-
-
 def _project_tune_runs() -> set[str]:
     runs = ROOT / "runs"
     return {p.name for p in runs.iterdir() if "tune" in p.name} if runs.is_dir() else set()
@@ -103,7 +41,7 @@ def _project_tune_runs() -> set[str]:
 
 def test_reference_config_runs_three_trials_as_child_runs_with_their_notebooks(tmp_path, data):
     runs_before = _project_tune_runs()
-    result = _tune(tmp_path, data, "-f", "conf/hptuning.yml", MLFLOW_HPTUNING_TAG="1641159546")
+    result = run_tune(tmp_path, data, "-f", "conf/hptuning.yml", MLFLOW_HPTUNING_TAG="1641159546")
     assert result.returncode == 0, result.stderr[-5000:]
     assert loud_lines(result.stdout + result.stderr) == []  # nothing at WARNING or above
     run_dir = tmp_path / "run"
@@ -142,7 +80,7 @@ def test_reference_config_runs_three_trials_as_child_runs_with_their_notebooks(t
     assert re.search(
         r"kernel 1 ready in [\d.]+ s \(pid \d+\)", (run_dir / "tune.ipynb").read_text()
     )
-    assert _kernels_gone(tmp_path)
+    assert kernels_gone(tmp_path)
     assert _project_tune_runs() == runs_before  # all of it under --output-dir, none in runs/
 
 
@@ -168,9 +106,9 @@ def test_a_killed_study_resumes_with_exactly_n_trials(tmp_path, data):
         "killed",
     ]
     proc = subprocess.Popen(
-        _tune_args(tmp_path, data, *extra, out="run1"),
+        tune_args(tmp_path, data, *extra, out="run1"),
         cwd=ROOT,
-        env=_env(tmp_path),
+        env=tune_env(tmp_path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -188,12 +126,12 @@ def test_a_killed_study_resumes_with_exactly_n_trials(tmp_path, data):
     os.killpg(proc.pid, signal.SIGKILL)  # the runner and the tune kernel; trial kernels follow
     proc.wait(timeout=30)
     assert caught, "the tune run never had a trial complete and one running"
-    assert _kernels_gone(tmp_path), "kernels outlived the killed tune process"
+    assert kernels_gone(tmp_path), "kernels outlived the killed tune process"
     before = opened.get_trials(deepcopy=False)
     # What the kill left RUNNING (trial 1, unless it ended in the instant before the kill).
     left_running = {t.number for t in before if t.state == TrialState.RUNNING}
 
-    result = _tune(tmp_path, data, *extra, out="run2")
+    result = run_tune(tmp_path, data, *extra, out="run2")
     assert result.returncode == 0, result.stderr[-5000:]
     trials = optuna.load_study(study_name="killed", storage=storage).trials
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -214,9 +152,9 @@ def test_two_tune_processes_on_one_storage_end_with_exactly_n_trials(tmp_path, d
     extra = ["-r", "storage", storage, "-p", "n_trials", "3", "-r", "study_name", "shared"]
     procs = [
         subprocess.Popen(
-            _tune_args(tmp_path, data, *extra, out=f"run{i}"),
+            tune_args(tmp_path, data, *extra, out=f"run{i}"),
             cwd=ROOT,
-            env=_env(tmp_path, MLFLOW_HPTUNING_TAG="shared-tag"),
+            env=tune_env(tmp_path, MLFLOW_HPTUNING_TAG="shared-tag"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -247,7 +185,7 @@ def test_bad_configuration_fails_before_any_trial_with_the_key_named(tmp_path, d
     """A bad search-space entry, and a choice the train notebook refuses, stop in the
     runner's check before any kernel, with one line; neither runs a trial."""
     bad_type = "{search_space: {val_split: {type: floaty, low: 0, high: 1}}}"
-    result = _tune(tmp_path, data, "-y", bad_type, timeout=300)
+    result = run_tune(tmp_path, data, "-y", bad_type, timeout=300)
     assert result.returncode == 2, result.stderr[-3000:]  # the user's input to change
     # Refused by the runner before any kernel (lib.tuning.trials.check_tune_params): one line.
     assert result.stderr.strip().splitlines() == [
@@ -256,11 +194,11 @@ def test_bad_configuration_fails_before_any_trial_with_the_key_named(tmp_path, d
     ]
 
     space = "{search_space: {optimiser: {type: categorical, choices: [adam, adamx]}}}"
-    result = _tune(tmp_path, data, "-y", space, out="run2", timeout=300)
+    result = run_tune(tmp_path, data, "-y", space, out="run2", timeout=300)
     assert result.returncode == 2, result.stderr[-3000:]
     # Also before any kernel: a refusal that needs neither data nor TensorFlow (the trial
     # kernels' preflight, for the others, is tested in tests/runner/test_trial_backend.py).
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: search_space.optimiser: the train notebook refuses 'adamx'")
     assert not list((tmp_path / "run2" / "trials").glob("trial-0*"))
-    assert _kernels_gone(tmp_path)
+    assert kernels_gone(tmp_path)

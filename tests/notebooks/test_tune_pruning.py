@@ -18,8 +18,9 @@ from optuna.trial import TrialState
 
 from lib import tuning
 from lib.data import prep
-from tests.notebooks.test_tune import ROOT, _env, _kernels_gone, _tune_args
 from tests.support.datagen import make_raw_dir
+from tests.support.runner_process import ROOT
+from tests.support.tune_runs import kernels_gone, tune_args, tune_env
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +56,7 @@ def _settings(data, **extra):
 def _args(tmp_path, settings, out):
     # The study's own settings (train_params with its data set) after the tune test's.
     yaml_settings = yaml.safe_dump(settings)  # YAML 1.1 reads JSON's 1e-05 as a string
-    return _tune_args(tmp_path, settings["train_params"]["data_path"], "-y", yaml_settings, out=out)
+    return tune_args(tmp_path, settings["train_params"]["data_path"], "-y", yaml_settings, out=out)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal", None])
@@ -67,7 +68,7 @@ def test_a_hopeless_trial_is_pruned_killed_tagged_and_its_notebook_ends_with_one
     result = subprocess.run(
         _args(tmp_path, settings, "run"),
         cwd=ROOT,
-        env=_env(tmp_path),
+        env=tune_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=600,
@@ -124,7 +125,7 @@ def test_a_hopeless_trial_is_pruned_killed_tagged_and_its_notebook_ends_with_one
     assert "study/study.journal" not in parent_arts
     logged = (tmp_path / "logs" / "info.log").read_text()
     assert '"lib.tuning.loop", "message": "trial 2 pruned at epoch 1, after' in logged
-    assert _kernels_gone(tmp_path)
+    assert kernels_gone(tmp_path)
 
 
 def test_two_tune_processes_with_a_pruner_on_one_storage_end_with_exactly_n_trials(tmp_path, data):
@@ -137,7 +138,7 @@ def test_two_tune_processes_with_a_pruner_on_one_storage_end_with_exactly_n_tria
         subprocess.Popen(
             _args(tmp_path, settings, f"run{i}"),
             cwd=ROOT,
-            env=_env(tmp_path),
+            env=tune_env(tmp_path),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -158,4 +159,4 @@ def test_two_tune_processes_with_a_pruner_on_one_storage_end_with_exactly_n_tria
     ]
     assert not per_process[0] & per_process[1]  # no trial ran twice
     assert per_process[0] | per_process[1] == {t.number for t in finished}
-    assert _kernels_gone(tmp_path)
+    assert kernels_gone(tmp_path)

@@ -16,8 +16,8 @@ import pytest
 from optuna.trial import TrialState
 
 from lib.data import prep
-from tests.runner.execution.test_stopping_signals import _all_gone, _start, _wait_for, cell_running
 from tests.support.datagen import make_raw_dir
+from tests.support.signals import all_gone, cell_running, start_stage, wait_for
 
 pytestmark = pytest.mark.slow
 TRAINING = "models.build_model("  # the train notebook's training cell
@@ -33,7 +33,7 @@ def data(tmp_path_factory):
 
 def _tune(tmp_path, name: str, config: dict):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    proc = _start(
+    proc = start_stage(
         tmp_path, "tune", "-r", "storage", storage, "-r", "study_name", name,
         "-y", json.dumps(config),
     )  # fmt: skip
@@ -64,7 +64,7 @@ def test_a_trial_kernel_killed_mid_trial_fails_that_trial_and_the_study_goes_on(
     train = {"data_path": str(data), "epochs": 60, "bs": 2}
     proc, storage = _tune(tmp_path, "killed", {"train_params": train, "n_trials": 2})
     notebook = tmp_path / "run" / "trials" / "trial-000" / "train.ipynb"
-    _wait_for(lambda: cell_running(notebook, TRAINING), proc, "trial 0 training")
+    wait_for(lambda: cell_running(notebook, TRAINING), proc, "trial 0 training")
     (kernel,) = _trial_kernels(proc.pid)  # n_jobs 1: one trial kernel
     kernel.kill()  # SIGKILL, as the out-of-memory killer sends it
     _, stderr = proc.communicate(timeout=300)
@@ -82,7 +82,7 @@ def test_a_trial_kernel_killed_mid_trial_fails_that_trial_and_the_study_goes_on(
     assert _notebook_artifacts(tmp_path, runs[0].info.run_id) == ["notebook/train.ipynb"]
     assert runs[1].info.status == runs[2].info.status == "FINISHED"
     assert not kernel.is_running()  # trials 1 and 2 ran in the kernel that replaced it
-    assert not _all_gone(tmp_path)
+    assert not all_gone(tmp_path)
 
 
 def test_a_trial_past_its_time_limit_fails_and_the_study_goes_on(tmp_path, data):
@@ -105,4 +105,4 @@ def test_a_trial_past_its_time_limit_fails_and_the_study_goes_on(tmp_path, data)
     runs = _child_runs(tmp_path)
     assert runs[0].info.status == "FAILED" and runs[0].data.tags["notebook_error"] == error
     assert _notebook_artifacts(tmp_path, runs[0].info.run_id) == ["notebook/train.ipynb"]
-    assert not _all_gone(tmp_path)
+    assert not all_gone(tmp_path)

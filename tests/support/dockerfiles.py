@@ -39,6 +39,7 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 
 
 def hadolint() -> str:
+    """The hadolint executable of the test requirements."""
     exe = Path(sys.executable).parent / "hadolint"
     found = str(exe) if exe.exists() else shutil.which("hadolint")
     assert found, (

@@ -8,7 +8,7 @@ import mlflow
 
 from lib.model import models, training
 from lib.tracking import runs as tracking
-from tests.lib.model.test_models import split, synthetic_reviews
+from tests.support.reviews import split, synthetic_reviews
 
 EXAMPLES = ["A wonderful, moving film.<br /><br />I loved it!", "Dull plot and awful acting."]
 

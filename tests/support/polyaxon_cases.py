@@ -188,5 +188,6 @@ def run_with_stub(
 
 
 def venv_env(**extra: str) -> dict[str, str]:
+    """A rendered command's base environment with this venv's ``python`` first on PATH."""
     venv_bin = str(Path(sys.executable).parent)
     return plx.process_base_env(PATH=f"{venv_bin}{os.pathsep}{os.environ['PATH']}", **extra)

@@ -18,10 +18,10 @@ import pytest
 from optuna.trial import TrialState
 
 from lib.data import prep
-from tests.runner.execution.test_stopping_signals import cell_running
 from tests.support import kubelet
 from tests.support.datagen import make_raw_dir
 from tests.support.images import POD_ARGS, built_image
+from tests.support.signals import cell_running
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("docker_engine")]
 OUT = "/out"
@@ -32,7 +32,7 @@ PROCESSES = (
 )
 
 
-def _processes(name: str) -> list[tuple[int, int, str, str]]:
+def run_processes(name: str) -> list[tuple[int, int, str, str]]:
     out = kubelet.docker("exec", name, "python", "-c", PROCESSES)
     return [tuple(p) for p in json.loads(out.strip().splitlines()[-1])]
 
@@ -70,14 +70,14 @@ def test_the_runner_as_pid_1_reaps_orphans_and_stops_a_study_on_docker_stop(out)
             assert container.state()["Running"], container.logs()[-3000:]
             assert time.monotonic() < deadline, "no trial training within 600 s"
             time.sleep(0.5)
-        first = _processes(name)
+        first = run_processes(name)
         assert "-m runner tune" in {pid: cmd for pid, _, _, cmd in first}[1]  # the runner is PID 1
 
         # An orphan: the exec'd python exits at once, its child is re-parented to PID 1.
         spawn = "import subprocess; print(subprocess.Popen(['sleep', '1']).pid)"
         orphan = int(kubelet.docker("exec", name, "python", "-c", spawn).strip().splitlines()[-1])
         time.sleep(7)  # it ends after 1 s; the reaper waits for a zombie seen twice, 2 s apart
-        left = {pid: (ppid, status) for pid, ppid, status, _ in _processes(name)}
+        left = {pid: (ppid, status) for pid, ppid, status, _ in run_processes(name)}
         assert orphan not in left, left[orphan]  # reaped, not a zombie
         assert not [pid for pid, (_, status) in left.items() if status == "zombie"], left
 

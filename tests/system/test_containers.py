@@ -27,12 +27,12 @@ from google.cloud import storage as gcs
 from optuna.trial import TrialState
 
 from lib.data import prep
-from tests.runner.execution.test_stopping_signals import cell_running
 from tests.support import kubelet
 from tests.support import polyaxon_render as plx
 from tests.support.datagen import make_raw_dir
 from tests.support.images import built_image
 from tests.support.services import BUCKET
+from tests.support.signals import cell_running
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 FILES = plx.POLYAXONFILES

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from lib.data.cleaning import clean_text
 from lib.model import features
-from tests.lib.model.test_models import split, synthetic_reviews
+from tests.support.reviews import split, synthetic_reviews
 
 SAMPLES = ["A GREAT film!<br /><br />I loved it, 10/10.", "  Awful... a  b c waste ", ""]
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from lib.core.errors import ParameterError
 from lib.model import models, train_spec, training
-from tests.lib.model.test_models import split, synthetic_reviews
+from tests.support.reviews import split, synthetic_reviews
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -242,7 +242,7 @@ from lib.core import tf_runtime
 tf_runtime.start()
 import numpy as np
 from lib.model import models, training
-from tests.lib.model.test_models import split, synthetic_reviews
+from tests.support.reviews import split, synthetic_reviews
 texts, labels, val_texts, val_labels = split(*synthetic_reviews(120, seed=3), 100)
 for name in models.MODEL_NAMES:
     training.set_seed(1)

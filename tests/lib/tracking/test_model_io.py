@@ -18,7 +18,7 @@ from lib.core import gcs
 from lib.core.errors import ModelError, OutputError
 from lib.model import models, training
 from lib.tracking import model_io
-from tests.lib.model.test_models import split, synthetic_reviews
+from tests.support.reviews import split, synthetic_reviews
 from tests.support.runner_process import error_traceback_shown, run_runner
 from tests.support.services import BUCKET
 

@@ -17,11 +17,22 @@ from optuna.trial import TrialState, create_trial
 
 from lib import tuning
 from lib.core.errors import ParameterError
+from lib.data import prep
 from lib.tracking import registry
 from lib.tuning import attrs, registration
-from tests.notebooks.test_tune import ROOT, _env, _tune, _tune_args, data  # noqa: F401
+from tests.support.datagen import make_raw_dir
+from tests.support.runner_process import ROOT
+from tests.support.tune_runs import run_tune, tune_args, tune_env
 
 T0 = dt.datetime(2026, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A small processed data set for two real tune processes."""
+    root = tmp_path_factory.mktemp("register-tune-data")
+    prep.prepare([make_raw_dir(root / "raw", per_label=20, words=30)], root / "processed")
+    return root / "processed"
 
 
 def _config(**params):
@@ -92,7 +103,7 @@ def test_the_best_trial_and_the_one_process_that_registers():
 
 
 @pytest.mark.slow
-def test_two_tune_processes_register_one_version_and_a_resume_none(tmp_path, data):  # noqa: F811
+def test_two_tune_processes_register_one_version_and_a_resume_none(tmp_path, data):
     storage = str(tmp_path / "journal.log")
     name = "imdb-tuned"
     extra = [
@@ -101,9 +112,9 @@ def test_two_tune_processes_register_one_version_and_a_resume_none(tmp_path, dat
     ]  # fmt: skip
     procs = [
         subprocess.Popen(
-            _tune_args(tmp_path, data, *extra, out=f"run{i}"),
+            tune_args(tmp_path, data, *extra, out=f"run{i}"),
             cwd=ROOT,
-            env=_env(tmp_path, MLFLOW_HPTUNING_TAG="shared-tag"),
+            env=tune_env(tmp_path, MLFLOW_HPTUNING_TAG="shared-tag"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -146,7 +157,7 @@ def test_two_tune_processes_register_one_version_and_a_resume_none(tmp_path, dat
     assert recorded in glued  # the process that registered says so
 
     # Resumed: the study is complete and registered already; no second version.
-    again = _tune(tmp_path, data, *extra, out="run-again", MLFLOW_HPTUNING_TAG="shared-tag")
+    again = run_tune(tmp_path, data, *extra, out="run-again", MLFLOW_HPTUNING_TAG="shared-tag")
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(client.search_model_versions(f"name='{name}'")) == 1
     scraps = sb.read_notebook(str(tmp_path / "run-again" / "tune.ipynb")).scraps

@@ -18,7 +18,7 @@ from lib.core.errors import OutputError
 from runner.execution.execute import Execution, execute_stage
 from runner.execution.watch import INTERRUPTED, KernelWatch
 from runner.stages import Stage
-from tests.runner.execution.test_stopping_signals import cell_running
+from tests.support.signals import cell_running
 
 
 def _stage(tmp_path: Path, *cells: str) -> Stage:

@@ -8,27 +8,31 @@ generated data set, signalled while its notebook runs."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import mlflow
 import optuna
-import psutil
 import pytest
 from optuna.trial import TrialState
 
 from lib.data import prep
 from tests.support.datagen import make_raw_dir
 from tests.support.runner_process import error_traceback_shown
+from tests.support.signals import (
+    all_gone,
+    cell_running,
+    run_kernels,
+    run_processes,
+    start_stage,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[3]
 TERMINATED = "terminated (SIGTERM)"
 
 
@@ -39,60 +43,6 @@ def data(tmp_path_factory):
     return root / "processed"
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    """The test's own LOG_DIR marks every process of the run (the kernels inherit it)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    return {**env, "LOG_DIR": str(tmp_path / "logs"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def _processes(tmp_path: Path) -> list[psutil.Process]:
-    """The live processes of this test's run: the runner and its kernels."""
-    marker = str(tmp_path / "logs")
-    found = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.environ().get("LOG_DIR") == marker and proc.status() != "zombie":
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
-def _kernels(tmp_path: Path, runner_pid: int) -> list[psutil.Process]:
-    return [p for p in _processes(tmp_path) if p.pid != runner_pid]
-
-
-def _all_gone(tmp_path: Path, timeout: float = 30.0) -> list[psutil.Process]:
-    deadline = time.monotonic() + timeout
-    while (left := _processes(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return left
-
-
-def _start(tmp_path: Path, stage: str, *params: str) -> subprocess.Popen:
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    argv = [sys.executable, "-m", "runner", stage, "-p", "mlflow_tracking_uri", store, *params]
-    return subprocess.Popen(
-        [*argv, "--output-dir", str(tmp_path / "run")],
-        cwd=ROOT,
-        env=_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc.poll() is not None:
-            raise AssertionError(f"the runner ended ({proc.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"no {what} within {timeout} s")
-        time.sleep(0.2)
-
-
 def _terminate(proc: subprocess.Popen) -> tuple[int, str]:
     # To the runner alone, as tini forwards it to the process that bash exec'd.
     proc.send_signal(signal.SIGTERM)
@@ -100,41 +50,27 @@ def _terminate(proc: subprocess.Popen) -> tuple[int, str]:
     return proc.returncode, stderr
 
 
-def cell_running(notebook: Path, code: str) -> bool:
-    """Whether the executed notebook, as papermill saved it, has the cell holding ``code``
-    started and not ended (papermill saves the notebook when a cell starts)."""
-    try:
-        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    except (OSError, ValueError, KeyError):  # not written yet, or caught mid-write
-        return False
-    for cell in cells:
-        meta = cell["metadata"].get("papermill", {})
-        if code in "".join(cell["source"]) and meta.get("start_time"):
-            return not meta.get("end_time")
-    return False
-
-
 @pytest.mark.parametrize("when", ["kernel starting", "model training"])
 def test_sigterm_stops_a_training_run_and_its_kernel(tmp_path, data, when):
     # Enough epochs that the training is still running when the signal comes.
-    proc = _start(
+    proc = start_stage(
         tmp_path, "train", "-r", "data_path", str(data), "-p", "epochs", "100000", "-p", "bs", "8"
     )
     if when == "kernel starting":  # before nbclient holds the kernel: the runner ends it
-        _wait_for(lambda: _kernels(tmp_path, proc.pid), proc, "kernel started")
+        wait_for(lambda: run_kernels(tmp_path, proc.pid), proc, "kernel started")
     else:
         notebook = tmp_path / "run" / "train.ipynb"
-        _wait_for(lambda: cell_running(notebook, "models.build_model("), proc, "training")
+        wait_for(lambda: cell_running(notebook, "models.build_model("), proc, "training")
     code, stderr = _terminate(proc)
     assert code == 143, stderr[-3000:]
     assert stderr.strip().splitlines()[-1] == f"{TERMINATED}: train stopped"
     assert not error_traceback_shown(stderr), stderr[-3000:]
     # Ended by the runner before it exits, not later by their own watch on their parent.
-    assert not _processes(tmp_path), "the kernel outlived the terminated runner"
+    assert not run_processes(tmp_path), "the kernel outlived the terminated runner"
 
 
 def test_ctrl_c_stops_a_training_run_gently_and_its_run_ends_killed(tmp_path, data):
-    proc = _start(
+    proc = start_stage(
         tmp_path, "train", "-r", "data_path", str(data), "-p", "epochs", "100000", "-p", "bs", "8"
     )
     # Once an epoch has ended: a Ctrl-C in fit's first moments (Keras tracing its train
@@ -143,7 +79,7 @@ def test_ctrl_c_stops_a_training_run_gently_and_its_run_ends_killed(tmp_path, da
     reader = threading.Thread(target=lambda: lines_read.extend(proc.stderr), daemon=True)
     reader.start()
     threading.Thread(target=proc.stdout.read, daemon=True).start()  # a full pipe would block it
-    _wait_for(lambda: any("epoch 1/" in line for line in lines_read), proc, "an epoch")
+    wait_for(lambda: any("epoch 1/" in line for line in lines_read), proc, "an epoch")
     proc.send_signal(signal.SIGINT)  # what a terminal sends on Ctrl-C
     proc.wait(timeout=120)
     reader.join(timeout=10)
@@ -153,7 +89,7 @@ def test_ctrl_c_stops_a_training_run_gently_and_its_run_ends_killed(tmp_path, da
     assert lines[-1] == "interrupted", stderr[-3000:]
     assert lines[-2].startswith("error: train stopped: interrupted (cell "), stderr[-3000:]
     assert not error_traceback_shown(stderr), stderr[-3000:]
-    assert not _all_gone(tmp_path)
+    assert not all_gone(tmp_path)
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run.info.status == "KILLED", run.info  # its partial notebook logged to it
@@ -162,7 +98,7 @@ def test_ctrl_c_stops_a_training_run_gently_and_its_run_ends_killed(tmp_path, da
 
 def _tune(tmp_path: Path, storage: str, train: dict) -> subprocess.Popen:
     config = {"train_params": train, "n_trials": 2}
-    return _start(
+    return start_stage(
         tmp_path, "tune", "-r", "storage", storage, "-r", "study_name", "stopped",
         "-y", json.dumps(config),
     )  # fmt: skip
@@ -184,9 +120,9 @@ def test_sigterm_stops_a_study_records_its_trials_and_the_same_command_resumes_i
     train = {"data_path": str(data), "epochs": 60, "bs": 2}
     proc = _tune(tmp_path, storage, train)
     notebook = tmp_path / "run" / "trials" / "trial-001" / "train.ipynb"
-    _wait_for(lambda: cell_running(notebook, "models.build_model("), proc, "trial 1 training")
+    wait_for(lambda: cell_running(notebook, "models.build_model("), proc, "trial 1 training")
     # The runner, the tune notebook's kernel and at least one trial kernel.
-    assert len(_processes(tmp_path)) >= 3
+    assert len(run_processes(tmp_path)) >= 3
     started = time.monotonic()
     code, stderr = _terminate(proc)
     assert code == 143, stderr[-3000:]
@@ -197,7 +133,7 @@ def test_sigterm_stops_a_study_records_its_trials_and_the_same_command_resumes_i
     partial = (tmp_path / "run" / "tune.ipynb").read_text(encoding="utf-8")
     assert "run the same command again to resume" in partial
     assert "tune: tuning interrupted: run the same command again to resume: the study " in stderr
-    assert not _all_gone(tmp_path), "trial kernels outlived the terminated runner"
+    assert not all_gone(tmp_path), "trial kernels outlived the terminated runner"
 
     trials = optuna.load_study(study_name="stopped", storage=storage).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
@@ -218,18 +154,18 @@ def test_sigterm_stops_a_study_records_its_trials_and_the_same_command_resumes_i
     parent_after, _ = _runs(tmp_path)
     assert parent_after.info.run_id == parent.info.run_id
     assert parent_after.info.status == "FINISHED"
-    assert not _all_gone(tmp_path)
+    assert not all_gone(tmp_path)
 
 
 def test_a_stopped_study_in_memory_says_there_is_nothing_to_resume(tmp_path, data):
     train = {"data_path": str(data), "epochs": 100000, "bs": 8}
-    proc = _start(tmp_path, "tune", "-y", json.dumps({"train_params": train, "n_trials": 2}))
+    proc = start_stage(tmp_path, "tune", "-y", json.dumps({"train_params": train, "n_trials": 2}))
     notebook = tmp_path / "run" / "trials" / "trial-000" / "train.ipynb"
-    _wait_for(lambda: cell_running(notebook, "models.build_model("), proc, "trial 0 training")
+    wait_for(lambda: cell_running(notebook, "models.build_model("), proc, "trial 0 training")
     code, stderr = _terminate(proc)
     assert code == 143, stderr[-3000:]
     assert stderr.strip().splitlines()[-1] == f"{TERMINATED}: tune stopped"
     partial = (tmp_path / "run" / "tune.ipynb").read_text(encoding="utf-8")
     assert "nothing to resume" in partial and "run the same command again" not in partial
     assert "tune: tuning interrupted: the study was in memory (storage: null): nothing" in stderr
-    assert not _all_gone(tmp_path)
+    assert not all_gone(tmp_path)
