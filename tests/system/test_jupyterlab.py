@@ -27,8 +27,8 @@ import nbformat
 import pytest
 import scrapbook as sb
 
-from tests.lib.core.test_tf_runtime import KNOWN_TF_LINES, json_lines
 from tests.support.datagen import make_raw_dir
+from tests.support.tf_lines import KNOWN_TF_LINES, json_lines
 
 pytestmark = pytest.mark.slow
 

@@ -15,15 +15,10 @@ import pytest
 from lib.core import tf_runtime
 from lib.data import prep
 from tests.support.datagen import make_raw_dir
+from tests.support.tf_lines import KNOWN_TF_LINES, json_lines
 
 ROOT = Path(__file__).resolve().parents[3]
 ABSL_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w.\-]+:\d+\]", re.MULTILINE)
-
-# TensorFlow lines the train notebook may still print: none. (Keras' fit on arrays made TF
-# print "NodeDef mentions attribute use_unbounded_threadpool" under op determinism;
-# lib.model.training
-# now batches with its own tf.data pipeline, see its docstring.)
-KNOWN_TF_LINES: tuple[str, ...] = ()
 
 START_UP = """\
 WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
@@ -129,19 +124,6 @@ def stream_outputs(nb) -> list[tuple[int, str, str]]:
         for out in cell.get("outputs", [])
         if out.get("output_type") == "stream"
     ]
-
-
-def json_lines(text: str) -> list[str]:
-    """The lines of ``text`` that are JSON objects (what the JSON log formatter writes)."""
-    found = []
-    for line in text.splitlines():
-        if line.lstrip().startswith("{"):
-            try:
-                if isinstance(json.loads(line), dict):
-                    found.append(line)
-            except ValueError:
-                pass
-    return found
 
 
 @pytest.mark.slow
