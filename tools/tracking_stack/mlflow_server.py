@@ -36,11 +36,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tools.tracking_stack.servers import (
-    RUNNING,
     DEFAULT_ADMIN_USERNAME,
     HOST,
     MIN_PASSWORD_LENGTH,
     PASSWORD_FILE,
+    RUNNING,
     MlflowServer,
     claim_port,
     spawn,
