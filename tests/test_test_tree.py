@@ -39,8 +39,9 @@ def _defines_code(path: Path) -> bool:
 
 def mirror_problems(root: Path = ROOT) -> list[str]:
     """What breaks the mirror under ``root``: a test file under tests/lib|runner|tools named
-    after no module beside its mirrored path, and a module with code but no test file at its
-    mirrored path (nor in TESTED_ELSEWHERE)."""
+    after no module beside its mirrored path, a module with code but no test file at its
+    mirrored path (nor in TESTED_ELSEWHERE), a test under tests/bench|scripts named after no
+    script."""
     problems = []
     for package in MIRRORED:
         for test in sorted((root / "tests" / package).rglob("test_*.py")):
@@ -70,6 +71,11 @@ def mirror_problems(root: Path = ROOT) -> list[str]:
                 problems.append(
                     f"{rel} has no test: {folder.relative_to(root)}/test_{module.stem}.py"
                 )
+    for folder in ("bench", "scripts"):  # their tests name the script they run
+        for test in sorted((root / "tests" / folder).glob("test_*.py")):
+            name = test.stem.removeprefix("test_")
+            if not any((root / folder / f"{name}{ext}").is_file() for ext in (".py", ".sh")):
+                problems.append(f"{test.relative_to(root)} tests no script of {folder}/")
     return problems
 
 
@@ -84,9 +90,12 @@ def test_the_mirror_check_sees_an_untested_module_and_a_stray_test(tmp_path):
     (tmp_path / "tests" / "lib" / "core").mkdir(parents=True)
     (tmp_path / "tests" / "lib" / "core" / "test_paths_on_windows.py").write_text("")
     (tmp_path / "tests" / "lib" / "core" / "test_gcs.py").write_text("")
+    (tmp_path / "tests" / "bench").mkdir()
+    (tmp_path / "tests" / "bench" / "test_serve.py").write_text("")
     assert mirror_problems(tmp_path) == [
         "tests/lib/core/test_gcs.py tests no module of lib/core/",
         "lib/core/errors.py has no test: tests/lib/core/test_errors.py",
+        "tests/bench/test_serve.py tests no script of bench/",
     ]
 
 
