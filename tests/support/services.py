@@ -3,12 +3,11 @@
 Both servers start once per test session (MLflow takes 20-40 s) and are stopped, whole
 process groups, at the end. tests/conftest.py registers this module as a plugin
 (``pytest_plugins``): a test asks for a fixture by name and is marked
-``@pytest.mark.services``. The servers are reference counted here, so the suite never
-starts MLflow twice. Under pytest-xdist each
-worker process starts its own. The servers never change this process's
-environment; a test opts in with the function-scoped ``gcs_env`` / ``mlflow_tracking_env``
-fixtures (monkeypatch, undone after the test), or with ``use_gcs_emulator(...)`` /
-``mlflow_env(server)`` by hand.
+``@pytest.mark.services``. Each is defined here once, so the suite never starts MLflow twice
+in one process; under pytest-xdist each worker process starts its own. The servers never
+change this process's environment; a test opts in with the function-scoped ``gcs_env`` /
+``mlflow_tracking_env`` fixtures (monkeypatch, undone after the test), or with
+``use_gcs_emulator(...)`` / ``mlflow_env(server)`` by hand.
 """
 
 from __future__ import annotations
@@ -17,26 +16,14 @@ import os
 import secrets
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
 
 from tools import tracking_stack
 
 BUCKET = tracking_stack.DEFAULT_BUCKET
-
-__all__ = [
-    "BUCKET",
-    "gcs_emulator",
-    "gcs_env",
-    "mlflow_env",
-    "mlflow_server",
-    "mlflow_tracking_env",
-    "tracking_stack",
-    "use_gcs_emulator",
-]
 
 
 @contextmanager
@@ -58,36 +45,15 @@ def mlflow_env(server) -> dict[str, str]:
     return server.env()
 
 
-# name -> [server, number of fixture instances using it]
-_SHARED: dict[str, list] = {}
-
-
-@contextmanager
-def _shared(name: str, start: Callable[[], Any]) -> Iterator[Any]:
-    """One server per process however many fixture definitions ask for it."""
-    if name not in _SHARED:
-        _SHARED[name] = [start(), 0]
-    entry = _SHARED[name]
-    entry[1] += 1
-    try:
-        yield entry[0]
-    finally:
-        entry[1] -= 1
-        if entry[1] == 0:
-            del _SHARED[name]
-            entry[0].stop()
-
-
 @pytest.fixture(scope="session")
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory):
     """The GCS emulator (``.url``, ``.bucket``), with the bucket ``BUCKET`` created."""
-
-    def start():
-        data_dir = tmp_path_factory.mktemp("gcs-emulator")
-        return tracking_stack.start_gcs_emulator(data_dir, bucket=BUCKET)
-
-    with _shared("gcs_emulator", start) as server:
+    data_dir = tmp_path_factory.mktemp("gcs-emulator")
+    server = tracking_stack.start_gcs_emulator(data_dir, bucket=BUCKET)
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -99,18 +65,17 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory, gcs_emulator):
     ``artifact_location=tracking_stack.experiment_artifact_location(name)`` for the
     ``.../NAME`` layout); the admin password is random per session.
     """
-
-    def start():
-        return tracking_stack.start_mlflow_server(
-            tmp_path_factory.mktemp("mlflow-server"),
-            default_artifact_root=tracking_stack.artifact_root(BUCKET),
-            storage_emulator_host=gcs_emulator.url,
-            username="admin",
-            password=secrets.token_urlsafe(24),
-        )
-
-    with _shared("mlflow_server", start) as server:
+    server = tracking_stack.start_mlflow_server(
+        tmp_path_factory.mktemp("mlflow-server"),
+        default_artifact_root=tracking_stack.artifact_root(BUCKET),
+        storage_emulator_host=gcs_emulator.url,
+        username="admin",
+        password=secrets.token_urlsafe(24),
+    )
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
