@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import mlflow
-import pandas as pd
 import pytest
 
 from lib.data import prep
@@ -45,41 +43,6 @@ class World:
     uris: dict[str, str]  # logged models: good, worse, no_data (no data_path), other_signature
 
 
-def _inverted(model):
-    """``model`` with P(positive) turned into 1 - P(positive): a worse model of one signature."""
-    import keras
-
-    flipped = keras.layers.Rescaling(-1.0, offset=1.0)(model.outputs[0])
-    return keras.Model(model.inputs, flipped)
-
-
-class _Lengths(mlflow.pyfunc.PythonModel):
-    """A model with another signature (a named ``text`` column in)."""
-
-    def predict(self, context, model_input: pd.DataFrame, params=None):
-        return model_input["text"].str.len() / 1000.0
-
-
-def _log_other_signature(store: str) -> str:
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    signature = ModelSignature(Schema([ColSpec("string", "text")]), Schema([ColSpec("double")]))
-    tracking.start_run(tracking_uri=store, experiment_name="promote-tests")
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            mlflow.pyfunc.save_model(
-                f"{tmp}/model",
-                python_model=_Lengths(),
-                signature=signature,
-                input_example=pd.DataFrame({"text": ["A film."]}),
-            )
-            mlflow.log_artifacts(f"{tmp}/model", artifact_path="model")
-        return f"runs:/{mlflow.active_run().info.run_id}/model"
-    finally:
-        mlflow.end_run()
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     root = tmp_path_factory.mktemp("promote")
@@ -88,7 +51,7 @@ def world(tmp_path_factory) -> World:
         patch.setenv("PROJECT_ROOT", str(root))  # artifacts under root/mlartifacts
         prep.prepare([make_raw_dir(root / "raw", per_label=40)], root / "processed")
         good = logged_models.train_model()
-        worse = _inverted(good)
+        worse = logged_models.inverted(good)
         params = {"data_path": str(root / "processed")}
         uris = {
             "good": logged_models.log_model(store, good, experiment="promote-tests", params=params),
@@ -96,7 +59,7 @@ def world(tmp_path_factory) -> World:
                 store, worse, experiment="promote-tests", params=params
             ),
             "no_data": logged_models.log_model(store, good, experiment="promote-tests"),
-            "other_signature": _log_other_signature(store),
+            "other_signature": logged_models.log_other_signature(store, "promote-tests"),
         }
         mlflow.set_tracking_uri(store)
         tracking.setup_experiment(promotion.EXPERIMENT)  # its artifacts under root too
