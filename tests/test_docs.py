@@ -20,8 +20,9 @@ README_MAX_LINES = 200
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 REMOTE = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
 API = DOCS / "api"
-# The modules of lib/ and runner/ that the API reference leaves out, with the reason.
-NOT_IN_API = {"runner.__main__": "python -m runner's entry: it runs main and defines nothing"}
+# The API reference documents these packages, module by module; it leaves out their
+# __main__ modules (python -m's entry points: they run main and define nothing).
+API_PACKAGES = ("lib", "runner", "tools")
 
 
 class _Assets(HTMLParser):
@@ -84,12 +85,13 @@ def test_site_fetches_nothing_from_elsewhere(site: Path) -> None:
 
 
 def _modules() -> set[str]:
-    """The dotted names of every module of lib/ and runner/ (a package by its own name)."""
+    """The dotted names of the API_PACKAGES' modules (a package by its own name)."""
     names = set()
-    for package in ("lib", "runner"):
+    for package in API_PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             parts = path.relative_to(ROOT).with_suffix("").parts
-            names.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+            if parts[-1] != "__main__":
+                names.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return names
 
 
@@ -99,7 +101,7 @@ def test_api_reference_lists_every_module() -> None:
         for page in sorted(API.glob("*.md"))
         for name in re.findall(r"^::: ([\w.]+)", page.read_text(encoding="utf-8"), re.M)
     ]
-    modules = _modules() - set(NOT_IN_API)
+    modules = _modules()
     missing = sorted(modules - set(listed))
     assert not missing, f"docs/api/: add a '::: module' line to its group's page for {missing}"
     gone = sorted(set(listed) - modules)
