@@ -124,6 +124,21 @@ def test_api_reference_links_the_docstrings_roles(site: Path) -> None:
     assert 'href="#lib.core.errors.UserError"><code>UserError</code></a>' in core
 
 
+def test_docs_images_are_small_and_shown() -> None:
+    # The screenshots (scripts/docs_screenshots.sh) live in git: each stays small, and used.
+    targets = [
+        Path(target).name
+        for page in DOCS.rglob("*.md")
+        for target in LINK.findall(page.read_text(encoding="utf-8"))
+    ]
+    images = sorted((DOCS / "images").iterdir())
+    assert images, "docs/images/ holds no picture"
+    large = [f"{p.name}: {p.stat().st_size} bytes" for p in images if p.stat().st_size > 300_000]
+    assert not large, f"docs/images/: shrink these (at most 300 kB): {large}"
+    unused = [p.name for p in images if p.name not in targets]
+    assert not unused, f"docs/images/: no page shows {unused}"
+
+
 def test_readme_is_one_screen() -> None:
     lines = README.read_text(encoding="utf-8").splitlines()
     assert len(lines) <= README_MAX_LINES, (
