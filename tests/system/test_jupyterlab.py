@@ -27,6 +27,7 @@ import nbformat
 import pytest
 import scrapbook as sb
 
+from tests.support.browser import launch_chromium
 from tests.support.datagen import make_raw_dir
 from tests.support.tf_lines import KNOWN_TF_LINES, json_lines
 
@@ -34,17 +35,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "jupyterlab"
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags chromium's own connections are refused by this
-# machine's closed network (and slow its start).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # JupyterLab's user settings in the isolated settings folder: no news or update checks
 # (no network here), every cell attached to the page (JupyterLab 4 otherwise leaves cells
 # outside the viewport out of the DOM, and of the screenshot).
@@ -182,10 +172,8 @@ def _stop(server: subprocess.Popen) -> None:
 def browser():
     from playwright.sync_api import sync_playwright
 
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/system_packages.sh installs chromium")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch_chromium(playwright)
         try:
             yield chromium
         finally:

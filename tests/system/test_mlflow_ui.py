@@ -15,9 +15,9 @@ import pytest
 import scrapbook as sb
 
 from lib.data import prep
+from tests.support.browser import launch_chromium
 from tests.support.datagen import make_raw_dir
 from tests.support.runner_process import run_runner
-from tests.system.test_jupyterlab import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -47,7 +47,7 @@ def test_the_run_page_shows_the_logged_notebook(tmp_path, mlflow_tracking_env, g
     url = f"{mlflow_tracking_env.url}/#/experiments/{experiment_id}/runs/{run_id}"
     login = {"username": mlflow_tracking_env.username, "password": mlflow_tracking_env.password}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900}, http_credentials=login)
         try:
             page.goto(f"{url}/artifacts/notebook/train.html")
