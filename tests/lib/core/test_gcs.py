@@ -42,6 +42,7 @@ def _tree(folder):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.services
 def test_folder_round_trip(gcs_env, tmp_path):
     from google.cloud import storage as cloud_storage
@@ -69,6 +70,7 @@ def test_folder_round_trip(gcs_env, tmp_path):
     assert _tree(tmp_path / "copy2") == _tree(src)
 
 
+@pytest.mark.slow
 @pytest.mark.services
 def test_single_file_round_trip(gcs_env, tmp_path):
     src = tmp_path / "metrics.json"
@@ -86,6 +88,7 @@ def test_single_file_round_trip(gcs_env, tmp_path):
     assert download(f"{base}/into/metrics.json", into) == [into / "metrics.json"]
 
 
+@pytest.mark.slow
 @pytest.mark.services
 def test_missing_object_and_bucket_errors(gcs_env, tmp_path):
     with pytest.raises(StorageError, match="nothing at"):

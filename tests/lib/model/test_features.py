@@ -14,6 +14,8 @@ from lib.data.cleaning import clean_text
 from lib.model import features
 from tests.support.reviews import split, synthetic_reviews
 
+pytestmark = pytest.mark.slow  # every test builds Keras layers
+
 SAMPLES = ["A GREAT film!<br /><br />I loved it, 10/10.", "  Awful... a  b c waste ", ""]
 
 

@@ -12,6 +12,8 @@ from lib.data.cleaning import clean_text
 from lib.model import features, models, train_spec, training
 from tests.support.reviews import NEGATIVE, POSITIVE, split, synthetic_reviews
 
+pytestmark = pytest.mark.slow  # lib.model imports Keras
+
 
 @pytest.fixture(scope="module")
 def data() -> tuple:

@@ -17,6 +17,8 @@ from lib.core.errors import ParameterError
 from lib.model import models, train_spec, training
 from tests.support.reviews import split, synthetic_reviews
 
+pytestmark = pytest.mark.slow  # every test imports TensorFlow
+
 ROOT = Path(__file__).resolve().parents[3]
 
 

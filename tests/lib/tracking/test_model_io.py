@@ -16,7 +16,6 @@ import pytest
 
 from lib.core import gcs
 from lib.core.errors import ModelError, OutputError
-from lib.model import models, training
 from lib.tracking import model_io
 from tests.support.reviews import split, synthetic_reviews
 from tests.support.runner_process import error_traceback_shown, run_runner
@@ -28,6 +27,9 @@ REVIEWS = ["A wonderful, brilliant film: I loved it!", "Awful, boring, the worst
 @pytest.fixture(scope="module")
 def exported():
     """A trained model that takes raw review strings."""
+    # TensorFlow: imported here, so that the module's other tests stay fast
+    from lib.model import models, training
+
     texts, labels = synthetic_reviews(300, seed=4)
     train_texts, train_labels, val_texts, val_labels = split(texts, labels, 250)
     training.set_seed(4)
@@ -43,12 +45,15 @@ def model_file(exported, tmp_path_factory) -> Path:
 
 
 def _probabilities(model, texts) -> np.ndarray:
+    from lib.model import training
+
     return training.predict_proba(model, texts)
 
 
 # -- save_model -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_save_model_writes_one_loadable_file_and_no_temporary(exported, tmp_path):
     path = tmp_path / "models" / "latest" / "model.keras"  # folders made as needed
     assert model_io.save_model(exported, path) == path
@@ -64,6 +69,7 @@ def test_save_model_writes_one_loadable_file_and_no_temporary(exported, tmp_path
 # -- local_model_file -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_file_or_a_folder_holding_one_is_found(model_file, tmp_path, monkeypatch):
     assert model_io.local_model_file(str(model_file), tmp_path) == model_file
     folder = tmp_path / "run"
@@ -121,6 +127,7 @@ def test_an_mlflow_uri_the_store_lacks_is_a_model_error_naming_the_store(tmp_pat
     assert "MLFLOW_TRACKING_URI" in message and "\n" not in message
 
 
+@pytest.mark.slow
 @pytest.mark.services
 def test_a_gs_file_or_folder_is_downloaded(gcs_env, model_file, tmp_path):
     prefix = f"gs://{BUCKET}/model-io-tests/{uuid.uuid4().hex}"
@@ -183,6 +190,7 @@ def test_saving_into_a_read_only_folder_is_one_line_naming_it(exported, read_onl
     assert str(info.value).startswith(f"model folder {read_only_dir / 'model'} cannot be written")
 
 
+@pytest.mark.slow
 def test_predict_texts_labels_each_text_in_order(exported, model_file):
     texts = [REVIEWS[1], REVIEWS[0], ""]
     results = model_io.predict_texts(str(model_file), texts)

@@ -18,6 +18,8 @@ from tests.support import logged_models, services
 from tests.support.runner_process import run_runner
 from tests.support.services import BUCKET
 
+pytestmark = pytest.mark.slow  # the logged-model helpers import lib.model (Keras)
+
 
 @pytest.fixture(scope="module")
 def model():

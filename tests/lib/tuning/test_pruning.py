@@ -151,6 +151,7 @@ def _study_with_two_good_trials(tmp_path):
     return cfg, study
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_the_reporter_prunes_a_real_fit_and_the_notebook_stops_with_one_line(tmp_path):
     import keras
@@ -183,6 +184,7 @@ def test_the_reporter_prunes_a_real_fit_and_the_notebook_stops_with_one_line(tmp
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 def test_a_trial_the_pruner_keeps_runs_to_its_end(tmp_path):
     import keras

@@ -42,6 +42,7 @@ def test_a_function_spec_must_name_a_module_and_a_function():
             expression(bad)
 
 
+@pytest.mark.slow
 def test_data_goes_in_and_comes_back_unchanged(kernel):
     assert call(kernel, "copy:copy", AWKWARD) == AWKWARD
     assert call(kernel, "builtins:sorted", [3, 1, 2]) == [1, 2, 3]
@@ -49,6 +50,7 @@ def test_data_goes_in_and_comes_back_unchanged(kernel):
     assert call(kernel, "gc:collect") >= 0  # no data: called without an argument
 
 
+@pytest.mark.slow
 def test_an_exception_in_the_kernel_is_raised_as_kernel_code_error(kernel):
     with pytest.raises(KernelCodeError) as info:
         call(kernel, "json:loads", "{not json")
@@ -63,6 +65,7 @@ def test_an_exception_in_the_kernel_is_raised_as_kernel_code_error(kernel):
     assert call(kernel, "builtins:abs", -1) == 1  # the kernel goes on
 
 
+@pytest.mark.slow
 def test_calls_leave_nothing_in_the_namespace_or_the_history(kernel):
     before = call(kernel, "builtins:dir")  # dir() in the user namespace: its names
     call(kernel, "copy:copy", AWKWARD)
@@ -73,6 +76,7 @@ def test_calls_leave_nothing_in_the_namespace_or_the_history(kernel):
     assert "AWKWARD" not in output_text(nb) and "_exc" not in output_text(nb)
 
 
+@pytest.mark.slow
 def test_a_call_that_takes_too_long_raises_timeout_error():
     with KernelPool(1) as pool:
         kernel = pool.acquire(timeout=120)
@@ -80,6 +84,7 @@ def test_a_call_that_takes_too_long_raises_timeout_error():
             call(kernel, "time:sleep", 3, timeout=1)
 
 
+@pytest.mark.slow
 def test_a_call_in_a_kernel_that_dies_or_is_cancelled_raises_kernel_pool_error():
     with KernelPool(1) as pool:
         kernel = pool.acquire(timeout=120)

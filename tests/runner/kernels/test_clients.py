@@ -48,6 +48,7 @@ def test_the_ready_client_is_the_manager_s_unless_the_trick_is_off(monkeypatch):
     assert PooledKernelManager().client_factory is AsyncKernelClient
 
 
+@pytest.mark.slow
 def test_the_ready_client_talks_to_the_kernel_and_the_manager_closes_it(kernel):
     kc = kernel.km.client()
     assert isinstance(kc, _ReadyClient if enabled("ready_client") else AsyncKernelClient)
@@ -64,6 +65,7 @@ def test_the_ready_client_talks_to_the_kernel_and_the_manager_closes_it(kernel):
     assert kernel.km.pool_clients == [] and not kc.channels_running
 
 
+@pytest.mark.slow
 def test_the_pool_client_is_alive_while_its_process_is(kernel):
     kc = open_client(kernel.km, kernel.process_alive, timeout=60)
     try:
@@ -77,6 +79,7 @@ def test_the_pool_client_is_alive_while_its_process_is(kernel):
         kc.stop_channels()
 
 
+@pytest.mark.slow
 def test_the_pool_client_of_a_kernel_that_died_fails_at_once(kernel):
     os.kill(kernel.pid, signal.SIGKILL)
     assert gone([kernel.pid])

@@ -20,6 +20,7 @@ def test_a_pool_needs_a_kernel():
         KernelPool(0)
 
 
+@pytest.mark.slow
 def test_a_lent_kernel_is_warm_and_reset_before_it_is_lent_again():
     with KernelPool(1, warmup_modules=["colorsys", "no_such_module_here"]) as pool:
         kernel = pool.acquire(timeout=120)
@@ -41,6 +42,7 @@ def test_a_lent_kernel_is_warm_and_reset_before_it_is_lent_again():
     assert gone([kernel.pid])
 
 
+@pytest.mark.slow
 def test_kernels_are_replaced_after_max_uses_a_failure_or_past_max_rss():
     with KernelPool(1, max_uses=2) as pool:
         first = pool.acquire(timeout=120)
@@ -62,6 +64,7 @@ def test_kernels_are_replaced_after_max_uses_a_failure_or_past_max_rss():
     assert gone([first.pid, second.pid, third.pid, fourth.pid])
 
 
+@pytest.mark.slow
 def test_grow_adds_kernels():
     with KernelPool(1) as pool:
         pool.grow(1)
@@ -70,6 +73,7 @@ def test_grow_adds_kernels():
     assert gone(k.pid for k in kernels)
 
 
+@pytest.mark.slow
 def test_shutdown_ends_every_kernel_a_busy_one_too_and_fails_what_waits():
     pool = KernelPool(2).start()
     busy, idle = pool.acquire(timeout=120), pool.acquire(timeout=120)
@@ -91,6 +95,7 @@ def test_shutdown_ends_every_kernel_a_busy_one_too_and_fails_what_waits():
         pool.acquire(timeout=1)
 
 
+@pytest.mark.slow
 def test_interrupt_stops_what_runs_in_the_kernels():
     with KernelPool(1) as pool:
         kernel = pool.acquire(timeout=120)
@@ -117,6 +122,7 @@ def test_a_pool_whose_kernels_cannot_start_says_so():
             pool.acquire(timeout=120)
 
 
+@pytest.mark.slow
 def test_no_kernel_outlives_the_process_that_forgot_to_shut_its_pool_down():
     pid = run_python(
         """

@@ -10,6 +10,8 @@ import pytest
 
 from tests.support.services import http_status, tracking_stack, use_gcs_emulator
 
+pytestmark = pytest.mark.slow  # each test starts a server
+
 
 def _group_gone(pgid, timeout=30.0):
     """Whether the process group ends within ``timeout`` s: killed processes leave the group
