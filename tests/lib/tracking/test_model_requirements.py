@@ -76,8 +76,12 @@ def _mismatch(*listed: str) -> str:
     return "\n".join(["Detected one or more mismatches between ...:", *listed, "To fix ..."])
 
 
-def test_only_the_serving_stand_ins_mismatch_is_hidden(caplog):
+def test_only_the_serving_stand_ins_mismatch_is_hidden(caplog, monkeypatch):
     from importlib.metadata import version
+
+    # Importing mlflow sets its "mlflow" logger not to propagate (MLflow's own handler prints),
+    # so caplog, on the root, saw nothing when an earlier test of the process had imported it.
+    monkeypatch.setattr(logging.getLogger("mlflow"), "propagate", True)
 
     tf = version("tensorflow")
     stand_in = f" - tensorflow-cpu (current: uninstalled, required: tensorflow-cpu=={tf})"
