@@ -71,7 +71,7 @@ def test_a_trial_kernel_killed_mid_trial_fails_that_trial_and_the_study_goes_on(
     assert proc.returncode == 0, stderr[-3000:]
 
     trials = optuna.load_study(study_name="killed", storage=storage).trials
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     error = trials[0].user_attrs["error"]
     cause = "the kernel died: killed by SIGKILL, probably out of memory; last measured "
     assert error.startswith(cause), error
@@ -87,18 +87,18 @@ def test_a_trial_kernel_killed_mid_trial_fails_that_trial_and_the_study_goes_on(
 
 def test_a_trial_past_its_time_limit_fails_and_the_study_goes_on(tmp_path, data):
     config = {
-        "n_trials": 2,
+        "n_trials": 1,  # finished trials: the failed one does not count, the next one does
         "trial_timeout_s": 40,  # a 2-epoch trial takes about 10 s here
         "train_params": {"data_path": str(data), "bs": 8},
         "search_space": {"epochs": {"type": "categorical", "choices": [2, 100000]}},
-        "enqueue_trials": [{"epochs": 100000}, {"epochs": 2}, {"epochs": 2}],
+        "enqueue_trials": [{"epochs": 100000}, {"epochs": 2}],
     }
     proc, storage = _tune(tmp_path, "slow", config)
     _, stderr = proc.communicate(timeout=400)
     assert proc.returncode == 0, stderr[-3000:]
 
     trials = optuna.load_study(study_name="slow", storage=storage).trials
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     error = trials[0].user_attrs["error"]
     assert re.fullmatch(r"timed out after 40 s \(cell \d+\)", error), error
     assert 40 <= trials[0].user_attrs["seconds"] < 40 + 25  # interrupted, not left to run
