@@ -35,6 +35,16 @@ def archive_path() -> Path:
     return ARCHIVE
 
 
+@pytest.fixture(scope="session")
+def trained_model():
+    """The tiny exported model of ``tests.support.logged_models.train_model()`` (raw strings
+    in), trained once per test process for every test that needs *a* trained model and does
+    not change it; a test that needs its own seed or settings trains its own."""
+    from tests.support.logged_models import train_model  # TensorFlow: only when asked for
+
+    return train_model()
+
+
 @pytest.fixture()
 def runner_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """For a test that calls the runner's main(), which sets up logging: its files under

@@ -70,9 +70,9 @@ def _in_process(model) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def trained():
-    """A small exported model (raw strings in, P(positive) out)."""
-    return logged_models.train_model(seed=4)
+def trained(trained_model):
+    """A small exported model (raw strings in, P(positive) out): the session's."""
+    return trained_model
 
 
 def test_the_image_serves_a_mounted_model_and_cannot_import_the_project(trained, tmp_path):

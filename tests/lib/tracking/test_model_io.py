@@ -17,7 +17,6 @@ import pytest
 from lib.core import gcs
 from lib.core.errors import ModelError, OutputError
 from lib.tracking import model_io
-from tests.support.reviews import split, synthetic_reviews
 from tests.support.runner_process import error_traceback_shown, run_runner
 from tests.support.services import BUCKET
 
@@ -25,18 +24,9 @@ REVIEWS = ["A wonderful, brilliant film: I loved it!", "Awful, boring, the worst
 
 
 @pytest.fixture(scope="module")
-def exported():
-    """A trained model that takes raw review strings."""
-    # TensorFlow: imported here, so that the module's other tests stay fast
-    from lib.model import models, training
-
-    texts, labels = synthetic_reviews(300, seed=4)
-    train_texts, train_labels, val_texts, val_labels = split(texts, labels, 250)
-    training.set_seed(4)
-    bundle = models.build_model("nbngram", train_texts, train_labels, seed=4)
-    params = models.default_train_params("nbngram") | {"learning_rate": None, "epochs": 2}
-    training.train(bundle, train_texts, train_labels, val_texts, val_labels, **params)
-    return bundle.export_model()
+def exported(trained_model):
+    """A trained model that takes raw review strings (the session's: tests/conftest.py)."""
+    return trained_model
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow  # the logged-model helpers import lib.model (Kera
 
 
 @pytest.fixture(scope="module")
-def model():
-    return logged_models.train_model(epochs=1)
+def model(trained_model):
+    return trained_model
 
 
 @pytest.fixture

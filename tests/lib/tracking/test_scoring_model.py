@@ -32,14 +32,14 @@ REVIEWS = ["A wonderful film.", "Dull and far too long.", "<b>Superb</b>, I love
 
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory):
+def logged(tmp_path_factory, trained_model):
     """(store URI, model URI, the in-process Keras model, the exported .keras file)."""
     root = tmp_path_factory.mktemp("project")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PROJECT_ROOT", str(root))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         store = f"sqlite:///{root / 'mlflow.db'}"
-        model = logged_models.train_model()
+        model = trained_model
         exported = root / "models" / "latest" / "model.keras"
         uri = logged_models.log_model(store, model, export_to=exported)
         yield store, uri, model, exported

@@ -3,9 +3,9 @@ and, once, the real auth MLflow server with GCS artifacts: the first version bec
 champion, a better candidate moves it, a worse or an equal one does not, --force does, and
 every bad input is one line that changes nothing.
 
-The models are trained once per module: a good one, and the same model inverted (1 - p, a
-Keras layer), which is deterministically worse; each test registers what it needs under a
-model name of its own."""
+The good model is the session's tiny trained model (tests/conftest.py), the worse one the
+same model inverted (1 - p, a Keras layer), which is deterministically worse; each test
+registers what it needs under a model name of its own."""
 
 from __future__ import annotations
 
@@ -44,13 +44,13 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
+def world(tmp_path_factory, trained_model) -> World:
     root = tmp_path_factory.mktemp("promote")
     store = f"sqlite:///{root / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PROJECT_ROOT", str(root))  # artifacts under root/mlartifacts
         prep.prepare([make_raw_dir(root / "raw", per_label=40)], root / "processed")
-        good = logged_models.train_model()
+        good = trained_model
         worse = logged_models.inverted(good)
         params = {"data_path": str(root / "processed")}
         uris = {
