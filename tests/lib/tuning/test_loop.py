@@ -181,7 +181,17 @@ def test_an_earlier_versions_surplus_trials_do_not_count(tmp_path):
     assert tuning.trials_table(study, cfg.objectives).loc[0, "state"] == "SURPLUS"
 
 
-def test_an_interrupt_calls_on_interrupt_and_waits_for_the_running_trial():
+@pytest.fixture()
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt in this process, as in a terminal, however the tests were
+    started: a process started in a background job or under nohup inherits SIGINT ignored, and
+    ``_thread.interrupt_main`` then does nothing. Put back after the test."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_calls_on_interrupt_and_waits_for_the_running_trial(ctrl_c_raises):
     cfg = config(n_trials=5)
     handle = tuning.open_study(cfg)
     interrupted, ended = threading.Event(), []
@@ -200,7 +210,7 @@ def test_an_interrupt_calls_on_interrupt_and_waits_for_the_running_trial():
 
 
 @pytest.mark.parametrize("kind", [None, "sqlite"])
-def test_an_interrupt_says_how_to_resume(tmp_path, caplog, kind):
+def test_an_interrupt_says_how_to_resume(tmp_path, caplog, kind, ctrl_c_raises):
     cfg = config(storage=storage_url(tmp_path, kind), n_trials=5)
     handle = tuning.open_study(cfg)
     interrupted = threading.Event()
