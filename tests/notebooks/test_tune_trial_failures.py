@@ -62,7 +62,8 @@ def _notebook_artifacts(tmp_path, run_id: str) -> list[str]:
 
 def test_a_trial_kernel_killed_mid_trial_fails_that_trial_and_the_study_goes_on(tmp_path, data):
     train = {"data_path": str(data), "epochs": 60, "bs": 2}
-    proc, storage = _tune(tmp_path, "killed", {"train_params": train, "n_trials": 2})
+    # n_trials counts finished trials: the killed one does not, the one after it does
+    proc, storage = _tune(tmp_path, "killed", {"train_params": train, "n_trials": 1})
     notebook = tmp_path / "run" / "trials" / "trial-000" / "train.ipynb"
     wait_for(lambda: cell_running(notebook, TRAINING), proc, "trial 0 training")
     (kernel,) = _trial_kernels(proc.pid)  # n_jobs 1: one trial kernel
