@@ -4,9 +4,10 @@ $MLFLOW_TRACKING_URI is moved into MLflow's own credential variables first:
 :func:`move_uri_credentials`).
 
 An HTTP server gets bounded retries (an unreachable one is reported within
-``CHECK_DEADLINE_S``; a refused login at once); a SQLite store is created under a lock; a
-folder store is created. A local artifact location must take a file, a ``gs://`` one's
-bucket must answer. Each problem is one :class:`lib.core.errors.UserError` line.
+``CHECK_DEADLINE_S``, or the seconds in ``$IMDB_TRACKING_CHECK_S``; a refused login at
+once); a SQLite store is created under a lock; a folder store is created. A local artifact
+location must take a file, a ``gs://`` one's bucket must answer. Each problem is one
+:class:`lib.core.errors.UserError` line.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from lib.core import gcs, paths
 from lib.core.errors import TrackingError, first_line
 
 CHECK_DEADLINE_S = 30.0  # an unreachable server is reported within this time
+# A cluster whose server restarts slowly may want longer; a test of an unreachable server shorter.
+CHECK_DEADLINE_ENV = "IMDB_TRACKING_CHECK_S"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
 PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"
@@ -74,14 +77,34 @@ def move_uri_credentials(environ: MutableMapping[str, str] | None = None) -> Non
     environ[TRACKING_URI_ENV] = public_uri(uri)
 
 
-def check_store(uri: str, deadline_s: float = CHECK_DEADLINE_S) -> None:
+def check_deadline_s(environ: MutableMapping[str, str] | None = None) -> float:
+    """The seconds an unreachable server is retried: ``$IMDB_TRACKING_CHECK_S`` when set,
+    else :data:`CHECK_DEADLINE_S`; TrackingError (one line) for a value that is not a
+    positive number."""
+    value = (os.environ if environ is None else environ).get(CHECK_DEADLINE_ENV, "").strip()
+    if not value:
+        return CHECK_DEADLINE_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise TrackingError(
+            f"${CHECK_DEADLINE_ENV} is {value!r}: give the seconds to retry an unreachable "
+            f"MLflow server as a positive number, or unset it for {CHECK_DEADLINE_S:g}"
+        )
+    return seconds
+
+
+def check_store(uri: str, deadline_s: float | None = None) -> None:
     """Raise TrackingError, with one clear line, unless the store at ``uri`` answers.
 
-    HTTP servers get bounded retries within ``deadline_s``; a refused login fails at once.
+    HTTP servers get bounded retries within ``deadline_s`` (default
+    :func:`check_deadline_s`); a refused login fails at once.
     """
     scheme = urlsplit(uri).scheme
     if scheme in ("http", "https"):
-        _check_server(uri, deadline_s)
+        _check_server(uri, check_deadline_s() if deadline_s is None else deadline_s)
     elif scheme == "sqlite":
         db = paths.sqlite_path(uri)
         if db is not None:

@@ -126,7 +126,14 @@ def test_unreachable_tracking_stops_before_training(tmp_path, data):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result, _ = run_train(tmp_path, data, "-p", "mlflow_tracking_uri", f"http://127.0.0.1:{port}")
+    result, _ = run_train(
+        tmp_path,
+        data,
+        "-p",
+        "mlflow_tracking_uri",
+        f"http://127.0.0.1:{port}",
+        env={"IMDB_TRACKING_CHECK_S": "3"},  # given up after 3 s, not 30
+    )
     assert result.returncode == 2
     assert f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}" in result.stderr
     assert not error_traceback_shown(result.stderr)

@@ -43,6 +43,24 @@ def test_unreachable_server_fails_fast_with_one_clear_line():
     assert "check the URI and that the server is running" in message
 
 
+def test_the_retry_deadline_comes_from_the_environment_when_set():
+    assert tracking_check.check_deadline_s({}) == tracking_check.CHECK_DEADLINE_S
+    assert tracking_check.check_deadline_s({"IMDB_TRACKING_CHECK_S": " 4.5 "}) == 4.5
+    for bad in ("0", "-3", "soon", "inf", "nan"):
+        with pytest.raises(TrackingError) as info:
+            tracking_check.check_deadline_s({"IMDB_TRACKING_CHECK_S": bad})
+        assert str(info.value).startswith(f"$IMDB_TRACKING_CHECK_S is {bad!r}: give the seconds")
+
+
+def test_an_unreachable_server_is_retried_for_the_environments_seconds(monkeypatch):
+    monkeypatch.setenv("IMDB_TRACKING_CHECK_S", "1")
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.raises(TrackingError) as info:
+        tracking_check.check_store(uri)
+    # One try, then a 2 s pause would pass the 1 s deadline: it stops (30 s would try 6 times).
+    assert "(ConnectionError; 1 tries in " in str(info.value), info.value
+
+
 def test_a_store_folder_that_cannot_be_made_names_the_store(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
