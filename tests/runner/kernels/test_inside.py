@@ -38,20 +38,25 @@ def test_reset_gives_a_fresh_session_and_keeps_the_imports(shell):
 
 
 @pytest.mark.slow  # MLflow's import and a new store's migrations
-def test_reset_ends_an_active_mlflow_run_as_failed_and_closes_the_figures(tmp_path, monkeypatch):
+def test_reset_ends_an_active_mlflow_run_as_failed_and_closes_the_figures(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    run = mlflow.start_run()
-    plt.figure()
-    inside.reset()  # no IPython shell here: the rest is reset all the same
-    assert mlflow.active_run() is None
-    assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
-    assert plt.get_fignums() == []
+    # MLflow's global URI, not only the variable: an earlier test of this process may have
+    # set the global (lib.tracking.runs does), which wins over the variable.
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        run = mlflow.start_run()
+        plt.figure()
+        inside.reset()  # no IPython shell here: the rest is reset all the same
+        assert mlflow.active_run() is None
+        assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
+        assert plt.get_fignums() == []
+    finally:
+        mlflow.set_tracking_uri(None)  # as a fresh process has it (the variable is restored)
 
 
 def test_warm_up_imports_the_modules_and_reports_the_ones_that_fail():
