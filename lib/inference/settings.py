@@ -15,7 +15,7 @@ from lib.core.errors import ParameterError
 ENV = "IMDB_SERVING_SETTINGS"
 
 # A 1,000-review request fits with room to spare: the IMDB reviews average about 1,300
-# characters and the 1,000 longest about 6,500 (docs/serving.md).
+# characters and the 1,000 longest about 5,300: 5.3 MB as JSON (docs/serving.md).
 MAX_BODY_BYTES = 8 * 2**20
 STALL_S = 15.0
 PREDICT_TIMEOUT_S = 30.0
