@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lib.core.errors import UserError
 from lib.core.secrets import mask_text, secret_values
-from lib.inference import server, settings
+from lib.inference import settings
 from lib.tracking.store_check import move_uri_credentials
 
 COMMAND = "serve"
@@ -89,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         stall_s=args.stall_timeout,
         predict_timeout_s=args.predict_timeout,
     )
+    # Here: MLflow's import (seconds) is for this command only, not for every runner command.
+    from lib.inference import server
+
     with tempfile.TemporaryDirectory(prefix="serve-model-") as tmp:
         model_dir = server.fetch_model(args.model, Path(tmp))
         print(f"serving {args.model} at http://{args.host}:{args.port}", flush=True)
