@@ -1,5 +1,5 @@
-"""Benchmark: the registered champion behind MLflow's scoring server, against in-process
-predictions of the same exported Keras model.
+"""Benchmark: the registered champion behind the project's scoring server (MLflow's scoring
+app with limits), against in-process predictions of the same exported Keras model.
 
 Usage: python bench/serve.py ../shared/data/aclImdb_v1.tar.gz [--per-label 1500] [--epochs 1]
 
@@ -9,10 +9,15 @@ default model (the train notebook's ``nbngram``) for ``--epochs`` on them, logs 
 train notebook does (lib.tracking.runs.log_keras_model), registers it in a throwaway local store
 and sets ``champion`` on it (lib.tracking.registry). Then, in one run:
 
-* starts ``mlflow models serve -m models:/bench-serve@champion --env-manager local`` on
-  127.0.0.1 (tests/support/scoring_server.py) and, after a warm-up, times ``--requests`` one-review
+* starts ``python -m runner serve --model models:/bench-serve@champion`` on 127.0.0.1
+  (tests/support/scoring_server.py) and, after a warm-up, times ``--requests`` one-review
   requests one after another (latency: p50 and p99, the client's wall time per request);
 * times ``--batches`` requests of ``--batch`` reviews each (throughput: reviews/s);
+* runs ``--clients`` concurrent clients (tests/support/load_clients.py) for ``--concurrent-s``
+  seconds twice: all sending ``--batch``-review requests (``concurrent_reviews_per_s``, to set
+  against one client's ``batch_reviews_per_s``), then a mix of one-review and
+  ``--batch``-review requests, four to one (``concurrent_p50_ms``, ``concurrent_p99_ms``);
+  every answer is checked against ``predict_on_batch`` in this process (within 1e-6);
 * predicts the same batches in this process with the exported Keras model's
   ``predict_on_batch`` (what the served pyfunc calls), after one warm-up call: the last
   line's ``inprocess_reviews_per_s``, the strict baseline; and, for the line before the
@@ -20,8 +25,10 @@ and sets ``champion`` on it (lib.tracking.registry). Then, in one run:
   a call on 2 cores, whatever the batch.
 
 The server's and the in-process probabilities are checked equal. Last line:
-``p50_ms=... p99_ms=... batch_reviews_per_s=... inprocess_reviews_per_s=...``
-(goal: p50 <= 50 ms, batch >= half of in-process).
+``p50_ms=... p99_ms=... batch_reviews_per_s=... inprocess_reviews_per_s=...
+concurrent_p50_ms=... concurrent_p99_ms=... concurrent_reviews_per_s=...``
+(goals: p50 <= 50 ms, batch >= half of in-process, concurrent reviews/s >= 0.8 of one
+client's, concurrent p99 <= 10 x concurrent p50).
 """
 
 from __future__ import annotations
@@ -116,6 +123,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20, help="batch requests")
     parser.add_argument("--warmup", type=int, default=20, help="requests before timing")
     parser.add_argument("--workers", type=int, default=1, help="the server's workers")
+    parser.add_argument("--threads", type=int, default=None, help="the server's threads")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients")
+    parser.add_argument("--concurrent-s", type=float, default=30.0, help="each concurrent run")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -143,13 +153,16 @@ def main() -> None:
         ]
         uri = f"models:/{MODEL_NAME}@champion"
         env = {"MLFLOW_TRACKING_URI": store}
-        with ScoringServer(uri, env=env, log=tmp / "server.log", workers=args.workers) as server:
+        options = ["--threads", str(args.threads)] if args.threads else []
+        log = tmp / "server.log"
+        with ScoringServer(uri, env=env, log=log, workers=args.workers, options=options) as server:
             print(f"server ready in {server.startup_s:.1f} s", flush=True)
             url = f"{server.url}/invocations"
             time_requests(url, singles[: args.warmup] + [{"inputs": batches[0]}])
             latency = np.array(time_requests(url, singles)) * 1000
             batch_s = sum(time_requests(url, [{"inputs": b} for b in batches]))
             _, served = post_json(url, {"inputs": batches[0]})
+            full, mixed = concurrent_runs(server.url, model, singles, batches, args)
         local = np.asarray(model.predict(np.array(batches[0], dtype=object), verbose=0))
         np.testing.assert_allclose(served["predictions"], local.reshape(-1), rtol=1e-4, atol=1e-5)
         inprocess_s = on_batch_s = 0.0
@@ -164,6 +177,7 @@ def main() -> None:
             inprocess_s += t1 - t0
     n = args.batch * args.batches
     p50, p99 = np.percentile(latency, [50, 99])
+    c50, c99 = mixed.percentiles_ms(50, 99)
     print(
         f"one review a request: p50 {p50:.1f} ms, p99 {p99:.1f} ms, mean {latency.mean():.1f} ms "
         f"over {len(latency)}; {args.batch} a request: {n / batch_s:.0f} reviews/s served, "
@@ -171,9 +185,38 @@ def main() -> None:
         flush=True,
     )
     print(
-        f"p50_ms={p50:.1f} p99_ms={p99:.1f} batch_reviews_per_s={n / batch_s:.0f} "
-        f"inprocess_reviews_per_s={n / on_batch_s:.0f}"
+        f"{args.clients} clients for {args.concurrent_s:g} s: {args.batch} a request "
+        f"{full.reviews_per_s:.0f} reviews/s over {len(full.latencies_s)} requests; mixed "
+        f"(1 and {args.batch}, four to one) p50 {c50:.1f} ms, p99 {c99:.1f} ms over "
+        f"{len(mixed.latencies_s)} requests",
+        flush=True,
     )
+    print(
+        f"p50_ms={p50:.1f} p99_ms={p99:.1f} batch_reviews_per_s={n / batch_s:.0f} "
+        f"inprocess_reviews_per_s={n / on_batch_s:.0f} concurrent_p50_ms={c50:.1f} "
+        f"concurrent_p99_ms={c99:.1f} concurrent_reviews_per_s={full.reviews_per_s:.0f}"
+    )
+
+
+def concurrent_runs(url: str, model, singles: list[dict], batches: list[list[str]], args):
+    """``--clients`` clients for ``--concurrent-s`` s twice, every answer checked against
+    ``predict_on_batch`` in this process: all ``--batch``-review requests, then the mix."""
+    from tests.support.load_clients import Request, run_clients
+
+    def request(reviews: list[str]) -> Request:
+        return Request.of(reviews, model.predict_on_batch(np.array(reviews, dtype=object)))
+
+    full_batches = [request(b) for b in batches]
+    ones = [request(s["inputs"]) for s in singles[: 4 * len(batches)]]
+    mix = [r for i, b in enumerate(full_batches) for r in (*ones[4 * i : 4 * i + 4], b)]
+    runs = []
+    for requests in (full_batches, mix):
+        run_clients(url, requests, clients=args.clients, duration_s=min(args.concurrent_s, 5))
+        result = run_clients(url, requests, clients=args.clients, duration_s=args.concurrent_s)
+        if result.errors:
+            sys.exit(f"{len(result.errors)} concurrent requests failed: {result.errors[:3]}")
+        runs.append(result)
+    return runs
 
 
 if __name__ == "__main__":

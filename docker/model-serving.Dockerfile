@@ -1,13 +1,16 @@
-# The serving image: MLflow's scoring server for a logged or registered model
-# (polyaxonfiles/serve-model.yml):
+# The serving image: the project's scoring server (`python -m runner serve`: MLflow's scoring
+# app for a logged or registered model, with limits on what one client can take;
+# docs/serving.md), as polyaxonfiles/serve-model.yml runs it:
 #   docker build -f docker/model-serving.Dockerfile -t IMAGE .
 #   docker run -p 5000:5000 -e MLFLOW_TRACKING_URI=... IMAGE \
-#     mlflow models serve -m models:/imdb-sentiment@champion --env-manager local -h 0.0.0.0
-# Only what scoring needs (requirements-serve.lock): no project code, since the logged model
-# brings the part of lib it loads with (its code_paths), no runner, Jupyter or training
-# tools. As the other images: tini as PID 1, user 2222, and everything that would write under
+#     python -m runner serve --model models:/imdb-sentiment@champion --host 0.0.0.0
+# Only what scoring needs (requirements-serve.lock): no Jupyter, papermill, Optuna or other
+# training tools. The project's lib and runner are copied in, not installed (the project's
+# metadata would name the training requirements); `python -m runner serve` imports only what
+# scoring needs of them, which tests/system/test_serving_container.py checks in the image.
+# As the other images: tini as PID 1, user 2222, and everything that would write under
 # HOME pointed at /tmp, so that the pod's root filesystem can be read-only with only /tmp (an
-# emptyDir) writable; `mlflow models serve` downloads the model to a temporary folder there.
+# emptyDir) writable; the server downloads the model to a temporary folder there.
 FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -28,7 +31,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     XDG_CONFIG_HOME=/tmp/config \
     KERAS_HOME=/tmp/keras \
     TMPDIR=/tmp \
-    TF_CPP_MIN_LOG_LEVEL=2
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    PYTHONPATH=/opt/imdb
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
@@ -48,12 +52,18 @@ WORKDIR /home/aisg
 COPY requirements-serve.lock ./
 RUN python -m venv "$VIRTUAL_ENV" \
     && pip install --no-cache-dir --require-hashes -r requirements-serve.lock \
-    && mlflow models serve --help > /dev/null \
-    && python -c "import keras, tensorflow, pandas, pyarrow, mlflow.pyfunc.scoring_server"
+    && python -c "import keras, tensorflow, pandas, pyarrow, mlflow.pyfunc.scoring_server, uvicorn"
+
+# The scoring server's code, importable from any folder (PYTHONPATH), compiled here: the root
+# filesystem is read-only in the pod, so nothing could be compiled there.
+COPY lib /opt/imdb/lib
+COPY runner /opt/imdb/runner
+RUN python -m compileall -q /opt/imdb \
+    && python -m runner serve --help > /dev/null
 
 USER 2222:2222
 
 EXPOSE 5000
 
 ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
-CMD ["mlflow", "models", "serve", "--help"]
+CMD ["python", "-m", "runner", "serve", "--help"]

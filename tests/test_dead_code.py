@@ -44,6 +44,7 @@ USED_WHERE_VULTURE_CANNOT_SEE = {
     "load_context": "MLflow calls it as it loads a pyfunc model (lib.tracking.scoring_model)",
     "check_tune_params": "the tune stage's check, named module:function in runner.stages",
     "_repr_mimebundle_": "IPython displays an object through it (evaluation.FigureOutput)",
+    "create_app": "uvicorn calls the app factory it is named to (lib.inference.server.serve)",
 }
 
 

@@ -43,10 +43,16 @@ def _find_model_file(path: Path, origin: str) -> Path:
 
 def local_model_file(uri: str, workdir: Path) -> Path:
     """A local ``.keras`` file for a path, a ``gs://`` path or an MLflow model/artifact URI."""
+    return _find_model_file(fetch(uri, workdir), uri)
+
+
+def fetch(uri: str, workdir: Path) -> Path:
+    """What ``uri`` names, on this machine: a local path as it is (unchecked), a ``gs://``
+    path or an MLflow model/artifact URI downloaded into ``workdir``."""
     if gcs.is_gcs_uri(uri):
         target = workdir / Path(gcs.split_gcs_uri(uri)[1] or "model").name
         gcs.download(uri, target)
-        return _find_model_file(target, uri)
+        return target
     if "://" in uri or uri.startswith(("runs:/", "models:/")):
         import mlflow
 
@@ -64,8 +70,8 @@ def local_model_file(uri: str, workdir: Path) -> Path:
                 f"model {uri} could not be fetched from MLflow at {public_uri(store)}: "
                 f"{first_line(exc)} (set MLFLOW_TRACKING_URI to the store that holds the run)"
             ) from None
-        return _find_model_file(Path(local), uri)
-    return _find_model_file(paths.resolve(uri), uri)
+        return Path(local)
+    return paths.resolve(uri)
 
 
 def _check_registered(uri: str, store: str) -> None:

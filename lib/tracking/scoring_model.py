@@ -17,6 +17,9 @@ a string with a 400 naming it.
 
 from __future__ import annotations
 
+import contextvars
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +28,25 @@ import pandas as pd
 
 from lib.core import tf_runtime
 
+log = logging.getLogger(__name__)
+
 # The artifact that holds the exported model.
 KERAS_ARTIFACT = "keras_model"
 # Reviews per predict_on_batch call.
 CHUNK = 1024
+# When a served prediction must have ended (a time.monotonic() value), or None: the scoring
+# server (lib.inference.limits) sets it for each request, and MLflow runs predict in a thread
+# that inherits it (asyncio.to_thread copies the context). predict checks it before each
+# chunk, so a prediction answered 504 stops within one chunk instead of running on.
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "imdb_prediction_deadline", default=None
+)
+
+
+class PredictionTimeout(TimeoutError):
+    """A served prediction went past :data:`DEADLINE` (its answer, a 504, is given already)."""
+
+
 # What the model's code needs: this module, lib.model.models and everything it imports
 # (tests/lib/tracking/test_scoring_model.py holds this list equal to the static import closure).
 MODEL_MODULES = (
@@ -115,12 +133,18 @@ class ScoringModel(mlflow.pyfunc.PythonModel):
         import numpy as np
 
         texts = review_texts(model_input)
+        deadline = DEADLINE.get()
         # predict_on_batch, not predict: Keras's predict builds a tf.data pipeline on every
-        # call (about 90 ms, whatever the batch); chunks bound the memory of a large input.
-        chunks = [
-            np.asarray(self._model.predict_on_batch(np.array(texts[i : i + CHUNK], dtype=object)))
-            for i in range(0, len(texts), CHUNK)
-        ]
+        # call (about 90 ms, whatever the batch); chunks bound the memory of a large input
+        # and how long a prediction runs past its deadline.
+        chunks = []
+        for i in range(0, len(texts), CHUNK):
+            if deadline is not None and time.monotonic() > deadline:
+                message = f"prediction stopped after {i} of {len(texts)} reviews: past its time"
+                log.warning(message)  # its answer, a 504, is given: only the log says so
+                raise PredictionTimeout(message)
+            batch = np.array(texts[i : i + CHUNK], dtype=object)
+            chunks.append(np.asarray(self._model.predict_on_batch(batch)))
         if not chunks:
             return []
         probabilities = np.concatenate(chunks).astype(np.float64)

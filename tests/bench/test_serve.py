@@ -1,4 +1,5 @@
-"""bench/serve.py end to end on a tiny archive: train, register, serve, time, compare."""
+"""bench/serve.py end to end on a tiny archive: train, register, serve, time (one client,
+then concurrent clients), compare."""
 
 import re
 import subprocess
@@ -27,7 +28,7 @@ def test_bench_serve_times_the_server_and_the_in_process_model(tmp_path):
             "bench/serve.py",
             str(archive),
             *("--per-label", "30", "--requests", "12", "--warmup", "2"),
-            *("--batch", "10", "--batches", "3"),
+            *("--batch", "10", "--batches", "3", "--clients", "4", "--concurrent-s", "2"),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -40,12 +41,15 @@ def test_bench_serve_times_the_server_and_the_in_process_model(tmp_path):
         line.startswith("trained and registered bench-serve version 1 on 60 ") for line in lines
     )
     assert (
-        "over 12; 10 a request: " in lines[-2] and "(predict_on_batch; model.predict: " in lines[-2]
-    ), lines[-2]
+        "over 12; 10 a request: " in lines[-3] and "(predict_on_batch; model.predict: " in lines[-3]
+    ), lines[-3]
+    assert lines[-2].startswith("4 clients for 2 s: 10 a request "), lines[-2]
     found = re.fullmatch(
-        r"p50_ms=([\d.]+) p99_ms=([\d.]+) batch_reviews_per_s=(\d+) inprocess_reviews_per_s=(\d+)",
+        r"p50_ms=([\d.]+) p99_ms=([\d.]+) batch_reviews_per_s=(\d+) inprocess_reviews_per_s=(\d+)"
+        r" concurrent_p50_ms=([\d.]+) concurrent_p99_ms=([\d.]+) concurrent_reviews_per_s=(\d+)",
         lines[-1],
     )
     assert found, lines[-1]
-    p50, p99, batch, inprocess = map(float, found.groups())
+    p50, p99, batch, inprocess, c50, c99, concurrent = map(float, found.groups())
     assert 0 < p50 <= p99 and batch > 0 and inprocess > 0
+    assert 0 < c50 <= c99 and concurrent > 0

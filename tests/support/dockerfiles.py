@@ -13,8 +13,8 @@ from docker.utils.build import PatternMatcher
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 DOCKERFILES = sorted(p.name for p in DOCKER.glob("*.Dockerfile"))
-# The serving image holds no project code (a logged model brings its own) and runs MLflow's
-# scoring server, not the runner: tests/system/polyaxon/test_serve_component.py checks it.
+# The serving image holds only lib and runner, not installed, and runs `python -m runner serve`
+# alone, without papermill or Jupyter: tests/system/polyaxon/test_serve_component.py checks it.
 SERVING = {"model-serving.Dockerfile"}
 RUNNER_DOCKERFILES = [name for name in DOCKERFILES if name not in SERVING]
 

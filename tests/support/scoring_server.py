@@ -1,5 +1,5 @@
-"""MLflow's scoring server (``mlflow models serve``) started on 127.0.0.1 for a test or a
-bench, and requests to it.
+"""The project's scoring server (``python -m runner serve``: MLflow's scoring app behind the
+limits of lib.inference) started on 127.0.0.1 for a test or a bench, and requests to it.
 
 ::
 
@@ -7,10 +7,11 @@ bench, and requests to it.
                        log=tmp_path / "server.log") as server:
         status, body = post_json(server.url + "/invocations", {"inputs": ["A wonderful film."]})
 
-The server runs as a user runs it: this environment's ``mlflow`` CLI (the venv's ``bin`` put
-first on PATH, where MLflow finds ``uvicorn``), ``--env-manager local``, in its own process
-group, which :meth:`ScoringServer.stop` ends whole (MLflow's CLI execs uvicorn in a child).
-It is ready once ``GET /ping`` answers 200 (the model is loaded by then).
+The server runs as a user runs it: this environment's ``python -m runner serve``, with the
+virtual environment not activated (its ``bin`` is not on PATH: nothing may need to be found
+there), in its own process group, which :meth:`ScoringServer.stop` ends whole (its workers
+too). It is ready once ``GET /ping`` answers 200 (the model is loaded by then).
+:meth:`ScoringServer.rss_bytes` is the memory of its processes.
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 180.0
+# What the training images hold and the serving image must not (requirements-serve.txt):
+# `python -m runner serve` imports none of them.
+TRAINING_TOOLS = frozenset(
+    {"papermill", "nbclient", "nbformat", "jupyter_client", "optuna", "sklearn", "scrapbook"}
+)
 
 
 def free_port() -> int:
@@ -74,7 +80,8 @@ def post_json(url: str, body: Any, timeout_s: float = 60.0) -> tuple[int, Any]:
 
 
 class ScoringServer:
-    """``mlflow models serve -m MODEL_URI`` on a free port of 127.0.0.1 (``.url``)."""
+    """``python -m runner serve --model MODEL_URI`` on a free port of 127.0.0.1 (``.url``);
+    ``options``: more of the command's options (``["--stall-timeout", "2"]``)."""
 
     def __init__(
         self,
@@ -83,6 +90,7 @@ class ScoringServer:
         log: Path,
         env: Mapping[str, str] | None = None,
         workers: int = 1,
+        options: Sequence[str] = (),
         cwd: Path | None = None,
     ) -> None:
         self.model_uri = model_uri
@@ -90,13 +98,17 @@ class ScoringServer:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.startup_s = float("nan")
-        bin_dir = str(Path(sys.executable).parent)
         self._env = {**os.environ, **(env or {})}
-        self._env["PATH"] = f"{bin_dir}{os.pathsep}{self._env.get('PATH', '')}"
+        # Not activated: the venv's bin off PATH, as for a cron job or a service unit.
+        bin_dir = str(Path(sys.executable).parent)
+        path = self._env.get("PATH", "").split(os.pathsep)
+        self._env["PATH"] = os.pathsep.join(p for p in path if p and p != bin_dir)
+        self._env.pop("VIRTUAL_ENV", None)
         self._argv = [
-            os.path.join(bin_dir, "mlflow"),
-            *("models", "serve", "-m", model_uri, "--env-manager", "local"),
-            *("-h", HOST, "-p", str(self.port), "-w", str(workers)),
+            sys.executable,
+            *("-m", "runner", "serve", "--model", model_uri),
+            *("--host", HOST, "--port", str(self.port), "--workers", str(workers)),
+            *options,
         ]
         self._cwd = cwd or self.log.parent
         self._process: subprocess.Popen | None = None
@@ -120,6 +132,19 @@ class ScoringServer:
             self.stop()
             raise AssertionError(f"{error}; its log ({self.log}):\n{self.log_tail()}") from None
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "the server is not running"
+        return self._process.pid
+
+    def rss_bytes(self) -> int:
+        """The resident memory of the server's processes (its workers too), in bytes."""
+        return sum(rss for _, rss in group_processes(self.pid))
+
+    def cpu_seconds(self) -> float:
+        """The CPU time the server's processes have used so far (user and system)."""
+        return sum(cpu_seconds(pid) for pid, _ in group_processes(self.pid))
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
@@ -146,3 +171,31 @@ class ScoringServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def group_processes(pgid: int) -> list[tuple[int, int]]:
+    """``(pid, resident bytes)`` of each live process of process group ``pgid``."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid:  # after ")": state, ppid, pgrp, ...
+                resident = int((entry / "statm").read_text().split()[1]) * page
+                found.append((int(entry.name), resident))
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue  # ended meanwhile
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` (0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

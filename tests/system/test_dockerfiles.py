@@ -227,7 +227,8 @@ def test_the_images_copy_the_whole_project_code():
         for keyword, args in instructions(DOCKER / name):
             if keyword == "COPY":
                 copied |= set(_copy_sources(args))
-        project = set() if name in SERVING else PROJECT
+        # The serving image: only the code of `python -m runner serve`, not installed.
+        project = {"lib", "runner"} if name in SERVING else PROJECT
         assert copied == LOCKS[name] | project | MODEL_LOCK.get(name, set()), name
 
 

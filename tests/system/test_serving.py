@@ -1,13 +1,15 @@
-"""The registered champion served by MLflow's real scoring server on 127.0.0.1.
+"""The registered champion served by the project's scoring server (``python -m runner serve``,
+MLflow's scoring app with limits: tests/support/scoring_server.py) on 127.0.0.1.
 
 Two small models are trained and logged as the train notebook logs them
 (lib.tracking.runs.log_keras_model), registered as versions 1 and 2 of one registered model in a
-local store (lib.tracking.registry), and ``champion`` is set on version 1. ``mlflow models serve -m
-models:/NAME@champion --env-manager local`` (tests/support/scoring_server.py) then answers
-``POST /invocations`` with raw review strings, one probability per review, the in-process
-model's; malformed requests get a 400 whose message names the problem; and the alias is
-resolved when the server starts: moving it changes what a restarted server serves, not the
-running one. The serving image does the same in tests/system/test_serving_container.py.
+local store (lib.tracking.registry), and ``champion`` is set on version 1. ``python -m runner
+serve --model models:/NAME@champion`` then answers ``POST /invocations`` with raw review
+strings, one probability per review, the in-process model's; malformed requests get MLflow's
+400 whose message names the problem; and the alias is resolved when the server starts: moving
+it changes what a restarted server serves, not the running one. The limits:
+tests/system/test_serving_limits.py; under load: tests/system/test_serving_load.py; the
+serving image: tests/system/test_serving_container.py.
 """
 
 from __future__ import annotations

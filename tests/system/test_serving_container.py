@@ -1,12 +1,16 @@
 """The serving image (docker/model-serving.Dockerfile) run as a restricted pod, answering
-``POST /invocations`` from the host.
+``POST /invocations`` from the host with ``python -m runner serve`` (MLflow's scoring app with
+limits), as polyaxonfiles/serve-model.yml runs it.
 
-The image holds no project code: the logged model brings the part of ``lib`` it needs (its
-``code_paths``). Two ways in:
+The image holds the project's lib and runner but no training tool (papermill, Jupyter,
+Optuna, scikit-learn). Two ways in:
 
 * a model logged to a local store, downloaded and mounted read-only, served with
   tests/support/images.py's pod profile (uid 2222, read-only root, /tmp a tmpfs, no capabilities) on
-  Docker's bridge network with the port published on 127.0.0.1;
+  Docker's bridge network with the port published on 127.0.0.1; the limits hold there as on
+  the host (tests/system/test_serving_limits.py): a body declared over the limit gets 413, a
+  deeply nested one 400, a stalled client is cut with 408, and a good request is answered
+  after each;
 * the serve-model service itself: its pod as Polyaxon's converter makes it
   (polyaxonfiles/serve-model.yml, tests/support/kubelet.py), serving ``models:/NAME@champion``
   from the
@@ -28,16 +32,23 @@ import numpy as np
 import pytest
 
 from lib.tracking import registry
-from tests.support import kubelet, logged_models
+from tests.support import bad_clients, kubelet, logged_models
 from tests.support import polyaxon_render as plx
 from tests.support.images import POD_ARGS, built_image
-from tests.support.scoring_server import HOST, free_port, post_json, wait_ready
+from tests.support.scoring_server import (
+    HOST,
+    TRAINING_TOOLS,
+    free_port,
+    post_json,
+    wait_ready,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("docker_engine")]
 
 REVIEWS = ["A wonderful film.", "Dull."]
 MOUNT = "/models/champion"
 START_S = 240.0  # the image's first TensorFlow import and the model load, on 2 cores
+STALL_S = 3.0
 
 
 def _docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
@@ -69,19 +80,28 @@ def _in_process(model) -> np.ndarray:
     return np.asarray(model.predict(np.array(REVIEWS, dtype=object), verbose=0)).reshape(-1)
 
 
+def _answers_in_process(url: str, model) -> None:
+    status, body = post_json(f"{url}/invocations", {"inputs": REVIEWS})
+    assert status == 200, body
+    np.testing.assert_allclose(body["predictions"], _in_process(model), rtol=0, atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def trained(trained_model):
     """A small exported model (raw strings in, P(positive) out): the session's."""
     return trained_model
 
 
-def test_the_image_serves_a_mounted_model_and_cannot_import_the_project(trained, tmp_path):
+def test_the_image_serves_a_mounted_model_within_the_limits_without_training_tools(
+    trained, tmp_path
+):
     image = built_image("model-serving")
+    names = ["lib", "runner", *sorted(TRAINING_TOOLS)]
     found = _docker(
         "run", "--rm", *POD_ARGS, "--network", "none", "--entrypoint", "python", image,
-        "-c", "import importlib.util as u; print(u.find_spec('lib'), u.find_spec('runner'))",
+        "-c", f"import importlib.util as u; print([n for n in {names!r} if u.find_spec(n)])",
     )  # fmt: skip
-    assert found.stdout.strip() == "None None"  # the model must bring lib itself
+    assert found.stdout.strip() == "['lib', 'runner']"
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as mp:
@@ -95,17 +115,26 @@ def test_the_image_serves_a_mounted_model_and_cannot_import_the_project(trained,
     _docker(
         "run", "--detach", "--name", name, *POD_ARGS,
         "--publish", f"{HOST}:{port}:5000", "--volume", f"{local}:{MOUNT}:ro", image,
-        "mlflow", "models", "serve", "-m", MOUNT, "--env-manager", "local",
-        "-h", "0.0.0.0", "-p", "5000",
+        "python", "-m", "runner", "serve", "--model", MOUNT, "--host", "0.0.0.0",
+        "--port", "5000", "--stall-timeout", str(STALL_S),
     )  # fmt: skip
     try:
         url = f"http://{HOST}:{port}"
         _ready(url, name)
-        status, body = post_json(f"{url}/invocations", {"inputs": REVIEWS})
-        assert status == 200, body
-        np.testing.assert_allclose(body["predictions"], _in_process(trained), rtol=1e-5, atol=1e-6)
+        _answers_in_process(url, trained)
         status, body = post_json(f"{url}/invocations", b"not json")
         assert status == 400 and "valid JSON" in body["message"], body
+        _answers_in_process(url, trained)
+        assert bad_clients.declared_too_large(url).status == 413
+        _answers_in_process(url, trained)
+        status, body = post_json(f"{url}/invocations", bad_clients.nested(100_000))
+        assert status == 400 and "levels deep" in body["message"], body
+        _answers_in_process(url, trained)
+        stalled = bad_clients.stalled(url, "headers")
+        _answers_in_process(url, trained)  # while it stalls
+        answer = bad_clients.answer_of_stalled(*stalled)
+        assert answer.status == 408 and answer.seconds < STALL_S + 5, answer.raw[:300]
+        _answers_in_process(url, trained)
         # Nothing was written outside /tmp but the mount point the engine made.
         changed = [line.split(" ", 1)[1] for line in _docker("diff", name).stdout.splitlines()]
         assert [p for p in changed if not Path(MOUNT).is_relative_to(p)] == []

@@ -5,10 +5,10 @@ The service component is checked, parsed and rendered by Polyaxon's own code
 strict params,
 every template name declared or a context Polyaxon gives a service, the pod that Polyaxon's
 converter makes (restricted profile, tini, port 5000, the readiness probe), the proxy path
-that rewritePath strips, and the rendered command run by bash with a stand-in ``mlflow`` that
-records how it was called. The serving image's Dockerfile holds only the scoring pins, each
-the version the project pins. The image itself is built and run in
-tests/system/test_serving_container.py.
+that rewritePath strips, and the rendered command run by bash with a stand-in ``python`` that
+records how it was called (``python -m runner serve``). The serving image's Dockerfile holds
+only the scoring pins, each the version the project pins, and the project's lib and runner.
+The image itself is built and run in tests/system/test_serving_container.py.
 """
 
 from __future__ import annotations
@@ -137,11 +137,11 @@ def test_the_pod_runs_under_the_restricted_profile_with_tini_as_pid_1():
 # --------------------------------------------------------------------------- the command
 
 
-def _stub_mlflow(tmp_path: Path) -> Path:
-    """A ``mlflow`` that records its argv and environment instead of serving."""
+def _stub_python(tmp_path: Path) -> Path:
+    """A ``python`` that records its argv and environment instead of serving."""
     bin_dir = tmp_path / "stub-bin"
     bin_dir.mkdir(exist_ok=True)
-    stub = bin_dir / "mlflow"
+    stub = bin_dir / "python"
     stub.write_text(
         f"#!{sys.executable}\n"
         "import json, os, sys\n"
@@ -155,7 +155,7 @@ def _stub_mlflow(tmp_path: Path) -> Path:
 
 def _run(job: plx.RenderedJob, tmp_path: Path, secrets=None) -> subprocess.CompletedProcess:
     record = tmp_path / f"call-{job.run_uuid}.json"
-    path = f"{_stub_mlflow(tmp_path)}{os.pathsep}{os.environ['PATH']}"
+    path = f"{_stub_python(tmp_path)}{os.pathsep}{os.environ['PATH']}"
     base = plx.process_base_env(PATH=path, SERVE_STUB_RECORD=str(record))
     env = job.process_env(base, secrets)
     return subprocess.run(job.shell_argv, env=env, capture_output=True, text=True, timeout=60)
@@ -183,8 +183,8 @@ def test_the_command_serves_the_model_uri_exactly_with_credentials_in_the_env(tm
     )
     call = _call(job, tmp_path)
     assert call["argv"] == [
-        *("models", "serve", "-m", model, "--env-manager", "local"),
-        *("-h", "0.0.0.0", "-p", "5000", "-w", "2"),
+        *("-m", "runner", "serve", "--model", model),
+        *("--host", "0.0.0.0", "--port", "5000", "--workers", "2"),
     ]
     env = call["env"]
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.internal:5005"
@@ -219,7 +219,7 @@ def test_a_registry_uri_without_a_tracking_server_fails_in_one_line(model, tmp_p
 
 def test_an_artifact_path_is_served_without_a_tracking_server(tmp_path):
     call = _call(_render({"MODEL_URI": "gs://bucket/models/model"}), tmp_path)
-    assert call["argv"][2:4] == ["-m", "gs://bucket/models/model"]
+    assert call["argv"][3:5] == ["--model", "gs://bucket/models/model"]
     assert "MLFLOW_TRACKING_URI" not in call["env"]
 
 
@@ -229,7 +229,8 @@ def test_an_artifact_path_is_served_without_a_tracking_server(tmp_path):
 def test_the_serving_image_holds_only_the_scoring_pins_each_the_projects_version():
     steps = instructions(DOCKERFILE)
     copies = [args for keyword, args in steps if keyword in {"COPY", "ADD"}]
-    assert copies == ["requirements-serve.lock ./"]  # no project code: the model brings it
+    # The scoring pins, and the code of `python -m runner serve`: no notebooks, no conf.
+    assert copies == ["requirements-serve.lock ./", "lib /opt/imdb/lib", "runner /opt/imdb/runner"]
     runs = " ".join(args for keyword, args in steps if keyword == "RUN")
     assert "pip install --no-cache-dir --require-hashes -r requirements-serve.lock" in runs
     assert "requirements.txt" not in runs and "-e ." not in runs
@@ -248,7 +249,7 @@ def test_the_serving_image_runs_as_the_pods_user_under_tini_on_port_5000():
     assert [a for k, a in steps if k == "USER"] == ["2222:2222"]
     assert [a for k, a in steps if k == "EXPOSE"] == ["5000"]
     (cmd,) = [json.loads(a) for k, a in steps if k == "CMD"]
-    assert cmd[:3] == ["mlflow", "models", "serve"]
+    assert cmd[:4] == ["python", "-m", "runner", "serve"]
     env = " ".join(a for k, a in steps if k == "ENV")
     for var in ("HOME=/home/aisg", "XDG_CACHE_HOME=/tmp/", "KERAS_HOME=/tmp/", "TMPDIR=/tmp"):
         assert var in env
