@@ -118,6 +118,15 @@ def check_bucket(gs_uri: str, client: Client | None = None) -> None:
         raise error from exc
 
 
+def exists(gs_uri: str, client: Client | None = None) -> bool:
+    """Whether the object ``gs_uri`` exists (StorageError when the bucket cannot be used)."""
+    bucket_name, name = split_gcs_uri(gs_uri)
+    try:
+        return (client or get_client()).bucket(bucket_name).blob(name).exists()
+    except _translated_errors() as exc:
+        raise _translate(exc, bucket_name, gs_uri) from exc
+
+
 def upload(
     local_path: str | os.PathLike[str], gs_uri: str, client: Client | None = None
 ) -> list[str]:
