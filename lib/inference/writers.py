@@ -137,6 +137,15 @@ class ScoreWriter:
             self._arrow_writer.close()
         self._file.close()
 
+    def abort(self) -> None:
+        """Close without finishing: the file is being thrown away."""
+        if self._arrow_writer is not None:
+            # Closing writes a footer into a file about to be removed; left open, the writer
+            # would complain when collected.
+            with contextlib.suppress(OSError, pa.ArrowException):
+                self._arrow_writer.close()
+        self._file.close()
+
 
 def _publish(temporary: Path, final: Path, overwrite: bool) -> None:
     if overwrite:
@@ -187,6 +196,6 @@ def open_scores(
                 else:
                     _publish(temporary, final, overwrite)
         except BaseException:
-            writer._file.close()
+            writer.abort()
             temporary.unlink(missing_ok=True)
             raise
