@@ -209,7 +209,9 @@ def _check_columns(source: ReviewSource, path: Path, names: list[str]) -> None:
 def _parquet_batches(path: Path, source: ReviewSource) -> Iterator[pa.RecordBatch]:
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(path) as parquet:
+    # pre_buffer would cache every row group read, the whole file by the end: memory grows
+    # with the input (500,000 reviews: +400 MiB).
+    with pq.ParquetFile(path, pre_buffer=False) as parquet:
         _check_columns(source, path, parquet.schema_arrow.names)
         yield from parquet.iter_batches(batch_size=source.chunk_size, columns=_columns(source))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import uuid
 from pathlib import Path
@@ -202,3 +203,19 @@ def test_gcs_folder_and_table_are_downloaded_and_read(gcs_env, tmp_path):
     assert len(_ids(_read(prefix + "/t.parquet", text_column="review"))) == 9
     with pytest.raises(UserError, match="nothing at"):
         _read(prefix + "/missing.parquet")
+
+
+def test_a_parquet_file_is_not_held_whole_while_read(tmp_path):
+    # 20 row groups of 1 MB of incompressible text; read in chunks of 500 rows, Arrow's
+    # buffers hold about a row group at a time, not the file (pre_buffer would keep it all).
+    path = tmp_path / "big.parquet"
+    with pq.ParquetWriter(path, pa.schema([("text", pa.string())])) as writer:
+        for _ in range(20):
+            texts = [os.urandom(250).hex() for _ in range(2000)]
+            writer.write_table(pa.table({"text": texts}))
+    most = 0
+    with open_reviews(path, chunk_size=500) as source:
+        for chunk in source.chunks():
+            assert len(chunk) <= 500
+            most = max(most, pa.total_allocated_bytes())
+    assert most < 8 << 20, f"{most >> 20} MiB of Arrow buffers for a 20 MB file"
