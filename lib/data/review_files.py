@@ -7,7 +7,7 @@ Inputs (:func:`open_reviews`):
   in a ``pos/`` or ``neg/`` folder (the aclImdb layout) the reviews carry labels 1 and 0.
 - one ``.csv``, ``.parquet`` or ``.jsonl`` file, or a folder of such parts (one extension;
   names starting with ``_`` or ``.`` are left out, as Spark's ``_SUCCESS``), with a text
-  column, an optional id column (else the row number, counted over all parts) and an
+  column, an optional id column (else the row number from 0, counted over all parts) and an
   optional label column (0 or 1).
 - either on ``gs://``: the input is first downloaded to a temporary folder (disk, not
   memory), which is removed when the ``with`` block ends.
@@ -64,27 +64,38 @@ def _extensions_line() -> str:
     return ", ".join(INPUT_EXTENSIONS)
 
 
-def _listing(folder: Path) -> list[Path]:
-    """Every regular file under ``folder`` (no links, nothing hidden), sorted by relative path."""
+def _listing(folder: Path) -> list[str]:
+    """Every regular file under ``folder`` (no links, nothing hidden), as sorted relative
+    paths: strings, not Path objects, which would take ten times the memory on a million."""
     found = []
-    for parent, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
-        for name in files:
-            if name.startswith((".", "_")):
-                continue
-            path = Path(parent, name)
-            if path.is_file() and not path.is_symlink():
-                found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        with os.scandir(folder / relative) as entries:
+            for entry in entries:
+                if entry.name.startswith((".", "_")):
+                    continue
+                name = f"{relative}/{entry.name}" if relative else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(name)
+                elif entry.is_file(follow_symlinks=False):
+                    found.append(name)
+    found.sort()
+    return found
+
+
+def _extension(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
 
 
 @dataclass
 class ReviewSource:
-    """A checked input: its files, its kind (``"folder"`` of .txt or a table ``extension``),
-    whether it carries labels, and its number of rows when known up front (else None)."""
+    """A checked input: its files (paths relative to ``root``), its ``extension`` (``.txt``
+    for a folder of reviews), whether it carries labels, and its number of rows when known
+    up front (else None)."""
 
     path: str
-    files: list[Path]
+    files: list[str]
     root: Path
     extension: str
     text_column: str = "text"
@@ -108,10 +119,9 @@ class ReviewSource:
 
     def _folder_batches(self) -> Iterator[ReviewChunk]:
         for start in range(0, len(self.files), self.chunk_size):
-            paths = self.files[start : start + self.chunk_size]
-            contents = raw.read_files([str(p) for p in paths])
-            ids = [p.relative_to(self.root).as_posix() for p in paths]
-            labels = [raw.LABELS[p.parent.name] for p in paths] if self.labelled else None
+            ids = self.files[start : start + self.chunk_size]
+            contents = raw.read_files([f"{self.root}/{name}" for name in ids])
+            labels = [raw.LABELS[_folder_name(name)] for name in ids] if self.labelled else None
             yield _chunk(ids, contents, labels)
 
     def _table(self) -> Iterator[ReviewChunk]:
@@ -119,8 +129,8 @@ class ReviewSource:
         row = 0
         pending: list[pa.RecordBatch] = []
         size = 0
-        for path in self.files:
-            for batch in readers[self.extension](path, self):
+        for name in self.files:
+            for batch in readers[self.extension](self.root / name, self):
                 pending.append(batch)
                 size += batch.num_rows
                 while size >= self.chunk_size:
@@ -280,8 +290,13 @@ def _jsonl_batches(path: Path, source: ReviewSource) -> Iterator[pa.RecordBatch]
                 yield pa.RecordBatch.from_arrays(arrays, names=columns)
 
 
-def _kind(path: str, files: list[Path]) -> str:
-    extensions = sorted({p.suffix.lower() for p in files} & set(INPUT_EXTENSIONS))
+def _folder_name(name: str) -> str:
+    """The name of the folder holding the file ``name`` (a relative path), else ""."""
+    return name.rpartition("/")[0].rpartition("/")[2]
+
+
+def _kind(path: str, files: list[str]) -> str:
+    extensions = sorted({_extension(name) for name in files} & set(INPUT_EXTENSIONS))
     if not extensions:
         raise DatasetError(
             f"input_path {path} holds no reviews: expected files ending in {_extensions_line()}"
@@ -304,7 +319,7 @@ def _check(source_path: str, local: Path, **options) -> ReviewSource:
     if local.is_dir():
         files = _listing(local)
         extension = _kind(source_path, files)
-        files = [p for p in files if p.suffix.lower() == extension]
+        files = [name for name in files if _extension(name) == extension]
         root = local
     else:
         extension = local.suffix.lower()
@@ -316,7 +331,7 @@ def _check(source_path: str, local: Path, **options) -> ReviewSource:
             )
         if local.stat().st_size == 0:
             raise DatasetError(f"input_path {source_path} is empty: give it some reviews")
-        files, root = [local], local.parent
+        files, root = [local.name], local.parent
     source = ReviewSource(source_path, files, root, extension, **options)
     if extension == TEXT_EXTENSION:
         if options.get("label_column") is not None:
@@ -325,7 +340,7 @@ def _check(source_path: str, local: Path, **options) -> ReviewSource:
                 "a folder of .txt reviews has no columns: its labels come from pos/ and neg/ "
                 "folders; leave label_column out",
             )
-        source.labelled = all(p.parent.name in raw.LABELS for p in files)
+        source.labelled = all(_folder_name(name) in raw.LABELS for name in files)
         source.total = len(files)
     else:
         source.labelled = source.label_column is not None
@@ -338,7 +353,8 @@ def _parquet_rows(source: ReviewSource) -> int:
     import pyarrow.parquet as pq
 
     total = 0
-    for path in source.files:
+    for name in source.files:
+        path = source.root / name
         with pq.ParquetFile(path) as parquet:
             _check_columns(source, path, parquet.schema_arrow.names)
             total += parquet.metadata.num_rows

@@ -80,6 +80,7 @@ def test_nested_folder_gives_relative_ids_and_a_flat_one_no_labels(tmp_path):
     flat.mkdir()
     for name in ("b.txt", "a.txt", "c.md", ".hidden.txt"):
         (flat / name).write_text(f"review {name}")
+    (flat / "link.txt").symlink_to(flat / "a.txt")  # never read through a link, as prep
     with open_reviews(flat) as source:
         assert not source.labelled
         chunks = list(source.chunks())
@@ -184,6 +185,8 @@ def test_bad_inputs_raise_one_line(tmp_path):
     _write(_table(2), mixed / "b.csv")
     _one_line_error(mixed, ParameterError, ".csv, .txt")
     _one_line_error(tmp_path / "mixed", ParameterError, "chunk_size", chunk_size=0)
+    (mixed / "b.csv").unlink()
+    _one_line_error(mixed, ParameterError, "pos/ and neg/", label_column="y")
 
 
 @pytest.mark.slow
