@@ -12,6 +12,7 @@ local temporary folder and uploaded once, at the end.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -25,6 +26,7 @@ from lib.core import gcs
 from lib.core.errors import ParameterError, output_faults
 
 OUTPUT_EXTENSIONS: tuple[str, ...] = (".jsonl", ".parquet", ".csv")
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
 COLUMNS: tuple[str, ...] = ("id", "probability", "label", "model_name", "model_version")
 
 
@@ -151,13 +153,21 @@ def _publish(temporary: Path, final: Path, overwrite: bool) -> None:
     if overwrite:
         os.replace(temporary, final)
         return
+    appeared = ParameterError(
+        "output_path",
+        f"{final} appeared while scoring: choose another output or set overwrite to True",
+    )
     try:
         os.link(temporary, final)  # fails, instead of replacing, when an output appeared
     except FileExistsError:
-        raise ParameterError(
-            "output_path",
-            f"{final} appeared while scoring: choose another output or set overwrite to True",
-        ) from None
+        raise appeared from None
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        # A file system without hard links (some network and FUSE mounts): check, then rename.
+        if os.path.lexists(final):
+            raise appeared from None
+        os.replace(temporary, final)
     finally:
         temporary.unlink(missing_ok=True)
 
