@@ -19,9 +19,6 @@ skipped and counted by reason (:data:`SKIP_REASONS`), never scored.
 from __future__ import annotations
 
 import contextlib
-import csv
-import itertools
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -32,15 +29,14 @@ import pyarrow as pa
 
 from lib.core import gcs
 from lib.core.errors import DatasetError, ParameterError
-from lib.data import raw
+from lib.data import raw, review_tables
+from lib.data.review_tables import TABLE_EXTENSIONS
 
 TEXT_EXTENSION = ".txt"
-TABLE_EXTENSIONS: tuple[str, ...] = (".csv", ".parquet", ".jsonl")
 INPUT_EXTENSIONS: tuple[str, ...] = (TEXT_EXTENSION, *TABLE_EXTENSIONS)
 EMPTY, NOT_UTF8, NULL = "empty", "not_utf8", "null"
 SKIP_REASONS: tuple[str, ...] = (EMPTY, NOT_UTF8, NULL)
 DEFAULT_CHUNK_SIZE = 4096
-_CSV_BLOCK_BYTES = 4 << 20  # pyarrow's CSV blocks; rows are regrouped into chunks
 
 
 @dataclass
@@ -105,6 +101,11 @@ class ReviewSource:
     labelled: bool = False
     total: int | None = None
 
+    @property
+    def columns(self) -> review_tables.TableColumns:
+        """The table columns to read."""
+        return review_tables.TableColumns(self.text_column, self.id_column, self.label_column)
+
     def chunks(self) -> Iterator[ReviewChunk]:
         """The reviews in chunks of at most ``chunk_size`` reviews, read as they are needed.
 
@@ -125,35 +126,46 @@ class ReviewSource:
             yield _chunk(ids, contents, labels)
 
     def _table(self) -> Iterator[ReviewChunk]:
-        readers = {".parquet": _parquet_batches, ".csv": _csv_batches, ".jsonl": _jsonl_batches}
+        # Regrouped as Python lists, not Arrow tables: batches whose types were inferred
+        # apart (a column all null in one JSON block) need not share a schema.
         row = 0
-        pending: list[pa.RecordBatch] = []
-        size = 0
+        ids: list = []
+        texts: list = []
+        labels: list = []
         for name in self.files:
-            for batch in readers[self.extension](self.root / name, self):
-                pending.append(batch)
-                size += batch.num_rows
-                while size >= self.chunk_size:
-                    table = pa.Table.from_batches(pending).combine_chunks()
-                    head, rest = table.slice(0, self.chunk_size), table.slice(self.chunk_size)
-                    yield self._table_chunk(head, row)
-                    row += head.num_rows
-                    pending, size = rest.to_batches(), rest.num_rows
-        if size:
-            yield self._table_chunk(pa.Table.from_batches(pending), row)
+            batches = review_tables.read_batches(
+                self.root / name, self.extension, self.columns, self.chunk_size
+            )
+            for batch in batches:
+                n = batch.num_rows
+                texts += _as_bytes(batch.column(self.text_column)).to_pylist()
+                if self.id_column is not None:
+                    ids += batch.column(self.id_column).to_pylist()
+                else:
+                    ids += range(row, row + n)
+                if self.label_column is not None:
+                    labels += batch.column(self.label_column).to_pylist()
+                row += n
+                while len(texts) >= self.chunk_size:
+                    yield self._table_chunk(ids, texts, labels, self.chunk_size)
+        if texts:
+            yield self._table_chunk(ids, texts, labels, len(texts))
 
-    def _table_chunk(self, table: pa.Table, first_row: int) -> ReviewChunk:
-        if self.id_column is not None:
-            ids = table.column(self.id_column).to_pylist()
-        else:
-            ids = list(range(first_row, first_row + table.num_rows))
-        labels = None
-        if self.label_column is not None:
-            labels = table.column(self.label_column).to_pylist()
-        chunk = _chunk(ids, table.column(self.text_column).to_pylist(), labels)
+    def _table_chunk(self, ids: list, texts: list, labels: list, n: int) -> ReviewChunk:
+        """The chunk of the first ``n`` pending rows, taken out of the lists."""
+        chunk = _chunk(ids[:n], texts[:n], labels[:n] if self.label_column is not None else None)
+        del ids[:n], texts[:n], labels[:n]
         if chunk.labels is not None:
             chunk.labels = _labels(chunk.labels, chunk.ids, str(self.label_column))
         return chunk
+
+
+def _as_bytes(column: pa.Array) -> pa.Array:
+    # As bytes, decoded one by one in _chunk: a string column need not be valid UTF-8
+    # (pyarrow's JSON reader does not check), and one review that is not is skipped alone.
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column.cast(pa.large_binary())
+    return column
 
 
 def _chunk(ids: list, values: list, labels: list | None) -> ReviewChunk:
@@ -198,96 +210,6 @@ def _labels(values: list, ids: list, column: str) -> list[int]:
                 "be 0 (negative) or 1 (positive); fix the column or leave label_column out"
             )
     return out
-
-
-def _columns(source: ReviewSource) -> list[str]:
-    wanted = [source.text_column, source.id_column, source.label_column]
-    return list(dict.fromkeys(c for c in wanted if c is not None))
-
-
-def _check_columns(source: ReviewSource, path: Path, names: list[str]) -> None:
-    for parameter in ("text_column", "id_column", "label_column"):
-        column = getattr(source, parameter)
-        if column is not None and column not in names:
-            raise ParameterError(
-                parameter,
-                f"{column!r} is not a column of {path.name}; its columns are "
-                f"{', '.join(map(repr, names)) or 'none'}: pass one of them",
-            )
-
-
-def _parquet_batches(path: Path, source: ReviewSource) -> Iterator[pa.RecordBatch]:
-    import pyarrow.parquet as pq
-
-    # pre_buffer would cache every row group read, the whole file by the end: memory grows
-    # with the input (500,000 reviews: +400 MiB).
-    with pq.ParquetFile(path, pre_buffer=False) as parquet:
-        _check_columns(source, path, parquet.schema_arrow.names)
-        yield from parquet.iter_batches(batch_size=source.chunk_size, columns=_columns(source))
-
-
-def _csv_batches(path: Path, source: ReviewSource) -> Iterator[pa.RecordBatch]:
-    import pyarrow.csv as pcsv
-
-    if path.stat().st_size == 0:
-        return
-    with path.open("rb") as f:
-        header = f.readline().decode("utf-8", errors="replace")
-    _check_columns(source, path, next(csv.reader([header]), []))
-    # Binary: a text that is not UTF-8 is skipped by itself instead of failing its block.
-    types = {source.text_column: pa.large_binary()}
-    if source.id_column is not None and source.id_column != source.text_column:
-        types[source.id_column] = pa.string()
-    convert = pcsv.ConvertOptions(
-        include_columns=_columns(source), column_types=types, strings_can_be_null=False
-    )
-    reader = pcsv.open_csv(
-        path,
-        read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
-        convert_options=convert,
-        parse_options=pcsv.ParseOptions(newlines_in_values=True),
-    )
-    yield from reader
-
-
-def _jsonl_batches(path: Path, source: ReviewSource) -> Iterator[pa.RecordBatch]:
-    # Line by line: a line that is not UTF-8 (which fails a whole block in pyarrow's JSON
-    # reader) becomes a review skipped as not_utf8.
-    columns = _columns(source)
-    checked = False
-    with path.open("rb") as f:
-        while lines := list(itertools.islice(f, source.chunk_size)):
-            rows = []
-            for line in lines:
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    text = record.get(source.text_column) if isinstance(record, dict) else None
-                    text = text.encode() if isinstance(text, str) else text
-                except UnicodeDecodeError:
-                    record = json.loads(line.decode("utf-8", errors="replace"))
-                    text = b"\xff"  # not UTF-8: skipped as such, with its id and label
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(
-                        f"{path.name} has a line that is not JSON ({exc.msg}); write one JSON "
-                        "object per line"
-                    ) from None
-                if not isinstance(record, dict):
-                    raise DatasetError(
-                        f"{path.name} has a line that is not a JSON object; write one object "
-                        'per line, such as {"text": "..."}'
-                    )
-                if not checked:
-                    _check_columns(source, path, list(record))
-                    checked = True
-                rows.append([text if c == source.text_column else record.get(c) for c in columns])
-            if rows:
-                arrays = [
-                    pa.array(values, pa.large_binary() if c == source.text_column else None)
-                    for c, values in zip(columns, zip(*rows, strict=True), strict=True)
-                ]
-                yield pa.RecordBatch.from_arrays(arrays, names=columns)
 
 
 def _folder_name(name: str) -> str:
@@ -345,20 +267,9 @@ def _check(source_path: str, local: Path, **options) -> ReviewSource:
     else:
         source.labelled = source.label_column is not None
         if extension == ".parquet":
-            source.total = _parquet_rows(source)
+            paths = [source.root / name for name in files]
+            source.total = review_tables.parquet_rows(paths, source.columns)
     return source
-
-
-def _parquet_rows(source: ReviewSource) -> int:
-    import pyarrow.parquet as pq
-
-    total = 0
-    for name in source.files:
-        path = source.root / name
-        with pq.ParquetFile(path) as parquet:
-            _check_columns(source, path, parquet.schema_arrow.names)
-            total += parquet.metadata.num_rows
-    return total
 
 
 @contextlib.contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import uuid
 from pathlib import Path
@@ -100,57 +99,6 @@ def test_bad_reviews_are_skipped_by_reason(tmp_path):
     assert set(skipped) <= set(SKIP_REASONS)
 
 
-@pytest.mark.parametrize("extension", [".parquet", ".csv", ".jsonl"])
-def test_tables_read_every_row_in_order_with_columns(tmp_path, extension):
-    table = _table(23)
-    path = _write(table, tmp_path / f"reviews{extension}")
-    chunks = _read(path, text_column="review", id_column="key", label_column="y", chunk_size=4)
-    assert [len(c) for c in chunks] == [4, 4, 4, 4, 4, 3]
-    assert _ids(chunks) == table.column("key").to_pylist()
-    assert [t for c in chunks for t in c.texts] == table.column("review").to_pylist()
-    assert [v for c in chunks for v in c.labels] == table.column("y").to_pylist()
-    unlabelled = _read(path, text_column="review")
-    assert _ids(unlabelled) == list(range(23)) and unlabelled[0].labels is None
-
-
-@pytest.mark.parametrize("extension", [".parquet", ".csv", ".jsonl"])
-def test_a_file_much_larger_than_a_chunk_comes_in_chunks_of_at_most_its_size(tmp_path, extension):
-    path = _write(_table(5000, seed=1), tmp_path / f"big{extension}")
-    with open_reviews(path, text_column="review", chunk_size=64) as source:
-        sizes = [len(c) for c in source.chunks()]
-    assert max(sizes) <= 64 and sum(sizes) == 5000 and len(sizes) >= 5000 // 64
-
-
-def test_a_folder_of_parts_counts_rows_over_the_parts(tmp_path):
-    parts = tmp_path / "parts"
-    parts.mkdir()
-    _write(_table(5, seed=1), parts / "part-0.parquet")
-    _write(_table(4, seed=2), parts / "part-1.parquet")
-    (parts / "_SUCCESS").write_text("")
-    with open_reviews(parts, text_column="review", chunk_size=3) as source:
-        assert source.total == 9
-        chunks = list(source.chunks())
-    assert _ids(chunks) == list(range(9))
-    assert [len(c) for c in chunks] == [3, 3, 3]
-
-
-def test_null_empty_and_non_utf8_cells_are_skipped(tmp_path):
-    table = pa.table({"text": ["good", "", None, "  ", "fine"], "y": [1, 0, 1, 0, 1]})
-    chunks = _read(_write(table, tmp_path / "t.parquet"), label_column="y")
-    assert _ids(chunks) == [0, 4] and chunks[0].labels == [1, 1]
-    assert _skipped(chunks) == {"empty": [1, 3], "null": [2]}
-    jsonl = tmp_path / "t.jsonl"
-    jsonl.write_bytes(
-        b'{"text": "ok", "y": 1}\n{"text": null, "y": 0}\n{"text": "caf\xe9", "y": 1}\n'
-    )
-    chunks = _read(jsonl, label_column="y")
-    assert _ids(chunks) == [0] and _skipped(chunks) == {"null": [1], "not_utf8": [2]}
-    csv = tmp_path / "t.csv"
-    csv.write_bytes(b'text,y\n"ok",1\n"caf\xe9",0\n"",1\n')
-    chunks = _read(csv, label_column="y")
-    assert _ids(chunks) == [0] and _skipped(chunks) == {"not_utf8": [1], "empty": [2]}
-
-
 def _one_line_error(path, cls, *needles, **options) -> str:
     with pytest.raises(cls) as info:
         _read(path, **options)
@@ -206,19 +154,3 @@ def test_gcs_folder_and_table_are_downloaded_and_read(gcs_env, tmp_path):
     assert len(_ids(_read(prefix + "/t.parquet", text_column="review"))) == 9
     with pytest.raises(UserError, match="nothing at"):
         _read(prefix + "/missing.parquet")
-
-
-def test_a_parquet_file_is_not_held_whole_while_read(tmp_path):
-    # 20 row groups of 1 MB of incompressible text; read in chunks of 500 rows, Arrow's
-    # buffers hold about a row group at a time, not the file (pre_buffer would keep it all).
-    path = tmp_path / "big.parquet"
-    with pq.ParquetWriter(path, pa.schema([("text", pa.string())])) as writer:
-        for _ in range(20):
-            texts = [os.urandom(250).hex() for _ in range(2000)]
-            writer.write_table(pa.table({"text": texts}))
-    most = 0
-    with open_reviews(path, chunk_size=500) as source:
-        for chunk in source.chunks():
-            assert len(chunk) <= 500
-            most = max(most, pa.total_allocated_bytes())
-    assert most < 8 << 20, f"{most >> 20} MiB of Arrow buffers for a 20 MB file"
