@@ -33,6 +33,7 @@ PINS = (
     "requirements-train.txt",
     "requirements-prep.lock",
     "requirements.lock",
+    "requirements-serve.lock",  # what a logged model records (lib.tracking.model_requirements)
     "pyproject.toml",
 )
 

@@ -139,6 +139,8 @@ class ProgressClient(PapermillNotebookClient):
         reason = self.watch.stop_reason if self.watch is not None else None
         if reason and cell.cell_type == "code":
             raise CellExecutionError("", "KeyboardInterrupt", f"{reason}: cell not run")
+        if self.watch is not None:
+            self.watch.cell_index = cell_index
         return super().execute_cell(cell, cell_index, *args, **kw)
 
     def create_kernel_manager(self) -> Any:

@@ -145,6 +145,9 @@ def _describe_failure(exc: Exception, watch: KernelWatch) -> tuple[str, str, boo
     if isinstance(exc, PapermillExecutionError) and exc.cell_index is not None:
         where = f"cell {exc.cell_index}"
     if watch.stop_reason:  # stopped by the runner: the reason says it all
+        # A kernel killed after its grace ends in DeadKernelError, which names no cell.
+        if where is None and watch.cell_index is not None:
+            where = f"cell {watch.cell_index}"
         return f"{watch.stop_reason} ({where})" if where else watch.stop_reason, "", False
     if isinstance(exc, PapermillExecutionError):
         # An exception inside the kernel arrives as its class name and message only.

@@ -79,6 +79,7 @@ class KernelWatch:
         self.time_limit_s = time_limit_s
         self.grace_s = grace_s
         self.stop_reason: str | None = None
+        self.cell_index: int | None = None  # the cell running now (set by the notebook client)
         self.last_rss: float | None = None  # bytes
         self.returncode: int | None = None  # once the kernel has ended
         self._client: Any = None
