@@ -202,6 +202,15 @@ STAGES: dict[str, Stage] = {
             file_parameters=("config_file",),
             in_default_pipeline=False,
         ),
+        Stage(
+            "infer",
+            "infer.ipynb",
+            "score files of reviews with a trained model, tracked in MLflow",
+            check="lib.inference.infer_checks:check_infer_params",
+            requirements=TRAIN_REQUIREMENTS,  # it runs in the training image
+            # Its input is the user's reviews, not the pipeline's data: asked for by name.
+            in_default_pipeline=False,
+        ),
     )
 }
 
