@@ -80,6 +80,22 @@ def test_a_parquet_file_is_not_held_whole_while_read(tmp_path):
     assert most < 8 << 20, f"{most >> 20} MiB of Arrow buffers for a 20 MB file"
 
 
+def test_a_parquet_file_of_one_row_group_is_read_by_pages(tmp_path):
+    # One row group of 20 MB (pandas and pyarrow write up to a million rows as one): read
+    # unbuffered, its column chunk would be held whole (22 MiB of Arrow buffers).
+    path = tmp_path / "one-group.parquet"
+    texts = [os.urandom(250).hex() for _ in range(40000)]
+    pq.write_table(pa.table({"text": texts}), path)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 1
+    most = rows = 0
+    with open_reviews(path, chunk_size=500) as source:
+        for chunk in source.chunks():
+            rows += len(chunk)
+            most = max(most, pa.total_allocated_bytes())
+    assert rows == 40000
+    assert most < 8 << 20, f"{most >> 20} MiB of Arrow buffers for a row group of 20 MB"
+
+
 def test_jsonl_blocks_of_differing_types_and_a_line_that_is_not_utf8(tmp_path):
     path = tmp_path / "t.jsonl"
     lines = [b'{"text": "a", "key": null}\n', b'{"text": "b", "key": null}\n']
