@@ -8,6 +8,8 @@ float per review for the AUC.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -46,6 +48,8 @@ class BatchResult:
     accuracy: float | None = None
     auc: float | None = None
     confusion_matrix: list[list[int]] | None = None  # rows true neg/pos, columns predicted
+    # sha256 of the reviews read, in order: ids, texts, labels, and the ids skipped by reason
+    fingerprint: str = ""
 
     @property
     def positive_share(self) -> float:
@@ -84,6 +88,21 @@ def check_threshold(threshold: float) -> float:
     return value
 
 
+def _digest_chunk(digest: Any, chunk: ReviewChunk) -> None:
+    """Add ``chunk`` to the input's fingerprint: one update per part, each led by its length
+    (so that no two different inputs give the same stream), the texts joined once."""
+    texts = "".join(chunk.texts).encode("utf-8", "surrogatepass")
+    parts = (
+        # default=str: an id column of dates or decimals
+        json.dumps([chunk.ids, chunk.labels, chunk.skipped], sort_keys=True, default=str).encode(),
+        np.fromiter(map(len, chunk.texts), np.int64, len(chunk.texts)).tobytes(),
+        texts,
+    )
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+
+
 def _count_skipped(result: BatchResult, chunk: ReviewChunk) -> None:
     for reason, ids in chunk.skipped.items():
         result.skipped[reason] = result.skipped.get(reason, 0) + len(ids)
@@ -111,8 +130,10 @@ def score_reviews(
     started = time.perf_counter()
     edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
     histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+    digest = hashlib.sha256()
     for chunk in chunks:
         _count_skipped(result, chunk)
+        _digest_chunk(digest, chunk)
         if chunk.texts:
             probabilities = np.asarray(score(chunk.texts), dtype=np.float64).ravel()
             if len(probabilities) != len(chunk.texts):
@@ -132,6 +153,7 @@ def score_reviews(
             progress(result.reviews, total, time.perf_counter() - started)
     result.seconds = time.perf_counter() - started
     result.histogram = histogram.tolist()
+    result.fingerprint = "sha256:" + digest.hexdigest()
     if all_labels:
         labels = np.concatenate(all_labels)
         probabilities = np.concatenate(all_probabilities).astype(np.float64)
