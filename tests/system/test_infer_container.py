@@ -78,7 +78,7 @@ def test_batch_infer_scores_a_folder_on_the_volume_with_a_registered_model(
 
     image = built_image("model-training-cpu")
     experiment = f"batch-{uuid.uuid4().hex[:8]}"
-    params = {
+    inputs = {
         "DOCKER_IMAGE": image,
         "MODEL_URI": f"models:/{name}@champion",
         "INPUT_PATH": f"{DATA}/{REVIEWS}",
@@ -87,7 +87,7 @@ def test_batch_infer_scores_a_folder_on_the_volume_with_a_registered_model(
         "MLFLOW_TRACKING_URI": server.url,
         "MLFLOW_EXP_NAME": experiment,
     }
-    job = plx.render_job(FILE, params)
+    job = plx.render_job(FILE, inputs)
     secrets = {
         ("mlflow-credentials", "username"): server.username,
         ("mlflow-credentials", "password"): server.password,
@@ -121,18 +121,24 @@ def test_batch_infer_scores_a_folder_on_the_volume_with_a_registered_model(
     client = mlflow.MlflowClient(server.url)
     (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags["polyaxon_run_uuid"] == job.run_uuid
-    assert version in {v for k, v in run.data.params.items() if "version" in k}, run.data.params
+    params = run.data.params
+    assert (params["model_version"], params["model_alias"]) == (version, "champion"), params
+    metrics = run.data.metrics
+    assert (metrics["reviews"], metrics["skipped_empty"], metrics["skipped_not_utf8"]) == (60, 1, 1)
+    labels = np.array([0 if "/neg/" in review_id else 1 for review_id in reviews])
+    accuracy = float(np.mean((probabilities >= 0.5) == labels))
+    assert metrics["accuracy"] == pytest.approx(accuracy)
     blobs = [b.name for b in gcs.Client().list_blobs(BUCKET) if run.info.run_id in b.name]
     assert any(b.endswith("notebook/infer.ipynb") for b in blobs), blobs
     # The password reached the container (it logged in) and nothing it wrote.
     password = server.password
     assert password not in logs
     assert _files_holding(password, [volumes.data, volumes.artifacts]) == []
-    assert password not in json.dumps({**run.data.params, **run.data.tags})
+    assert password not in json.dumps({**params, **run.data.tags})
 
     # A second job onto the same output is refused before any kernel: the scores stay.
     scores = (volumes.data / SCORES).read_bytes()
-    job = plx.render_job(FILE, params)
+    job = plx.render_job(FILE, inputs)
     container = run_job(
         job, image, volumes, pod_name("infer-again"), "host", secrets=secrets, env=env
     )
