@@ -60,7 +60,7 @@ def _extensions_line() -> str:
     return ", ".join(INPUT_EXTENSIONS)
 
 
-def _listing(folder: Path) -> list[str]:
+def listing(folder: Path) -> list[str]:
     """Every regular file under ``folder`` (no links, nothing hidden), as sorted relative
     paths: strings, not Path objects, which would take ten times the memory on a million."""
     found = []
@@ -239,7 +239,7 @@ def _check(source_path: str, local: Path, **options) -> ReviewSource:
             f"{', '.join(TABLE_EXTENSIONS)} file",
         )
     if local.is_dir():
-        files = _listing(local)
+        files = listing(local)
         extension = _kind(source_path, files)
         files = [name for name in files if _extension(name) == extension]
         root = local
