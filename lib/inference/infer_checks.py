@@ -70,7 +70,7 @@ def _check_output(value: str, input_path: str, overwrite: bool) -> None:
     if local is None:
         return  # its bucket is asked by the notebook, before anything is read
     writers.check_output(local, overwrite)
-    paths.check_output_dir("output_path", os.path.dirname(local))
+    paths.check_output_dir("output_path", os.path.dirname(value) or ".")
     source = _local(input_path)
     if source is not None and (local == source or local.startswith(source.rstrip("/") + "/")):
         # A later run would read its own earlier output as reviews.
