@@ -2,7 +2,7 @@
 as one Parquet file, against the exported model's fastest call in process.
 
 Usage: python bench/infer.py ../shared/data/aclImdb_v1.tar.gz [--batch-size 1024]
-                              [--scale 20] [--startups 3] [--epochs 1]
+                              [--scale 20] [--repeat 3] [--epochs 1]
 
 Extracts the archive's labelled reviews once, prepares them through lib and trains the
 default model (``nbngram``) on the train split for ``--epochs`` in a child process, saved as
@@ -11,13 +11,14 @@ timed). One epoch is enough: the cost of scoring comes from the vocabulary, whic
 whole train split's whatever the epochs; more epochs change the weights, not the work.
 Then, in one run, with a local MLflow store of its own:
 
-* ``startup_s``: ``runner infer`` on a one-review Parquet file, the median of ``--startups``
-  runs (the process, the kernel, TensorFlow, the model's load, the MLflow run, the notebook
-  logged and rendered): the fixed cost, taken off the runs below;
+* ``startup_s``: ``runner infer`` on a one-review Parquet file (the process, the kernel,
+  TensorFlow, the model's load, the MLflow run, the notebook logged and rendered): the fixed
+  cost, taken off the runs below;
 * (a) the test split as a folder (the aclImdb layout: ``pos/`` and ``neg/``, so labelled) and
   (b) the same reviews, in the same order, as one Parquet file (``id``, ``text``, ``label``;
   ``label_column`` given), each scored by ``runner infer`` into ``.jsonl``; throughput is
-  reviews / (wall time - startup_s);
+  reviews / (wall time - startup_s). These runs take seconds each beside a start-up of about
+  as many: each is run ``--repeat`` times, in turns, and the medians are used;
 * (c) in a child process, the Parquet file's texts in memory, scored by the exported model's
   ``predict_on_batch`` in slices of ``--batch-size`` (the notebook's ``batch_size``) after one
   warm-up slice, the median of 3 passes: the baseline;
@@ -252,7 +253,7 @@ def main() -> None:
     parser.add_argument("archive", type=Path)
     parser.add_argument("--batch-size", type=int, default=1024, help="the notebook's batch_size")
     parser.add_argument("--scale", type=int, default=20, help="times the test split, for memory")
-    parser.add_argument("--startups", type=int, default=3, help="one-review runs (median)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each timed input (median)")
     parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -276,47 +277,47 @@ def main() -> None:
         expected = np.load(tmp / "inprocess.npy")
         inprocess_rate = n / base["seconds"]
         print(
-            f"(c) in process, predict_on_batch by {args.batch_size}: {base['seconds']:.2f} s, "
+            f"in process, predict_on_batch by {args.batch_size}: {base['seconds']:.2f} s, "
             f"{inprocess_rate:.0f} reviews/s (peak RSS {base['peak_rss_mib']:.0f} MiB)",
             flush=True,
         )
-        startups = []
-        for _ in range(args.startups):
-            startups.append(runner_infer(tmp, model, single, args.batch_size))
-            check_output(startups[-1], 1)
-        startup_s = statistics.median(r["seconds"] for r in startups)
-        each = ", ".join(f"{r['seconds']:.2f}" for r in startups)
-        print(
-            f"start-up (one review): {each} s, "
-            f"median {startup_s:.2f} s; kernel tree peak RSS "
-            f"{max(r['peak_rss_mib'] for r in startups):.0f} MiB",
-            flush=True,
-        )
-        rates = {}
         runs = {
+            "startup": (single, {}),
             "folder": (folder, {}),
             "parquet": (one, {"id_column": "id", "label_column": "label"}),
         }
-        results = {}
-        for name, (source, columns) in runs.items():
-            result = runner_infer(tmp, model, source, args.batch_size, **columns)
-            check_output(result, expected)
-            rates[name] = n / max(result["seconds"] - startup_s, 1e-9)
-            results[name] = result
+        results: dict[str, list[dict]] = {name: [] for name in runs}
+        for _ in range(args.repeat):  # in turns: a slow spell of the machine hits all three
+            for name, (source, columns) in runs.items():
+                result = runner_infer(tmp, model, source, args.batch_size, **columns)
+                check_output(result, 1 if name == "startup" else expected)
+                results[name].append(result)
+        seconds = {
+            name: statistics.median(r["seconds"] for r in found) for name, found in results.items()
+        }
+        peaks = {name: max(r["peak_rss_mib"] for r in found) for name, found in results.items()}
+        startup_s = seconds["startup"]
+        rates = {name: n / max(seconds[name] - startup_s, 1e-9) for name in ("folder", "parquet")}
+        for name, found in results.items():
+            each = ", ".join(f"{r['seconds']:.2f}" for r in found)
+            rate = ""
+            if name in rates:
+                rate = (
+                    f", {rates[name]:.0f} reviews/s net of start-up "
+                    f"({rates[name] / inprocess_rate:.2f} of in-process)"
+                )
             print(
-                f"({'ab'[len(rates) - 1]}) runner infer, {name}: {result['seconds']:.2f} s, "
-                f"{rates[name]:.0f} reviews/s net of start-up "
-                f"({rates[name] / inprocess_rate:.2f} of in-process), kernel tree peak RSS "
-                f"{result['peak_rss_mib']:.0f} MiB",
+                f"runner infer, {name}: {each} s (median {seconds[name]:.2f} s){rate}, "
+                f"kernel tree peak RSS {peaks[name]:.0f} MiB",
                 flush=True,
             )
         big = runner_infer(
             tmp, model, scaled, args.batch_size, id_column="id", label_column="label"
         )
         check_output(big, n * args.scale)
-        peak_1x, peak_big = results["parquet"]["peak_rss_mib"], big["peak_rss_mib"]
+        peak_1x, peak_big = peaks["parquet"], big["peak_rss_mib"]
         print(
-            f"(d) runner infer, Parquet x{args.scale} ({n * args.scale} reviews): "
+            f"runner infer, Parquet x{args.scale} ({n * args.scale} reviews): "
             f"{big['seconds']:.1f} s, {n * args.scale / (big['seconds'] - startup_s):.0f} "
             f"reviews/s, kernel tree peak RSS {peak_big:.0f} MiB ({peak_big / peak_1x:.2f} x 1x)",
             flush=True,

@@ -36,7 +36,7 @@ def test_bench_infer_scores_the_test_split_through_the_runner_and_in_process(tmp
             sys.executable,
             "bench/infer.py",
             str(archive),
-            *("--scale", "3", "--startups", "1", "--batch-size", "16"),
+            *("--scale", "3", "--repeat", "1", "--batch-size", "16"),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -47,9 +47,14 @@ def test_bench_infer_scores_the_test_split_through_the_runner_and_in_process(tmp
     lines = result.stdout.strip().splitlines()
     assert any(line.endswith("; 80 test reviews") for line in lines), lines
     # Each run's line; the bench itself checked every output's rows and probabilities.
-    for prefix in ("(a) runner infer, folder", "(b) runner infer, parquet", "(c) in process"):
+    for prefix in (
+        "in process, predict_on_batch by 16: ",
+        "runner infer, startup: ",
+        "runner infer, folder: ",
+        "runner infer, parquet: ",
+        "runner infer, Parquet x3 (240 reviews): ",
+    ):
         assert any(line.startswith(prefix) for line in lines), (prefix, lines)
-    assert any(line.startswith("(d) runner infer, Parquet x3 (240 reviews)") for line in lines)
     pattern = " ".join(f"{name}=([^ ]+)" for name in FIGURES)
     found = re.fullmatch(pattern, lines[-1])
     assert found, lines[-1]
