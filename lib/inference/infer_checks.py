@@ -52,7 +52,10 @@ def _check_input(value: str) -> None:
     local = _local(value)
     if local is not None and not os.path.exists(local):
         raise ParameterError("input_path", f"{value} does not exist: pass {accepted}")
-    is_file = os.path.isfile(local) if local is not None else "." in value.rsplit("/", 1)[-1]
+    if local is not None:
+        is_file = os.path.isfile(local)
+    else:  # a name with an extension, not a folder's prefix (gs://b/reviews, gs://b/x.v2/)
+        is_file = not value.endswith("/") and "." in value.rsplit("/", 1)[-1]
     extension = os.path.splitext(value.rstrip("/"))[1].lower()
     if is_file and extension not in TABLE_EXTENSIONS:
         raise ParameterError(
@@ -105,6 +108,10 @@ def check_infer_params(params: Mapping[str, Any]) -> dict[str, Any]:
         raise not_allowed("mlflow_exp_name", p.get("mlflow_exp_name"), "a non-empty name")
     _check_input(p["input_path"])
     _check_output(p["output_path"], p["input_path"], p["overwrite"])
+    # Local paths absolute, from the project root as in every stage (the kernel's working
+    # folder need not be the root).
+    for name in ("input_path", "output_path"):
+        p[name] = _local(p[name]) or p[name]
     return p
 
 
