@@ -45,8 +45,8 @@ def _local(value: str) -> str | None:
 def _check_input(value: str) -> None:
     # Imported here: the table readers' module imports pyarrow, which the runner's other
     # checks do without.
-    from lib.data.review_files import TEXT_EXTENSION
-    from lib.data.review_tables import TABLE_EXTENSIONS
+    from lib.data.review_files import TEXT_EXTENSION  # pyarrow, as above
+    from lib.data.review_tables import TABLE_EXTENSIONS  # pyarrow, as above
 
     accepted = f"a folder of {TEXT_EXTENSION} reviews or a {', '.join(TABLE_EXTENSIONS)} file"
     local = _local(value)
