@@ -121,7 +121,7 @@ def test_a_review_longer_than_the_model_reads_is_scored_on_what_it_reads_said_on
     assert loaded.described()["model_sequence_length"] == 8
     scorer = model_source.scorer(loaded, batch_size=4)
     short = ["good film", "bad film", "a fine film indeed"]
-    long_ones = ["word " * 9, "a " * 30]
+    long_ones = ["word " * 9, "film " * 30]
     with caplog.at_level(logging.INFO, logger="lib.core.progress"):
         probabilities = scorer(short + long_ones)
         scorer(long_ones + short)

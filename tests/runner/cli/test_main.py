@@ -58,7 +58,8 @@ def _registry_store(tmp_path: Path) -> str:
 
     uri = f"sqlite:///{tmp_path / 'registry.db'}"
     client = mlflow.MlflowClient(uri, uri)
-    run = client.create_run(client.create_experiment("models"))
+    experiment = client.create_experiment("models", (tmp_path / "artifacts").as_uri())
+    run = client.create_run(experiment)
     client.set_terminated(run.info.run_id)
     registry.register(f"runs:/{run.info.run_id}/model", "imdb-sentiment", {}, tracking_uri=uri)
     registry.set_alias("imdb-sentiment", registry.CHAMPION, 1, tracking_uri=uri)
