@@ -138,7 +138,10 @@ def load(model_uri: str, tracking_uri: str | None = None) -> LoadedModel:
         ref = resolve(model_uri, Path(tmp), tracking_uri)
         try:
             keras_model = model_io.load_model(ref.source, tracking_uri)
-        except ModelError as exc:  # a fetched file is named by the URI it came from
+        except ModelError as exc:
+            if ref.source.startswith(REGISTRY_SCHEME):
+                raise
+            # A file fetched into the temporary folder is named by the URI it came from.
             raise ModelError(str(exc).replace(ref.source, model_uri)) from None
     reader, length = _sequence_reader(keras_model)
     return LoadedModel(ref, keras_model, length, reader)
