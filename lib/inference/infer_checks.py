@@ -74,6 +74,8 @@ def _check_output(value: str, input_path: str, overwrite: bool) -> None:
         return  # its bucket is asked by the notebook, before anything is read
     writers.check_output(local, overwrite)
     paths.check_output_dir("output_path", os.path.dirname(value) or ".")
+    # A read-only or full folder: said now, not once the reviews are scored.
+    paths.check_writable("output_path", os.path.dirname(local))
     source = _local(input_path)
     if source is not None and (local == source or local.startswith(source.rstrip("/") + "/")):
         # A later run would read its own earlier output as reviews.
@@ -86,7 +88,8 @@ def check_infer_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """The infer notebook's parameters, normalised; ParameterError (one line) names the
     first bad one: an input that is not there or has an extension not accepted, an output
     with an extension not accepted or already there (without ``overwrite``), a threshold
-    outside (0, 1), a batch size that is not a positive whole number."""
+    outside (0, 1), a batch size that is not a positive whole number. A local output's
+    folder that cannot be written is an OutputError."""
     check_parameter_names(params)  # secrets come from the environment, never parameters
     p = dict(params)
     p["model_uri"] = _text(

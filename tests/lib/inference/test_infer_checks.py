@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.core.errors import ParameterError
+from lib.core.errors import OutputError, ParameterError
 from lib.core.params import parameter_defaults
 from lib.inference.infer_checks import check_infer_params, logged_params
 
@@ -115,3 +115,9 @@ def test_the_run_logs_the_scoring_parameters_not_its_own_settings(given):
     assert "mlflow_tracking_uri" not in logged and "mlflow_tags" not in logged
     assert logged["model_uri"] == "models:/imdb-sentiment@champion"
     assert logged["threshold"] == 0.5
+
+
+def test_a_read_only_output_folder_is_one_line_before_anything_is_read(given, read_only_dir):
+    with pytest.raises(OutputError) as info:
+        check_infer_params({**given, "output_path": str(read_only_dir / "scores.jsonl")})
+    assert str(info.value).startswith(f"output_path {read_only_dir} cannot be written: ")
