@@ -7,9 +7,9 @@
   by content, on ``gs://`` by the content hashes the store keeps (nothing is downloaded);
 - ``model``: a model URI. A local ``.keras`` file (a folder: the file in it that loading
   takes) by content, ``gs://`` by the store's hashes; ``models:/NAME@ALIAS`` (and
-  ``models:/NAME[/latest]``, its latest version) by the version the registry gives now;
-  ``models:/NAME/VERSION`` and ``runs:/RUN_ID/...`` by the URI (neither a version nor a
-  run's artifacts change); another URI by itself.
+  ``models:/NAME``, ``models:/NAME/VERSION``) by the version the registry gives it now, as
+  infer resolves it (:func:`lib.inference.model_source.resolve`); ``runs:/RUN_ID/...`` by the
+  URI (a run's artifacts do not change); another URI by itself.
 
 Only a registry lookup imports MLflow (the store is asked: an alias moves). An input that
 cannot be read now (a tracking store or a bucket that does not answer, an alias that is not
@@ -19,18 +19,18 @@ there) raises :class:`Unresolved`: ``status`` says so in the stage's line.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from lib.core import gcs, paths
 from lib.core.errors import ModelError, UserError
 from lib.core.params import as_list
 from lib.data import review_files
-from lib.tracking import registry, runs, store_check
+from lib.inference import model_source
+from lib.tracking import model_io, runs, store_check
 from runner.pipeline.digests import FileDigests, of_entries, of_text
 from runner.stages import DataInput, Stage, get_parameter
 
-MODEL_SUFFIX = ".keras"  # lib.tracking.model_io.MODEL_FILE_SUFFIX, without importing it
-REGISTRY_SCHEME = "models:/"
 RUN_SCHEME = "runs:/"
 TRACKING_URI_PARAMETER = "mlflow_tracking_uri"  # a tracked stage's store (None: the default)
 # A tracking server that does not answer is reported within this time (the runner's check
@@ -92,17 +92,9 @@ def objects(gs_uri: str) -> str | None:
 def model(uri: str, files: FileDigests, tracking_uri: str | None) -> tuple[str | None, str | None]:
     """The digest of the model that ``uri`` names now, and what to show of it (a
     registered model's version, a run's id), per the kinds in the module's docstring."""
-    if uri.startswith(REGISTRY_SCHEME):
-        rest = uri[len(REGISTRY_SCHEME) :].strip("/")
-        name, at, alias = rest.partition("@")
-        if not at:
-            name, _, number = rest.partition("/")
-            if number.isdigit():
-                return of_text(f"{REGISTRY_SCHEME}{name}/{int(number)}"), f"version {int(number)}"
-            if number not in ("", "latest"):  # a stage name: the stage refuses it when run
-                return of_text(uri), None
-        version = registered_version(uri, name, alias or None, tracking_uri)
-        return of_text(f"{REGISTRY_SCHEME}{name}/{version}"), f"version {version}"
+    if uri.startswith(model_source.REGISTRY_SCHEME):
+        ref = registered(uri, tracking_uri)
+        return of_text(ref.source), f"version {ref.version}"  # source: models:/NAME/VERSION
     if uri.startswith(RUN_SCHEME):
         run_id = uri[len(RUN_SCHEME) :].strip("/").partition("/")[0]
         return of_text(uri), f"run {run_id}"
@@ -112,21 +104,22 @@ def model(uri: str, files: FileDigests, tracking_uri: str | None) -> tuple[str |
         return of_text(uri), None
     path = paths.resolve(uri)
     if path.is_dir():
-        found = sorted(path.rglob(f"*{MODEL_SUFFIX}"))  # the file that loading takes
+        found = sorted(path.rglob(f"*{model_io.MODEL_FILE_SUFFIX}"))  # the one loading takes
         return (files.maybe_file(found[0]) if found else None), None
     return files.maybe_file(path), None
 
 
-def registered_version(uri: str, name: str, alias: str | None, tracking_uri: str | None) -> str:
-    """The version of registered model ``name`` that ``alias`` (None: the latest version)
-    names now, asked of the tracking store; Unresolved (one line) when the store does not
-    answer within :data:`STORE_DEADLINE_S` or holds no such model or alias."""
+def registered(uri: str, tracking_uri: str | None) -> model_source.ModelRef:
+    """The registered version that the ``models:/`` URI ``uri`` names now, asked of the
+    tracking store; Unresolved (one line) when the store does not answer within
+    :data:`STORE_DEADLINE_S` or holds no such model, version or alias."""
     store = runs.resolve_tracking_uri(tracking_uri)
     try:
         db = paths.sqlite_path(store)
         if db is not None and not db.is_file():  # not created by asking
             raise ModelError(f"the MLflow store {store} does not exist yet")
         store_check.check_store(store, deadline_s=STORE_DEADLINE_S)
-        return str(registry.resolve(name, alias=alias, tracking_uri=store).version)
+        # A registry URI is resolved without fetching a file: no working folder is used.
+        return model_source.resolve(uri, Path(), store)
     except UserError as exc:
         raise Unresolved(f"cannot resolve {uri}: {exc}") from None

@@ -1,7 +1,8 @@
 """runner.pipeline.data_inputs: what the pipeline's stamp records of reviews to score and of
 a model, now. Reviews by content (a file, a folder searched as infer reads it); a model file
-by content, a fixed version or run by its URI, an alias by the version the registry gives it
-now; a store that does not answer is one line, and no store is made by asking."""
+by content, a run by its URI, a registered model (alias, version, latest) by the version the
+registry gives it now; a store that does not answer is one line, and no store is made by
+asking."""
 
 from __future__ import annotations
 
@@ -51,9 +52,7 @@ def test_a_model_file_or_folder_is_hashed_by_content_and_a_version_or_run_by_its
     exported.write_bytes(b"another model")
     assert model("models/latest", files, None)[0] not in (digest, None)
     assert model("models/gone.keras", files, None) == (None, None)
-    # Neither a version nor a run's artifacts change: no store is asked (there is none).
-    fixed = model("models:/imdb-sentiment/3", files, "http://127.0.0.1:9")
-    assert fixed[1] == "version 3" and fixed == model("models:/imdb-sentiment/03", files, None)
+    # A run's artifacts do not change: no store is asked (none answers there).
     run = model("runs:/0123abcd/model", files, "http://127.0.0.1:9")
     assert run[1] == "run 0123abcd" and run[0] != model("runs:/4567/model", files, None)[0]
 
@@ -97,3 +96,7 @@ def test_an_alias_is_the_version_it_names_now(tmp_path, files, monkeypatch):
     assert moved[1] == "version 2" and moved[0] != first[0]
     with pytest.raises(Unresolved, match=r"has no alias 'chamion'; its aliases: champion"):
         model("models:/imdb-sentiment@chamion", files, store)
+    with pytest.raises(Unresolved, match=r"has no version 3; its versions: 1, 2"):
+        model("models:/imdb-sentiment/3", files, store)
+    with pytest.raises(Unresolved, match=r"names neither a version nor an alias"):
+        model("models:/imdb-sentiment/Production", files, store)
