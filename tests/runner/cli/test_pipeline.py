@@ -39,6 +39,7 @@ def test_parameters_are_given_per_stage_in_order(tmp_path):
         "prep": {"raw_dirs": ["a", "b"]},
         "train": {"epochs": 4, "bs": 8, "seed": "7"},
         "tune": {"n_trials": 2},
+        "infer": {},
     }
     assert _given("-f", str(conf), "-p", "train.epochs", "2")["train"]["epochs"] == 2
 
