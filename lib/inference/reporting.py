@@ -69,8 +69,8 @@ def logged_metrics(figures: dict[str, Any]) -> dict[str, float]:
     metrics = {
         k: float(v)
         for k, v in figures.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "threshold"
+    }  # the threshold is a parameter of the run
     matrix = figures.get("confusion_matrix")
     if matrix is not None:
         (tn, fp), (fn, tp) = matrix

@@ -63,6 +63,7 @@ def test_the_summary_holds_counts_skips_speed_fingerprint_and_metrics():
     metrics = reporting.logged_metrics(figures)
     assert metrics["true_negatives"] == 4 and metrics["false_positives"] == 1
     assert "input_fingerprint" not in metrics and "skipped_examples" not in metrics
+    assert "threshold" not in metrics  # a parameter of the run
     unlabelled = reporting.summary(BatchResult(reviews=3, positive=1))
     assert "accuracy" not in unlabelled and "confusion_matrix" not in unlabelled
 
