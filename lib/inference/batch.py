@@ -88,19 +88,38 @@ def check_threshold(threshold: float) -> float:
     return value
 
 
-def _digest_chunk(digest: Any, chunk: ReviewChunk) -> None:
-    """Add ``chunk`` to the input's fingerprint: one update per part, each led by its length
-    (so that no two different inputs give the same stream), the texts joined once."""
-    texts = "".join(chunk.texts).encode("utf-8", "surrogatepass")
-    parts = (
-        # default=str: an id column of dates or decimals
-        json.dumps([chunk.ids, chunk.labels, chunk.skipped], sort_keys=True, default=str).encode(),
-        np.fromiter(map(len, chunk.texts), np.int64, len(chunk.texts)).tobytes(),
-        texts,
-    )
-    for part in parts:
-        digest.update(len(part).to_bytes(8, "little"))
-        digest.update(part)
+class _Fingerprint:
+    """sha256 of the reviews read, in order, whatever the chunks: a stream each of ids,
+    text lengths, texts, labels and the ids skipped for each reason (a stream's bytes do not
+    depend on where chunks cut it), digested together at the end."""
+
+    def __init__(self) -> None:
+        self._streams: dict[str, Any] = {}
+
+    def _add(self, stream: str, data: bytes) -> None:
+        self._streams.setdefault(stream, hashlib.sha256()).update(data)
+
+    @staticmethod
+    def _ids(ids: list) -> bytes:
+        # Compact JSON, each id followed by a comma: chunks join as one list would.
+        # default=str: an id column of dates or decimals.
+        return (json.dumps(ids, separators=(",", ":"), default=str)[1:-1] + ",").encode()
+
+    def update(self, chunk: ReviewChunk) -> None:
+        if chunk.texts:
+            self._add("ids", self._ids(chunk.ids))
+            lengths = np.fromiter(map(len, chunk.texts), np.int64, len(chunk.texts))
+            self._add("lengths", lengths.tobytes())
+            self._add("texts", "".join(chunk.texts).encode("utf-8", "surrogatepass"))
+            if chunk.labels is not None:
+                self._add("labels", np.asarray(chunk.labels, dtype=np.int8).tobytes())
+        for reason, ids in chunk.skipped.items():
+            if ids:
+                self._add(f"skipped_{reason}", self._ids(ids))
+
+    def hexdigest(self) -> str:
+        parts = "".join(f"{k}:{d.hexdigest()}\n" for k, d in sorted(self._streams.items()))
+        return "sha256:" + hashlib.sha256(parts.encode()).hexdigest()
 
 
 def _count_skipped(result: BatchResult, chunk: ReviewChunk) -> None:
@@ -130,10 +149,10 @@ def score_reviews(
     started = time.perf_counter()
     edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
     histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
-    digest = hashlib.sha256()
+    fingerprint = _Fingerprint()
     for chunk in chunks:
         _count_skipped(result, chunk)
-        _digest_chunk(digest, chunk)
+        fingerprint.update(chunk)
         if chunk.texts:
             probabilities = np.asarray(score(chunk.texts), dtype=np.float64).ravel()
             if len(probabilities) != len(chunk.texts):
@@ -153,7 +172,7 @@ def score_reviews(
             progress(result.reviews, total, time.perf_counter() - started)
     result.seconds = time.perf_counter() - started
     result.histogram = histogram.tolist()
-    result.fingerprint = "sha256:" + digest.hexdigest()
+    result.fingerprint = fingerprint.hexdigest()
     if all_labels:
         labels = np.concatenate(all_labels)
         probabilities = np.concatenate(all_probabilities).astype(np.float64)

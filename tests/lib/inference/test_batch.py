@@ -137,3 +137,25 @@ def test_a_failure_midway_or_an_empty_input_leaves_no_output(tmp_path):
 def test_threshold_is_strictly_between_0_and_1(value):
     with pytest.raises(ParameterError, match="threshold"):
         check_threshold(value)
+
+
+def test_the_fingerprint_is_of_the_reviews_read_whatever_the_chunks(tmp_path):
+    def fingerprint(table: pa.Table, chunk_size: int = 2, label_column=None) -> str:
+        path = tmp_path / f"t{len(list(tmp_path.iterdir()))}.parquet"
+        pq.write_table(table, path)
+        output = tmp_path / f"{path.stem}.jsonl"
+        return score_files(
+            path, output, cue_score, model_name="m", model_version="1", chunk_size=chunk_size,
+            id_column="id", label_column=label_column,
+        ).fingerprint  # fmt: skip
+
+    texts = ["Superb and moving.", "Dull.", None, "A waste."]
+    base = pa.table({"id": ["a", "b", "c", "d"], "text": texts, "label": [1, 0, 1, 0]})
+    first = fingerprint(base)
+    assert first.startswith("sha256:") and len(first) == len("sha256:") + 64
+    assert fingerprint(base, chunk_size=3) == first  # read in other chunks: the same reviews
+    changed_text = base.set_column(1, "text", pa.array(["Superb and moving!", *texts[1:]]))
+    changed_id = base.set_column(0, "id", pa.array(["a", "b", "x", "d"]))  # a skipped one's
+    joined = base.set_column(1, "text", pa.array(["Superb and moving.Dull.", "", *texts[2:]]))
+    assert len({first, *map(fingerprint, (changed_text, changed_id, joined))}) == 4
+    assert fingerprint(base, label_column="label") != first  # its labels read too
