@@ -21,7 +21,7 @@ Then, in one run, with a local MLflow store of its own:
   as many: each is run ``--repeat`` times, in turns, and the medians are used;
 * (c) in a child process, the Parquet file's texts in memory, scored by the exported model's
   ``predict_on_batch`` in slices of ``--batch-size`` (the notebook's ``batch_size``) after one
-  warm-up slice, the median of 3 passes: the baseline;
+  warm-up slice, the median of 3 passes: the baseline, run in each turn with the others;
 * (d) the Parquet file's rows repeated ``--scale`` times (500,000 reviews), one row group as
   pandas or pyarrow write it by default, for memory.
 
@@ -273,14 +273,8 @@ def main() -> None:
             f"{time.perf_counter() - started:.0f} s; {n} test reviews",
             flush=True,
         )
-        base = _child("inprocess", model, one, args.batch_size, tmp / "inprocess.npy")
-        expected = np.load(tmp / "inprocess.npy")
-        inprocess_rate = n / base["seconds"]
-        print(
-            f"in process, predict_on_batch by {args.batch_size}: {base['seconds']:.2f} s, "
-            f"{inprocess_rate:.0f} reviews/s (peak RSS {base['peak_rss_mib']:.0f} MiB)",
-            flush=True,
-        )
+        loads = [os.getloadavg()[0]]
+        inprocess_runs = []
         # The one-review input is labelled as the others are: the same cells run (a labelled
         # input's metrics and confusion matrix plot cost about a second whatever its size).
         table_columns = {"id_column": "id", "label_column": "label"}
@@ -290,11 +284,21 @@ def main() -> None:
             "parquet": (one, table_columns),
         }
         results: dict[str, list[dict]] = {name: [] for name in runs}
-        for _ in range(args.repeat):  # in turns: a slow spell of the machine hits all three
+        for _ in range(args.repeat):  # in turns: a slow spell of the machine hits them all
+            base = _child("inprocess", model, one, args.batch_size, tmp / "inprocess.npy")
+            inprocess_runs.append(base["seconds"])
+            expected = np.load(tmp / "inprocess.npy")
             for name, (source, columns) in runs.items():
                 result = runner_infer(tmp, model, source, args.batch_size, **columns)
                 check_output(result, 1 if name == "startup" else expected)
                 results[name].append(result)
+        inprocess_rate = n / statistics.median(inprocess_runs)
+        print(
+            f"in process, predict_on_batch by {args.batch_size}: "
+            f"{', '.join(f'{t:.2f}' for t in inprocess_runs)} s, median "
+            f"{inprocess_rate:.0f} reviews/s (peak RSS {base['peak_rss_mib']:.0f} MiB)",
+            flush=True,
+        )
         seconds = {
             name: statistics.median(r["seconds"] for r in found) for name, found in results.items()
         }
@@ -323,6 +327,8 @@ def main() -> None:
             f"reviews/s, kernel tree peak RSS {peak_big:.0f} MiB ({peak_big / peak_1x:.2f} x 1x)",
             flush=True,
         )
+        loads.append(os.getloadavg()[0])
+    print(f"load average (1 min) before and after: {loads[0]:.2f}, {loads[1]:.2f}", flush=True)
     print(
         f"startup_s={startup_s:.2f} folder_reviews_per_s={rates['folder']:.0f} "
         f"parquet_reviews_per_s={rates['parquet']:.0f} "
