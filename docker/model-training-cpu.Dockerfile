@@ -1,5 +1,6 @@
 # The CPU training image: runs notebooks/train.ipynb and notebooks/tune.ipynb through
-# `python -m runner` (polyaxonfiles/train-model-cpu*.yml). Build from the project root:
+# `python -m runner` (polyaxonfiles/train-model-cpu*.yml), and notebooks/infer.ipynb for batch
+# scoring (polyaxonfiles/batch-infer.yml). Build from the project root:
 #   docker build -f docker/model-training-cpu.Dockerfile -t IMAGE .
 # tini is PID 1 (signals forwarded to the runner, orphaned kernels reaped); everything that
 # would write under HOME (Jupyter, IPython, matplotlib, Keras, caches, logs) goes to /tmp, so

@@ -2,11 +2,11 @@
 
 A :class:`Stage` names its notebook and its parameter checks (used by the stage commands
 before a kernel starts), what it reads from an upstream stage (:class:`Upstream`: train's
-``data_path`` is prep's ``processed_dir`` unless given), its data input and its products
-(:class:`DataInput`, :class:`Product`: what the pipeline's stamp hashes and records), and
-what else its stamp covers (requirement files, other stages' notebooks it runs, files named
-by parameters). The stage commands, the pipeline, ``status`` and the trials all read
-:data:`STAGES`: adding a stage is one record here plus its notebook.
+``data_path`` is prep's ``processed_dir``, infer's ``model_uri`` train's model, unless given),
+its data inputs and its products (:class:`DataInput`, :class:`Product`: what the pipeline's
+stamp hashes and records), and what else its stamp covers (requirement files, other stages'
+notebooks it runs, files named by parameters). The stage commands, the pipeline, ``status``
+and the trials all read :data:`STAGES`: adding a stage is one record here plus its notebook.
 
 Imports only lib, and nothing heavy: the runner decides and refuses before papermill loads.
 """
@@ -53,21 +53,26 @@ def set_default(params: dict[str, Any], name: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class Upstream:
-    """A parameter that, unless given, takes an upstream stage's parameter: the pipeline
-    passes prep's ``processed_dir`` on as train's ``data_path``."""
+    """A parameter that, unless given, takes an upstream stage's parameter (the pipeline
+    passes prep's ``processed_dir`` on as train's ``data_path``) or, with ``product``, where
+    its product will be (train's model file as infer's ``model_uri``)."""
 
     parameter: str  # this stage's (dotted for a key of a mapping parameter)
     stage: str  # the upstream stage
-    source: str  # the upstream stage's parameter
+    source: str  # the upstream stage's parameter, or with ``product`` its product's name
+    product: bool = False
 
 
 @dataclass(frozen=True)
 class DataInput:
     """The data a stage reads, hashed into its stamp by content."""
 
-    what: str  # as stamps and status name it: "raw data", "processed data"
+    what: str  # as stamps and status name it: "raw data", "processed data", "model"
     parameter: str  # the parameter that names it (dotted for a key of a mapping parameter)
-    kind: str  # "raw folders" (a list of review folders) or "data set" (a processed folder)
+    # How it is hashed (runner.pipeline.data_inputs): "raw folders" (a list of review
+    # folders), "data set" (a processed folder), "reviews" (a file or folder of reviews to
+    # score, local or gs://) or "model" (a model URI: an alias by the version it names now).
+    kind: str
     # (stage, parameter) whose notebook default applies when the parameter is empty: tune's
     # train_params.data_path falls back to the train notebook's data_path.
     fallback: tuple[str, str] | None = None
@@ -83,8 +88,11 @@ class Product:
     is run again."""
 
     name: str
-    kind: str  # "folder" (a processed data set, hashed by content) or "file"
+    kind: str  # "folder" (a processed data set, hashed by content) or "file" (or gs://)
     locate: Locate
+    # The parameter that lets a run replace it (infer's ``overwrite``): the pipeline sets it
+    # when the product there is the one the stage's last run left, never for another file.
+    overwrite: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ class Stage:
     # -- the pipeline's view: what it passes on, what the stamp hashes, what it records --
     upstream: tuple[Upstream, ...] = ()
     data: DataInput | None = None
+    also_reads: tuple[DataInput, ...] = ()  # its other data inputs (infer: the model)
     products: tuple[Product, ...] = ()
     requirements: tuple[str, ...] = ()  # the locks of its role, relative to the root
     also_runs: tuple[str, ...] = ()  # stages whose notebooks it executes (tune: train)
@@ -139,6 +148,10 @@ class Stage:
         self.check_names(given, defaults)
         self.check_values({**defaults, **given})
 
+    def product(self, name: str) -> Product:
+        """Its product called ``name``."""
+        return next(p for p in self.products if p.name == name)
+
     def notebooks(self) -> list[Path]:
         """The notebooks it executes: its own, then those of :attr:`also_runs`."""
         return [self.path] + [get_stage(name).path for name in self.also_runs]
@@ -156,6 +169,10 @@ class Stage:
 
 def _model_file(params: Mapping[str, Any], scraps: Mapping[str, Any], run_dir: Path):
     return scraps.get("model_path") or Path(params["model_dir"], "model.keras")
+
+
+def _scores(params: Mapping[str, Any], scraps: Mapping[str, Any], run_dir: Path) -> str:
+    return str(params["output_path"])
 
 
 def _trials_table(params: Mapping[str, Any], scraps: Mapping[str, Any], run_dir: Path):
@@ -200,6 +217,19 @@ STAGES: dict[str, Stage] = {
             also_runs=("train",),
             extra_modules=("runner.trial_backend",),  # the trial backend, found by entry point
             file_parameters=("config_file",),
+            in_default_pipeline=False,
+        ),
+        Stage(
+            "infer",
+            "infer.ipynb",
+            "score files of reviews with a trained model, tracked in MLflow",
+            check="lib.inference.infer_checks:check_infer_params",
+            upstream=(Upstream("model_uri", "train", "model", product=True),),
+            data=DataInput("reviews", "input_path", "reviews"),
+            also_reads=(DataInput("model", "model_uri", "model"),),
+            products=(Product("scores", "file", _scores, overwrite="overwrite"),),
+            requirements=TRAIN_REQUIREMENTS,  # it runs in the training image
+            # Its input is the user's reviews, not the pipeline's data: asked for by name.
             in_default_pipeline=False,
         ),
     )

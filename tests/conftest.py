@@ -126,6 +126,7 @@ DOCKER_MODULES = frozenset(
         "tests/system/test_container_signals.py",
         "tests/system/test_containers.py",
         "tests/system/test_images.py",
+        "tests/system/test_infer_container.py",
         "tests/system/test_serving_container.py",
     }
 )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from lib.core.errors import StorageError, first_line
 
 if TYPE_CHECKING:
-    from google.cloud.storage import Client
+    from google.cloud.storage import Blob, Client
 
 GCS_SCHEME = "gs://"
 
@@ -118,6 +118,15 @@ def check_bucket(gs_uri: str, client: Client | None = None) -> None:
         raise error from exc
 
 
+def exists(gs_uri: str, client: Client | None = None) -> bool:
+    """Whether the object ``gs_uri`` exists (StorageError when the bucket cannot be used)."""
+    bucket_name, name = split_gcs_uri(gs_uri)
+    try:
+        return (client or get_client()).bucket(bucket_name).blob(name).exists()
+    except _translated_errors() as exc:
+        raise _translate(exc, bucket_name, gs_uri) from exc
+
+
 def upload(
     local_path: str | os.PathLike[str], gs_uri: str, client: Client | None = None
 ) -> list[str]:
@@ -152,6 +161,45 @@ def upload(
     return uploaded
 
 
+def _objects_at(gs_uri: str, client: Client | None) -> tuple[str, list[tuple[Blob, str]]]:
+    """The bucket's name, and the object ``gs_uri`` names as ``[(blob, "")]``, else every
+    object under it as a folder with its name relative to it (none: an empty list)."""
+    bucket_name, prefix = split_gcs_uri(gs_uri)
+    folder = prefix.rstrip("/")
+    try:
+        client = client or get_client()
+        blobs = list(client.list_blobs(bucket_name, prefix=folder or None))
+    except _translated_errors() as exc:
+        raise _translate(exc, bucket_name, gs_uri) from exc
+    exact = [b for b in blobs if b.name == folder and not prefix.endswith("/")]
+    if exact:
+        return bucket_name, [(exact[0], "")]
+    found = []
+    for blob in blobs:
+        if (folder and not blob.name.startswith(folder + "/")) or blob.name.endswith("/"):
+            continue  # a sibling such as "folder2/x", or a folder placeholder
+        found.append((blob, blob.name[len(folder) :].lstrip("/")))
+    return bucket_name, found
+
+
+def content_hashes(gs_uri: str, client: Client | None = None) -> dict[str, str]:
+    """What the store says of the content of the object ``gs_uri`` (key ``""``), else of
+    each object under it as a folder (keys: names relative to it), without downloading:
+    its MD5, else its CRC32C (a composite object has no MD5), else its generation. Empty
+    when there is nothing there."""
+    _, found = _objects_at(gs_uri, client)
+    return {
+        relative: (
+            f"md5:{blob.md5_hash}"
+            if blob.md5_hash
+            else f"crc32c:{blob.crc32c}"
+            if blob.crc32c
+            else f"generation:{blob.generation}"
+        )
+        for blob, relative in found
+    }
+
+
 def download(
     gs_uri: str, local_path: str | os.PathLike[str], client: Client | None = None
 ) -> list[Path]:
@@ -161,24 +209,14 @@ def download(
     a folder's blobs are written under ``local_path`` keeping their relative paths. Returns
     the local files written.
     """
-    bucket_name, prefix = split_gcs_uri(gs_uri)
+    bucket_name, found = _objects_at(gs_uri, client)
     local = Path(local_path)
-    folder = prefix.rstrip("/")
-    try:
-        client = client or get_client()
-        blobs = list(client.list_blobs(bucket_name, prefix=folder or None))
-    except _translated_errors() as exc:
-        raise _translate(exc, bucket_name, gs_uri) from exc
-    exact = [b for b in blobs if b.name == folder and not prefix.endswith("/")]
-    if exact:
-        target = local / PurePosixPath(folder).name if local.is_dir() else local
-        plan = [(exact[0], target)]
+    if found and found[0][1] == "":  # the object itself
+        name = PurePosixPath(found[0][0].name).name
+        plan = [(found[0][0], local / name if local.is_dir() else local)]
     else:
         plan = []
-        for blob in blobs:
-            if (folder and not blob.name.startswith(folder + "/")) or blob.name.endswith("/"):
-                continue  # a sibling such as "folder2/x", or a folder placeholder
-            relative = blob.name[len(folder) :].lstrip("/")
+        for blob, relative in found:
             target = local.joinpath(*PurePosixPath(relative).parts)
             if ".." in PurePosixPath(relative).parts:
                 raise StorageError(

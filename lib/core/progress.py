@@ -1,4 +1,5 @@
-"""Progress events from inside a notebook: Keras epochs as they finish, tuning trials.
+"""Progress events from inside a notebook: Keras epochs as they finish, tuning trials,
+reviews scored.
 
 One mechanism: an event is a display message (``IPython.display.display``, raw) holding two
 forms, ``text/plain`` (the readable line the notebook shows, in JupyterLab and in the
@@ -8,8 +9,9 @@ with
 :data:`MIME` to its progress display (``runner.execution.console``). Outside a kernel (a script, a
 test) the event is logged at INFO instead.
 
-Events are JSON mappings with ``event`` (``"epoch"``, ``"trial"`` or ``"notice"``) and their
-fields; see :func:`epoch_event`, :func:`trial_event` and :func:`notice_event`.
+Events are JSON mappings with ``event`` (``"epoch"``, ``"trial"``, ``"reviews"`` or ``"notice"``)
+and their fields; see :func:`epoch_event`, :func:`trial_event`, :func:`reviews_event` and
+:func:`notice_event`.
 """
 
 from __future__ import annotations
@@ -68,6 +70,21 @@ def trial_event(
     }
 
 
+def reviews_event(done: int, total: int | None, seconds: float) -> dict[str, Any]:
+    """The event of reviews scored: ``done`` of ``total`` (None when unknown) in ``seconds``,
+    with the reviews a second so far and, when the total is known, the seconds left at
+    that rate."""
+    per_s = done / seconds if seconds > 0 else None
+    left = (max(total - done, 0) / per_s) if total and per_s else None
+    return {
+        "event": "reviews",
+        "done": int(done),
+        "total": int(total) if total else None,
+        "per_s": round(per_s, 1) if per_s is not None else None,
+        "left_s": round(left, 1) if left is not None else None,
+    }
+
+
 def notice_event(text: str) -> dict[str, Any]:
     """A line to keep, not a passing progress line: the runner prints it on its console
     (an interrupted study's way to resume)."""
@@ -84,6 +101,8 @@ def describe(event: Mapping[str, Any]) -> str:
         return f"epoch {event.get('epoch')}{of}" + (f": {', '.join(parts)}" if parts else "")
     if event.get("event") == "notice":
         return str(event.get("text", ""))
+    if event.get("event") == "reviews":
+        return _describe_reviews(event)
     if event.get("event") == "trial":
         of = f"/{event['total']}" if event.get("total") else ""
         line = f"trials {event.get('done')}{of} done"
@@ -92,6 +111,27 @@ def describe(event: Mapping[str, Any]) -> str:
             line += f", best so far {event['best']:.4f}{which}"
         return line
     return str(dict(event))
+
+
+def _describe_reviews(event: Mapping[str, Any]) -> str:
+    done, total = event.get("done") or 0, event.get("total")
+    line = f"reviews {done:,}" + (f"/{total:,} ({100 * done / total:.0f}%)" if total else "")
+    if event.get("per_s") is not None:
+        line += f", {event['per_s']:,.0f} a second"
+    if event.get("left_s") is not None:
+        line += f", {_duration(event['left_s'])} left"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def emit(event: Mapping[str, Any]) -> None:

@@ -34,12 +34,22 @@ def binary_metrics(
     elif metric == "recall":
         results["recall"] = float((predicted & (y == 1)).sum() / max((y == 1).sum(), 1))
     elif metric == "auc":
-        # Mann-Whitney U: the chance a random positive scores above a random negative.
-        ranks = np.argsort(np.argsort(p, kind="stable"), kind="stable") + 1.0
+        # Mann-Whitney U: the chance a random positive scores above a random negative, a tie
+        # counting one half (tied scores share their average rank, as sklearn's AUC does).
+        ranks = _average_ranks(np.asarray(probabilities, dtype=np.float64).ravel())
         n_pos, n_neg = (y == 1).sum(), (y == 0).sum()
         u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2
         results["auc"] = float(u / max(n_pos * n_neg, 1))
     return results
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values``, tied values sharing the average of their ranks."""
+    order = np.argsort(values, kind="stable")
+    _, first, counts = np.unique(values[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
+    return ranks
 
 
 def split_metrics(

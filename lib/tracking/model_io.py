@@ -41,14 +41,16 @@ def _find_model_file(path: Path, origin: str) -> Path:
     )
 
 
-def local_model_file(uri: str, workdir: Path) -> Path:
-    """A local ``.keras`` file for a path, a ``gs://`` path or an MLflow model/artifact URI."""
-    return _find_model_file(fetch(uri, workdir), uri)
+def local_model_file(uri: str, workdir: Path, tracking_uri: str | None = None) -> Path:
+    """A local ``.keras`` file for a path, a ``gs://`` path or an MLflow model/artifact URI
+    (fetched from the store ``tracking_uri``, else the runner's)."""
+    return _find_model_file(fetch(uri, workdir, tracking_uri), uri)
 
 
-def fetch(uri: str, workdir: Path) -> Path:
+def fetch(uri: str, workdir: Path, tracking_uri: str | None = None) -> Path:
     """What ``uri`` names, on this machine: a local path as it is (unchecked), a ``gs://``
-    path or an MLflow model/artifact URI downloaded into ``workdir``."""
+    path or an MLflow model/artifact URI downloaded into ``workdir`` (from the store
+    ``tracking_uri``, else the runner's)."""
     if gcs.is_gcs_uri(uri):
         target = workdir / Path(gcs.split_gcs_uri(uri)[1] or "model").name
         gcs.download(uri, target)
@@ -56,9 +58,9 @@ def fetch(uri: str, workdir: Path) -> Path:
     if "://" in uri or uri.startswith(("runs:/", "models:/")):
         import mlflow
 
-        # The runner's store ($MLFLOW_TRACKING_URI, else the project's mlflow.db), whatever
-        # MLflow's process-wide setting or the working directory.
-        store = resolve_tracking_uri()
+        # The store given, else the runner's ($MLFLOW_TRACKING_URI, else the project's
+        # mlflow.db), whatever MLflow's process-wide setting or the working directory.
+        store = resolve_tracking_uri(tracking_uri)
         if uri.startswith("models:/"):
             _check_registered(uri, store)  # an unknown name, version or alias: what exists
         try:
@@ -86,11 +88,12 @@ def _check_registered(uri: str, store: str) -> None:
         registry.resolve(name, version=version, tracking_uri=store)
 
 
-def load_model(uri: str):
-    """The Keras model at ``uri`` (it takes raw review strings)."""
+def load_model(uri: str, tracking_uri: str | None = None):
+    """The Keras model at ``uri`` (it takes raw review strings); an MLflow URI is fetched
+    from the store ``tracking_uri``, else the runner's."""
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:
         # Found first: a wrong path is reported before TensorFlow's import (seconds).
-        path = local_model_file(uri, Path(tmp))
+        path = local_model_file(uri, Path(tmp), tracking_uri)
         # The file to name, unless it is a download into the temporary folder.
         shown = None if path.is_relative_to(tmp) or str(path) == uri else path
         if path.suffix == MODEL_FILE_SUFFIX and not zipfile.is_zipfile(path):

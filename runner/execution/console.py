@@ -1,13 +1,13 @@
-"""The terminal while a stage runs: which cell is executing, epochs, trials.
+"""The terminal while a stage runs: which cell is executing, epochs, trials, reviews scored.
 
 Every progress event is a log record of the logger ``runner.execution.console`` with the field
-``progress`` (``"cell"``, ``"epoch"``, ``"trial"``) and the event's own fields, so it goes
-where the runner's other records go, in their format: plain lines on the console by
-default, JSON lines with ``--log-format json`` (one stream, one format), JSON lines in the
+``progress`` (``"cell"``, ``"epoch"``, ``"trial"``, ``"reviews"``) and the event's own fields,
+so it goes where the runner's other records go, in their format: plain lines on the console
+by default, JSON lines with ``--log-format json`` (one stream, one format), JSON lines in the
 log files always. On a terminal (stderr is a TTY, plain format) :class:`LiveConsole` shows
-the cell being executed on one line rewritten in place; every other record, epochs and
-trials included, is a line of its own above it. Anywhere else (CI, Polyaxon's job log)
-each event is a plain line, with no control characters.
+the cell being executed, or the reviews scored so far, on one line rewritten in place; every
+other record, epochs and trials included, is a line of its own above it. Anywhere else (CI,
+Polyaxon's job log) each event is a plain line, with no control characters.
 
 The cells come from the runner's notebook client (``runner.execution.engine``); epochs and trials
 from inside the kernel, as display messages that ``lib.core.progress`` sends.
@@ -29,11 +29,15 @@ from lib.core.progress import describe
 log = logging.getLogger("runner.execution.console")
 
 _CLEAR = "\r\x1b[2K"  # to the line's start, then erase it
+# Records that replace the status line: the cell being run, and reviews scored (a batch
+# sends one every few seconds: a line each would scroll the epochs and notices away).
+_LIVE = ("cell", "reviews")
 
 
 class LiveConsole(logging.StreamHandler):
-    """A console handler for a terminal: ``progress == "cell"`` records replace one status
-    line in place; any other record is written above it, and the status line drawn again."""
+    """A console handler for a terminal: ``progress`` "cell" and "reviews" records replace
+    one status line in place; any other record is written above it, and the status line
+    drawn again."""
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
@@ -50,7 +54,7 @@ class LiveConsole(logging.StreamHandler):
         try:
             text = self.format(record)
             with self._write:
-                if getattr(record, "progress", None) == "cell":
+                if getattr(record, "progress", None) in _LIVE:
                     self.status = self._fit(text)
                     self.stream.write(_CLEAR + self.status)
                 else:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lib.core import paths
+from lib.core import gcs, paths
 from lib.data import prep, raw
 
 PREFIX = "sha256:"
@@ -161,7 +161,9 @@ def notebook_code(path: Path) -> str:
 
 def relative(path: str | os.PathLike[str]) -> str:
     """``path`` relative to the project root when it lies inside it (stamps and messages stay
-    the same for a copied project), else absolute."""
+    the same for a copied project), else absolute; a ``gs://`` URI as it is."""
+    if gcs.is_gcs_uri(path):
+        return str(path)
     resolved = paths.resolve(path)
     try:
         return str(resolved.relative_to(paths.project_root()))

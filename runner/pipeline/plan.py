@@ -27,13 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lib.core import paths
-from lib.core.errors import ParameterError
-from lib.core.params import as_list
+from lib.core import gcs, paths
+from lib.core.errors import ParameterError, UserError
 from lib.core.secrets import check_parameter_names
 from lib.tracking.store_check import public_uri
 from runner.execution.run_stage import run_stage
-from runner.pipeline import code_deps, digests
+from runner.pipeline import code_deps, data_inputs, digests
 from runner.pipeline.locks import stage_lock
 from runner.pipeline.stamps import (
     Decision,
@@ -77,10 +76,15 @@ class Planned:
     overrides: dict[str, Any]  # what the notebook is given
 
 
-def plan(stages: list[str], given: dict[str, dict[str, Any]]) -> list[Planned]:
+def plan(
+    stages: list[str], given: dict[str, dict[str, Any]], state: State | None = None
+) -> list[Planned]:
     """Each stage's parameters: the notebook's defaults, ``given[stage]`` over them, and
     what it reads from an upstream stage (:attr:`Stage.upstream`: prep's processed data set
-    for train and tune) passed on unless given."""
+    for train and tune, train's model for infer) passed on unless given. A product that the
+    stage's last successful run left (``state``'s stamp) may be replaced: its
+    :attr:`Product.overwrite` parameter is given, unless set, but not recorded."""
+    state = state or State()
     upstream_params: dict[str, dict[str, Any]] = {}
 
     def params_of(name: str) -> dict[str, Any]:  # an upstream stage's, run or not
@@ -96,12 +100,19 @@ def plan(stages: list[str], given: dict[str, dict[str, Any]]) -> list[Planned]:
         stage.check_names(overrides, defaults)  # the stage commands' refusal
         check_parameter_names({f"{name}.{key}": v for key, v in overrides.items()})
         for wire in stage.upstream:
-            set_default(overrides, wire.parameter, params_of(wire.stage)[wire.source])
+            source = STAGES[wire.stage]
+            params = params_of(wire.stage)
+            if wire.product:
+                value = str(source.product(wire.source).locate(params, {}, Path()))
+            else:
+                value = params[wire.source]
+            set_default(overrides, wire.parameter, value)
+        resolved = {**defaults, **overrides}
+        overrides.update(own_products(stage, resolved, overrides, state))
         try:  # its values, before any stage runs
             stage.check_values({**defaults, **overrides})
         except ParameterError as exc:  # named as the pipeline's options name it
             raise ParameterError(f"{name}.{exc.name}", exc.problem) from None
-        resolved = {**defaults, **overrides}
         env_uri = os.environ.get(TRACKING_URI_ENV)
         if (
             "mlflow_tracking_uri" in resolved
@@ -114,21 +125,39 @@ def plan(stages: list[str], given: dict[str, dict[str, Any]]) -> list[Planned]:
     return planned
 
 
-def _data(stage: Stage, params: dict[str, Any], files: digests.FileDigests) -> dict[str, Any]:
-    """What the stamp records of the stage's data input: its name and its digest."""
-    if stage.data is None:
+def own_products(
+    stage: Stage, resolved: dict[str, Any], given: dict[str, Any], state: State
+) -> dict[str, bool]:
+    """``{"overwrite": True}`` for each product with an :attr:`Product.overwrite` parameter
+    (not given) that is, where ``resolved`` puts it, what the stage's last successful run
+    left there, unchanged since: the pipeline replaces its own output, never a file it did
+    not make."""
+    wanted = [p for p in stage.products if p.overwrite and p.overwrite not in given]
+    if not wanted:
         return {}
-    value = stage.data_path(params)
-    if stage.data.kind == "raw folders":
-        digest = files.raw_data(as_list(stage.data.parameter, value))
-    else:  # "data set"
-        digest = files.processed_data(value)
-    return {"what": stage.data.what, "digest": digest}
+    try:
+        stamp = read_stamp(state.stamp_path(stage.name))
+    except UnreadableStamp:
+        return {}
+    files = state.digests()
+    replace = {}
+    for product in wanted:
+        made = stamp.products.get(product.name) if stamp else None
+        here = digests.relative(product.locate(resolved, {}, Path()))
+        if made and made.get("path") == here and made.get("digest") is not None:
+            if product_digest(made, files) == made["digest"]:
+                replace[product.overwrite] = True
+    files.save()
+    return replace
 
 
 def inputs_of(planned: Planned, files: digests.FileDigests) -> Inputs:
-    """What ``planned`` reads, now."""
+    """What ``planned`` reads, now (:class:`runner.pipeline.data_inputs.Unresolved` for an input
+    that cannot be read now)."""
     stage = STAGES[planned.stage]
+    data, others = data_inputs.of_stage(
+        stage, planned.parameters, {**stage.defaults(), **planned.overrides}, files
+    )
     notebooks = stage.notebooks()
     sources = [source for nb in notebooks for source in code_deps.code_cells(nb)]
     modules = code_deps.closure(sources, stage.extra_modules)
@@ -139,15 +168,19 @@ def inputs_of(planned: Planned, files: digests.FileDigests) -> Inputs:
     return Inputs(
         notebooks={digests.relative(nb): digests.notebook_code(nb) for nb in notebooks},
         parameters=planned.parameters,
-        data=_data(stage, planned.parameters, files),
+        data=data,
         code={digests.relative(p): files.file(p) for p in modules.values()},
         files={digests.relative(p): files.maybe_file(p) or "missing" for p in other},
+        others=others,
     )
 
 
 def product_digest(product: dict[str, Any], files: digests.FileDigests) -> str | None:
+    """The digest of a product that a stamp lists, now; None when it is gone."""
     if product.get("kind") == "folder":
         return files.processed_data(product["path"])
+    if gcs.is_gcs_uri(product["path"]):
+        return data_inputs.objects(product["path"])
     return files.maybe_file(paths.resolve(product["path"]))
 
 
@@ -217,11 +250,10 @@ def products_of(
 
 
 def _product(product: Product, params, scraps, run_dir: Path, files) -> dict[str, Any]:
-    path = paths.resolve(product.locate(params, scraps, run_dir))
+    found = {"path": digests.relative(product.locate(params, scraps, run_dir))}
     if product.kind == "folder":
-        found = {"kind": "folder", "path": digests.relative(path)}
-        return {**found, "digest": files.processed_data(path)}
-    return {"path": digests.relative(path), "digest": files.maybe_file(path)}
+        return {"kind": "folder", **found, "digest": files.processed_data(found["path"])}
+    return {**found, "digest": product_digest(found, files)}
 
 
 @dataclass
@@ -255,7 +287,7 @@ def run_pipeline(
     started = time.perf_counter()
     ran = []
     files = state.digests()  # one cache for the run: a later stage finds what prep hashed
-    for planned in plan(stages, given):
+    for planned in plan(stages, given, state):
         name = planned.stage
 
         def waiting(pid: str, name: str = name) -> None:
@@ -303,12 +335,18 @@ def status_lines(stages: list[str], given: dict[str, dict[str, Any]], state=None
     state = state or State()
     files = state.digests()
     lines = []
-    for planned in plan(stages, given):
-        decision, _ = judge(planned, state, files)
-        if decision.up_to_date:
-            lines.append(f"{planned.stage}: up to date")
+    for planned in plan(stages, given, state):
+        try:
+            decision, _ = judge(planned, state, files)
+        except UserError as exc:  # an input that cannot be read now: said, not a failure
+            decision = Decision(planned.stage, False, [str(exc)])
+            lines.append(f"{planned.stage}: cannot tell whether it is up to date: {exc}")
         else:
-            lines.append(f"{planned.stage}: outdated: {'; '.join(decision.reasons)}")
+            lines.append(
+                f"{planned.stage}: up to date"
+                if decision.up_to_date
+                else f"{planned.stage}: outdated: {'; '.join(decision.reasons)}"
+            )
         stamp = decision.stamp
         if stamp is None:
             try:

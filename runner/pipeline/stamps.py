@@ -25,14 +25,17 @@ FORMAT_VERSION = 1
 
 @dataclass
 class Inputs:
-    """What a stage reads. ``data``: ``{"what": "raw data", "digest": ...}``; ``code`` and
-    ``files`` map a path relative to the project root to its digest."""
+    """What a stage reads. ``data``: ``{"what": "raw data", "digest": ...}`` (and
+    ``"shown"``: what a message says of it, as ``version 4`` of a registered model);
+    ``others``: its other data inputs, ``{"model": {"digest": ..., "shown": ...}}``; ``code``
+    and ``files`` map a path relative to the project root to its digest."""
 
     notebooks: dict[str, str]
     parameters: dict[str, Any]
     data: dict[str, Any]
     code: dict[str, str]
     files: dict[str, str]
+    others: dict[str, dict[str, Any]] = field(default_factory=dict)  # absent from older stamps
 
 
 @dataclass
@@ -100,9 +103,12 @@ class Decision:
         if not self.up_to_date:
             return f"{self.stage}: {'; '.join(self.reasons)}"
         assert self.stamp is not None
-        data = self.stamp.inputs.data
+        inputs = self.stamp.inputs
+        data = [{"what": "data", **inputs.data}] if inputs.data else []
+        data += [{"what": what, **entry} for what, entry in inputs.others.items()]
+        seen = "".join(f"{d['what']} {d.get('shown') or short(d.get('digest'))}, " for d in data)
         return (
-            f"{self.stage}: up to date: {data.get('what', 'data')} {short(data.get('digest'))}, "
+            f"{self.stage}: up to date: {seen}"
             f"notebook, parameters and code unchanged since run {run_label(self.stamp)}"
         )
 
@@ -139,6 +145,15 @@ def _names(keys: list[str], most: int = 3) -> str:
     return ", ".join(keys[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
 
 
+def _input_change(what: str, before: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """``model changed: version 3 -> version 4`` (or ``reviews changed``), None if the
+    same."""
+    if before.get("digest") == now.get("digest"):
+        return None
+    old, new = before.get("shown"), now.get("shown")
+    return f"{what} changed: {old} -> {new}" if old and new and old != new else f"{what} changed"
+
+
 def decide(
     stage: str,
     stamp: Stamp | None,
@@ -158,10 +173,13 @@ def decide(
     if force:
         reasons.append("forced (--force)")
     before = stamp.inputs
-    if before.data.get("digest") != inputs.data.get("digest") or before.data.get(
-        "what"
-    ) != inputs.data.get("what"):
+    if before.data.get("what") != inputs.data.get("what"):
         reasons.append(f"{inputs.data.get('what', 'data')} changed")
+    elif why := _input_change(inputs.data.get("what", "data"), before.data, inputs.data):
+        reasons.append(why)
+    for what in list(inputs.others) + [w for w in before.others if w not in inputs.others]:
+        if why := _input_change(what, before.others.get(what, {}), inputs.others.get(what, {})):
+            reasons.append(why)
     if changed := _changed_keys(before.notebooks, inputs.notebooks):
         reasons.append(f"notebook changed: {_names(changed)}")
     if changed := parameter_changes(before.parameters, normalised(inputs.parameters)):

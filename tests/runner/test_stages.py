@@ -15,13 +15,13 @@ def test_each_stage_names_a_notebook_with_one_parameters_cell(name):
     assert len(tagged) == 1
 
 
-def test_the_stages_are_prep_train_tune():
-    assert list(STAGES) == ["prep", "train", "tune"]
+def test_the_stages_are_prep_train_tune_infer():
+    assert list(STAGES) == ["prep", "train", "tune", "infer"]
 
 
 def test_an_unknown_stage_lists_the_known_ones():
     with pytest.raises(
-        ValueError, match="unknown stage 'evaluate'; known stages: prep, train, tune"
+        ValueError, match="unknown stage 'evaluate'; known stages: prep, train, tune, infer"
     ):
         get_stage("evaluate")
 

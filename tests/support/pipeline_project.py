@@ -7,8 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.support.datagen import make_raw_dir
 
@@ -95,9 +96,12 @@ def without_heavy_imports(folder: Path) -> str:
     return str(folder)
 
 
-def stamp_as_if_run(stage: str, given: dict, mlflow_run_id: str | None = None) -> None:
+def stamp_as_if_run(
+    stage: str, given: dict, mlflow_run_id: str | None = None, make: Callable[[], Any] = list
+) -> None:
     """The stamp a successful run of ``stage`` would write now (in $PROJECT_ROOT), without
-    running it: run folder ``runs/20261201T090559Z-<stage>``, model ``models/latest``."""
+    running it: run folder ``runs/20261201T090559Z-<stage>``, model ``models/latest``.
+    ``make`` writes what the run would leave (infer's scores), once it is planned."""
     from runner.pipeline import digests
     from runner.pipeline.plan import State, judge, plan, products_of
     from runner.pipeline.stamps import Stamp, write_stamp
@@ -105,6 +109,7 @@ def stamp_as_if_run(stage: str, given: dict, mlflow_run_id: str | None = None) -
     state, files = State(), State().digests()
     planned = plan([stage], given)[0]
     _, inputs = judge(planned, state, files)
+    make()
     scraps = {"model_path": digests.relative("models/latest/model.keras")}
     products = products_of(planned, scraps, Path("runs/x"), files)
     run = {

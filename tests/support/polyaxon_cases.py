@@ -29,6 +29,7 @@ JOB_FILES = [
     "train-model-cpu.yml",
     "train-model-gpu-hptuning.yml",
     "train-model-cpu-hptuning.yml",
+    "batch-infer.yml",
 ]
 PAIRS = [
     ("train-model-gpu.yml", "train-model-cpu.yml"),
@@ -58,6 +59,16 @@ EXPECTED_INPUTS = {
     | MLFLOW_INPUTS
     | {"STUDY_NAME", "TUNING_STORAGE", "MLFLOW_HPTUNING_TAG", "TUNING_WORKER"},
 }
+EXPECTED_INPUTS["batch-infer.yml"] = COMMON_INPUTS | {
+    "MODEL_URI",
+    "INPUT_PATH",
+    "OUTPUT_PATH",
+    "SETUP_MLFLOW",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_EXP_NAME",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+}
 EXPECTED_INPUTS["train-model-cpu.yml"] = EXPECTED_INPUTS["train-model-gpu.yml"]
 EXPECTED_INPUTS["train-model-cpu-hptuning.yml"] = EXPECTED_INPUTS["train-model-gpu-hptuning.yml"]
 
@@ -85,6 +96,12 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
         "TUNING_WORKER": 1,
     },
     "train-model-gpu-hptuning-distributed.yml": {"STUDY_NAME": "shared-study"},
+    "batch-infer.yml": {
+        "MODEL_URI": "models:/imdb-sentiment/3",
+        "INPUT_PATH": "/polyaxon-v1-data/new-reviews",
+        "OUTPUT_PATH": "/polyaxon-v1-data/scores/new-reviews.parquet",
+        "MLFLOW_TRACKING_URI": "http://mlflow:5005",
+    },
     "pipeline.yml": {
         "RAW_DATA_DIRS": '["/polyaxon-v1-data/raw/set1"]',
         "SETUP_MLFLOW": True,

@@ -14,7 +14,6 @@ MLflow server with basic auth, the GCS emulator (tests/support/services.py) and 
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from pathlib import Path
@@ -31,52 +30,15 @@ from tests.support import kubelet
 from tests.support import polyaxon_render as plx
 from tests.support.datagen import make_raw_dir
 from tests.support.images import built_image
+from tests.support.pods import DATA, POD_UID, Volumes, pod_name, run_job, stray_writes
 from tests.support.services import BUCKET
 from tests.support.signals import cell_running
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 FILES = plx.POLYAXONFILES
-DATA = "/polyaxon-v1-data"
-CONTEXT = "/plx-context/artifacts"
-POD_UID = 2222
 RAW = "imdb-sentiment/data/raw/aclImdb"  # the polyaxonfiles' defaults, under DATA
 PROCESSED = "imdb-sentiment/data/processed"
 SMALL = {"epochs": 2, "bs": 16}
-
-
-class Volumes:
-    """Host folders for the pod's volumes, owned by the pod's user as a PVC would be."""
-
-    def __init__(self, root: Path) -> None:
-        self.data = root / "data-volume"
-        self.artifacts = root / "artifacts-context"
-        for folder in (self.data, self.artifacts):
-            folder.mkdir(parents=True, exist_ok=True)
-
-    def mounts(self) -> dict[str, Path]:
-        return {DATA: self.data, CONTEXT: self.artifacts}
-
-    def hand_to(self, uid: int) -> None:
-        for folder in (self.data, self.artifacts):
-            for path in [folder, *folder.rglob("*")]:
-                if os.geteuid() == 0:
-                    os.chown(path, uid, uid, follow_symlinks=False)
-                elif path.is_dir():  # not root: open the folders to every uid instead
-                    path.chmod(0o777)
-
-    def outputs(self, job: plx.RenderedJob) -> Path:
-        return self.artifacts / job.run_uuid / "outputs"
-
-    def snapshot(self) -> set[Path]:
-        return {p for folder in (self.data, self.artifacts) for p in folder.rglob("*")}
-
-
-def run_job(job, image, volumes, name, network="none", limits=None, secrets=None, env=None):
-    """Start the job's pod as a container; the caller waits for it and removes it."""
-    argv, client_env = kubelet.docker_run_argv(
-        job, image, name, volumes.mounts(), network, limits, secrets, env
-    )
-    return kubelet.start(argv, client_env)
 
 
 @pytest.fixture
@@ -88,24 +50,6 @@ def containers():
         container.remove()
 
 
-def _name(stage: str) -> str:
-    return f"imdb-test-{stage}-{uuid.uuid4().hex[:8]}"
-
-
-def _within(path: Path, roots: list[Path]) -> bool:
-    """Whether ``path`` is in one of ``roots`` or is a folder above one (made for it)."""
-    return any(path.is_relative_to(r) or r.is_relative_to(path) for r in roots)
-
-
-def _stray_writes(new: set[Path], allowed: list[Path], container: kubelet.Container) -> list:
-    """What a pod wrote outside ``allowed``: on the volumes (``new``: what appeared there),
-    and in the image's root filesystem besides the mount points the engine made."""
-    job_mounts = [Path(m) for m in (DATA, CONTEXT, "/tmp", "/var/secret/cloud.google.com")]
-    changed = [Path(line.split(" ", 1)[1]) for line in container.diff().splitlines()]
-    in_root = [p for p in changed if not any(m.is_relative_to(p) for m in job_mounts)]
-    return [p for p in new if not _within(p, allowed)] + in_root
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, docker_engine):
     """process-data run once in the data-prep image on a volume holding small raw data."""
@@ -115,11 +59,11 @@ def prepared(tmp_path_factory, docker_engine):
     image = built_image("data-prep")
     job = plx.render_job(FILES / "process-data.yml", {"DOCKER_IMAGE": image})
     before = volumes.snapshot()
-    container = run_job(job, image, volumes, _name("prep"))
+    container = run_job(job, image, volumes, pod_name("prep"))
     try:
         code, logs = container.wait(), container.logs()
         allowed = [volumes.data / PROCESSED, volumes.outputs(job)]
-        stray = _stray_writes(volumes.snapshot() - before, allowed, container)
+        stray = stray_writes(volumes.snapshot() - before, allowed, container)
     finally:
         container.remove()
     new = volumes.snapshot() - before
@@ -205,14 +149,13 @@ def test_train_model_cpu_tracks_to_mlflow_and_gcs_and_leaks_no_password(
     # STORAGE_EMULATOR_HOST stands in for Google Cloud Storage; it is no secret.
     env = {"STORAGE_EMULATOR_HOST": gcs_emulator.url}
     before = volumes.snapshot()
-    container = run_job(
-        job, image, volumes, _name("train"), "host", secrets=_train_secrets(mlflow_server), env=env
-    )
+    secrets = _train_secrets(mlflow_server)
+    container = run_job(job, image, volumes, pod_name("train"), "host", secrets=secrets, env=env)
     containers.append(container)
     code, logs = container.wait(), container.logs()
     assert code == 0, logs[-5000:]
     assert "train succeeded" in logs
-    assert _stray_writes(volumes.snapshot() - before, [volumes.outputs(job)], container) == []
+    assert stray_writes(volumes.snapshot() - before, [volumes.outputs(job)], container) == []
 
     (run,) = _runs(mlflow_server, experiment)
     assert run.info.status == "FINISHED" and run.data.tags["polyaxon_run_uuid"] == job.run_uuid
@@ -251,14 +194,14 @@ def test_train_model_cpu_tracks_to_a_local_store_on_the_data_volume(prepared, co
     experiment = f"local-{uuid.uuid4().hex[:8]}"
     job = _local_store_job(image, f"sqlite:///{DATA}/mlflow.db", experiment, SMALL)
     before = volumes.snapshot()
-    container = run_job(job, image, volumes, _name("local-store"))
+    container = run_job(job, image, volumes, pod_name("local-store"))
     containers.append(container)
     code, logs = container.wait(), container.logs()
     assert code == 0, logs[-5000:]
     assert "train succeeded" in logs
     store, artifacts = volumes.data / "mlflow.db", volumes.data / "mlartifacts"
     allowed = [volumes.outputs(job), store, artifacts]
-    assert _stray_writes(volumes.snapshot() - before, allowed, container) == []
+    assert stray_writes(volumes.snapshot() - before, allowed, container) == []
 
     client = mlflow.MlflowClient(f"sqlite:///{store}")
     exp = client.get_experiment_by_name(experiment)
@@ -278,7 +221,7 @@ def test_an_unwritable_artifact_location_stops_training_before_it_starts(prepare
     location = "/home/aisg/project/mlartifacts/x"  # in the image: read-only in the pod
     params = {**SMALL, "mlflow_artifact_location": location}
     job = _local_store_job(image, f"sqlite:///{DATA}/refused/mlflow.db", "refused", params)
-    container = run_job(job, image, volumes, _name("refused"))
+    container = run_job(job, image, volumes, pod_name("refused"))
     containers.append(container)
     code, logs = container.wait(), container.logs()
     assert code == 2, logs[-5000:]
@@ -341,13 +284,13 @@ def test_two_hptuning_pods_share_one_study_on_postgres(
     env = {"STORAGE_EMULATOR_HOST": gcs_emulator.url}
     before = volumes.snapshot()
     for i, job in enumerate(jobs):
-        name = _name(f"tune{i}")
+        name = pod_name(f"tune{i}")
         containers.append(run_job(job, image, volumes, name, "host", limits, secrets, env))
     codes = [c.wait() for c in containers]
     assert codes == [0, 0], [c.logs()[-3000:] for c in containers]
     outputs = [volumes.outputs(job) for job in jobs]
     for container in containers:
-        assert _stray_writes(volumes.snapshot() - before, outputs, container) == []
+        assert stray_writes(volumes.snapshot() - before, outputs, container) == []
     for container in containers:
         logs = container.logs()
         assert postgres_server.password not in logs and mlflow_server.password not in logs
@@ -378,7 +321,7 @@ def test_docker_stop_ends_a_training_pod_through_sigterm(prepared, containers):
         FILES / "train-model-cpu.yml",
         {"DOCKER_IMAGE": image, "NOTEBOOK_PARAMS": json.dumps(params)},
     )
-    container = run_job(job, image, volumes, _name("stop"))
+    container = run_job(job, image, volumes, pod_name("stop"))
     containers.append(container)
     notebook = volumes.outputs(job) / "notebook" / "train.ipynb"
     deadline = time.monotonic() + 600

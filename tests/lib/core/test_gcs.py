@@ -128,3 +128,24 @@ def test_missing_credentials_says_what_to_set(monkeypatch, tmp_path):
     message = str(info.value)
     assert "GOOGLE_APPLICATION_CREDENTIALS" in message
     assert "STORAGE_EMULATOR_HOST" in message
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_content_hashes_say_what_changed_without_downloading(gcs_env, tmp_path):
+    src = tmp_path / "reviews"
+    (src / "pos").mkdir(parents=True)
+    (src / "a.txt").write_text("a fine film")
+    (src / "pos" / "b.txt").write_text("a great film")
+    uri = f"gs://{BUCKET}/storage-tests/{uuid.uuid4().hex}/reviews"
+    upload(src, uri)
+    folder = gcs.content_hashes(uri)
+    assert sorted(folder) == ["a.txt", "pos/b.txt"]
+    assert all(value.startswith(("md5:", "crc32c:")) for value in folder.values())
+    assert gcs.content_hashes(f"{uri}/pos/b.txt") == {"": folder["pos/b.txt"]}
+    assert gcs.content_hashes(f"{uri}/pos/") == {"b.txt": folder["pos/b.txt"]}
+    (src / "pos" / "b.txt").write_text("a dull film")
+    upload(src / "pos" / "b.txt", f"{uri}/pos/b.txt")
+    assert gcs.content_hashes(uri) == {**folder, "pos/b.txt": gcs.content_hashes(uri)["pos/b.txt"]}
+    assert gcs.content_hashes(uri)["pos/b.txt"] != folder["pos/b.txt"]
+    assert gcs.content_hashes(f"{uri}-gone") == {}  # nothing there: nothing to hash

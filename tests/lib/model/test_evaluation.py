@@ -20,6 +20,16 @@ def test_binary_metrics_match_hand_computation():
     assert evaluation.binary_metrics(labels, probs, "recall")["recall"] == 0.5
 
 
+def test_auc_counts_a_tie_as_one_half_whatever_the_order():
+    # Every positive ties a negative: AUC 0.5, as sklearn's, in either order of the rows.
+    probs = np.array([0.3, 0.3, 0.7, 0.7])
+    assert evaluation.binary_metrics(np.array([0, 1, 0, 1]), probs, "auc")["auc"] == 0.5
+    assert evaluation.binary_metrics(np.array([1, 0, 1, 0]), probs, "auc")["auc"] == 0.5
+    labels = np.array([1, 0, 1, 0, 1])
+    probs = np.array([0.9, 0.9, 0.4, 0.4, 0.1])  # pairs: 0.5 + 1 + 0 + 0.5 + 0 + 0 over 6
+    assert evaluation.binary_metrics(labels, probs, "auc")["auc"] == pytest.approx(2 / 6)
+
+
 def test_split_metrics_are_each_splits_metrics_prefixed_with_its_name():
     val = (np.array([1, 0, 1, 0]), np.array([0.9, 0.2, 0.4, 0.6]))
     test = (np.array([1, 0]), np.array([0.8, 0.1]))

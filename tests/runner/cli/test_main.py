@@ -40,6 +40,30 @@ _PREP_RUN = "--output-dir {tmp}/run"  # prep has no MLflow parameters
 _RUN = f"{_PREP_RUN} -p mlflow_tracking_uri sqlite:///{{tmp}}/mlflow.db"
 _TRAIN = f"train {_RUN} -p model_dir {{tmp}}/model"
 _TUNE = f'tune {_RUN} -y {{{{"train_params":{{{{"data_path":"{{data}}","epochs":1}}}}}}}}'
+_INFER = f"infer {_RUN} -r input_path {{raw}} -r output_path {{tmp}}/scores.jsonl"
+
+
+def _model_file(model, tmp_path: Path) -> Path:
+    from lib.tracking import model_io
+
+    return model_io.save_model(model, tmp_path / "model" / "model.keras")
+
+
+def _registry_store(tmp_path: Path) -> str:
+    """An SQLite store whose registry has imdb-sentiment version 1 as champion (its files
+    never read: resolving the alias fails first)."""
+    import mlflow
+
+    from lib.tracking import registry
+
+    uri = f"sqlite:///{tmp_path / 'registry.db'}"
+    client = mlflow.MlflowClient(uri, uri)
+    experiment = client.create_experiment("models", (tmp_path / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    client.set_terminated(run.info.run_id)
+    registry.register(f"runs:/{run.info.run_id}/model", "imdb-sentiment", {}, tracking_uri=uri)
+    registry.set_alias("imdb-sentiment", registry.CHAMPION, 1, tracking_uri=uri)
+    return uri
 
 
 @pytest.mark.parametrize(
@@ -91,10 +115,31 @@ _TUNE = f'tune {_RUN} -y {{{{"train_params":{{{{"data_path":"{{data}}","epochs":
             + ' -y {{"search_space":{{"val_split":{{"type":"floaty","low":0,"high":1}}}}}}',  # JSON
             "search_space.val_split.type: unknown type 'floaty'",
         ),
+        _case(
+            "infer-alias-missing",
+            f"{_INFER} -p mlflow_tracking_uri {{registry}} -r model_uri "
+            "models:/imdb-sentiment@nope",
+            "registered model 'imdb-sentiment' has no alias 'nope'; its aliases: champion "
+            "(version 1)",
+            notebook=True,
+        ),
+        _case(
+            "infer-text-column-missing",
+            f"{_INFER} -r model_uri {{model}} -r input_path {{tmp}}/reviews.csv",
+            "ParameterError: text_column: 'text' is not a column of reviews.csv; its columns "
+            "are 'id', 'review': pass one of them",
+            notebook=True,
+        ),
+        _case(
+            "infer-input-empty",
+            f"{_INFER} -r model_uri {{model}} -r input_path {{tmp}}/empty",
+            "DatasetError: input_path {tmp}/empty holds no reviews",
+            notebook=True,
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_the_problem(
-    tmp_path: Path, cli_data: Path, args: str, expected: str, notebook: bool
+    tmp_path: Path, cli_data: Path, args: str, expected: str, notebook: bool, request
 ):
     values = {
         "tmp": tmp_path,
@@ -102,6 +147,13 @@ def test_bad_input_exits_2_with_one_line_naming_the_problem(
         "data": cli_data / "processed",
         "port": _closed_port(),
     }
+    # infer's: a model (trained once per process), a store whose registry has one, inputs.
+    if "{model}" in args:
+        values["model"] = _model_file(request.getfixturevalue("trained_model"), tmp_path)
+    if "{registry}" in args:
+        values["registry"] = _registry_store(tmp_path)
+    (tmp_path / "reviews.csv").write_text("id,review\n1,Good.\n")
+    (tmp_path / "empty").mkdir()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     # An unreachable server is given up on after 3 s, not the default 30 (the same check).
     env.update(LOG_DIR=str(tmp_path / "logs"), TF_CPP_MIN_LOG_LEVEL="2", IMDB_TRACKING_CHECK_S="3")
@@ -133,6 +185,7 @@ def _blocked_imports(folder: Path) -> str:
 
 
 _OUT = "--output-dir {tmp}/run"
+_SCORE = f"infer {_OUT} -r input_path {{tmp}}/reviews -r output_path {{tmp}}/out/scores.jsonl"
 
 
 @pytest.mark.parametrize(
@@ -217,6 +270,44 @@ _OUT = "--output-dir {tmp}/run"
             "trials_dir: notebooks/trials is inside the project's notebooks folder",
             id="trials-dir-in-notebooks",
         ),
+        pytest.param(
+            f"infer {_OUT} -p treshold 0.4",
+            "infer: unknown parameter 'treshold'; did you mean 'threshold'?",
+            id="infer-unknown",
+        ),
+        pytest.param(
+            f"{_SCORE} -p threshold 1.5",
+            "threshold: 1.5 is not allowed: a number in (0, 1)",
+            id="infer-threshold",
+        ),
+        pytest.param(
+            f"{_SCORE} -p batch_size 0",
+            "batch_size: 0 is not allowed: an integer >= 1",
+            id="infer-batch-size",
+        ),
+        pytest.param(
+            f"infer {_OUT} -r input_path {{tmp}}/none",
+            "input_path: {tmp}/none does not exist: pass a folder of .txt reviews or a .csv, "
+            ".parquet, .jsonl file",
+            id="infer-input-missing",
+        ),
+        pytest.param(
+            f"infer {_OUT} -r input_path {{tmp}}/train.yml",
+            "input_path: {tmp}/train.yml has the extension '.yml', not one accepted",
+            id="infer-input-extension",
+        ),
+        pytest.param(
+            f"{_SCORE} -r output_path {{tmp}}/scores.txt",
+            "output_path: {tmp}/scores.txt has the extension '.txt': write scores to a file "
+            "ending in .jsonl, .parquet, .csv",
+            id="infer-output-extension",
+        ),
+        pytest.param(
+            f"{_SCORE} -r output_path {{tmp}}/done.jsonl",
+            "output_path: {tmp}/done.jsonl already exists: choose another output or set "
+            "overwrite to True",
+            id="infer-output-exists",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_any_kernel_starts_or_anything_is_written(
@@ -224,6 +315,9 @@ def test_bad_input_is_refused_before_any_kernel_starts_or_anything_is_written(
 ):
     (tmp_path / "train.yml").write_text("epochs: 1\noptimzer: sgd\n")
     (tmp_path / "tune.yml").write_text("n_trails: 20\n")
+    (tmp_path / "reviews").mkdir()  # infer's input, and an output that is there
+    (tmp_path / "done.jsonl").write_text("")
+    expected = expected.replace("{tmp}", str(tmp_path))
     notebooks_dir = ROOT / "notebooks"
     before = {p.name: p.read_bytes() for p in notebooks_dir.iterdir() if p.is_file()}
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}

@@ -6,6 +6,7 @@ date works on its own copy of it.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from lib.core.errors import ParameterError
 from runner.cli.main import build_parser
 from runner.cli.pipeline import stage_parameters
+from tests.support.datagen import make_raw_dir
 from tests.support.pipeline_project import (
     FAST,
     RAW,
@@ -37,6 +39,7 @@ def test_parameters_are_given_per_stage_in_order(tmp_path):
         "prep": {"raw_dirs": ["a", "b"]},
         "train": {"epochs": 4, "bs": 8, "seed": "7"},
         "tune": {"n_trials": 2},
+        "infer": {},
     }
     assert _given("-f", str(conf), "-p", "train.epochs", "2")["train"]["epochs"] == 2
 
@@ -167,3 +170,63 @@ def test_a_forced_stage_runs_again_and_a_bad_force_is_refused(cold):
     bad = runner_in(root, ["pipeline", "--force", "tune"])
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: --force: tune is not one of --stages prep,train: add it"
+
+
+# -- with infer: prep, train, then infer scoring train's model -------------------------------
+
+REVIEWS = "data/new-reviews"  # infer's default input_path; output_path data/scores.jsonl
+WITH_INFER = ["pipeline", "--stages", "prep,train,infer", *FAST]
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory) -> tuple[Path, str]:
+    """A project copy after one cold pipeline prep,train,infer on small data."""
+    root = copy_project(tmp_path_factory.mktemp("pipeline-infer") / "project")
+    make_raw_dir(root / REVIEWS, per_label=3, seed=5, words=12)
+    result = runner_in(root, WITH_INFER)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, result.stdout
+
+
+def _scores(root: Path) -> list[dict]:
+    text = (root / "data" / "scores.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.mark.slow
+def test_a_cold_pipeline_with_infer_scores_the_reviews_with_the_model_train_exported(scored):
+    root, out = scored
+    lines = out.splitlines()
+    ran = [lines.index(f"{name}: no earlier successful run") for name in ("prep", "train", "infer")]
+    assert ran == sorted(ran)  # prep, train, infer: in that order
+    assert "  scores: data/scores.jsonl" in lines
+    rows = _scores(root)
+    assert sorted(row["id"] for row in rows) == sorted(
+        str(p.relative_to(root / REVIEWS)) for p in (root / REVIEWS).rglob("*.txt")
+    )
+    assert {row["model_name"] for row in rows} == {"models/latest/model.keras"}
+    assert len(_runs(root, "infer")) == 1
+
+
+@pytest.mark.slow
+def test_a_second_pipeline_with_infer_runs_nothing_and_a_changed_review_reruns_infer_only(
+    scored, tmp_path
+):
+    root = Path(shutil.copytree(scored[0], tmp_path / "project", symlinks=True))
+    again = runner_in(root, WITH_INFER)
+    assert again.returncode == 0, again.stderr[-3000:]
+    lines = again.stdout.splitlines()
+    assert any(line.startswith("infer: up to date: reviews sha256:") for line in lines)
+    assert lines[-1].startswith("pipeline: every stage is up to date")
+    before = _scores(root)
+    review = sorted((root / REVIEWS / "test" / "neg").glob("*.txt"))[0]
+    review.write_text("A wonderful, wonderful film: superb, brilliant, moving.")
+    changed = runner_in(root, WITH_INFER)
+    assert changed.returncode == 0, changed.stderr[-3000:]  # over its own earlier output
+    lines = changed.stdout.splitlines()
+    assert "infer: reviews changed" in lines
+    assert [line.split(":")[0] for line in lines if ": up to date" in line] == ["prep", "train"]
+    assert len(_runs(root, "infer")) == 2 and len(_runs(root, "train")) == 1
+    after = {row["id"]: row["probability"] for row in _scores(root)}
+    name = str(review.relative_to(root / REVIEWS))
+    assert after[name] != {row["id"]: row["probability"] for row in before}[name]

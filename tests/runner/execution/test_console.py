@@ -158,3 +158,57 @@ def test_a_notice_is_a_line_to_keep_on_the_console_not_a_progress_line(caplog):
     (record,) = caplog.records
     assert record.levelno == logging.WARNING and not hasattr(record, "progress")
     assert record.getMessage() == f"tune: {describe(event)}"
+
+
+# A batch's reviews scored: on a terminal they replace the status line, as a cell does.
+SCORING = textwrap.dedent(
+    """
+    import sys
+    from runner.execution.console import StageProgress, clear_live_line, configure_console
+    configure_console()
+    progress = StageProgress("infer")
+    progress.begin([{"cell_type": "code", "source": "score()"}])
+    progress.cell_started(cell_index=0)
+    progress.event({"event": "reviews", "done": 4096, "total": 8192, "per_s": 2048.0,
+                    "left_s": 2.0})
+    progress.event({"event": "notice", "text": "reviews longer than the model reads"})
+    progress.event({"event": "reviews", "done": 8192, "total": 8192, "per_s": 2048.0,
+                    "left_s": 0.0})
+    clear_live_line()
+    print("summary", file=sys.stderr)
+    """
+)
+
+
+def test_in_a_terminal_reviews_scored_rewrite_the_status_line(tmp_path):
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCORING],
+        cwd=ROOT,
+        env=console_env(tmp_path, COLUMNS="200"),
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # EIO: the other end closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main)
+    assert proc.wait(timeout=60) == 0
+    text = out.decode()
+    clear = "\r\x1b[2K"
+    done = "infer: reviews 4,096/8,192 (50%), 2,048 a second, 2 s left"
+    # Written in place (no newline of its own), then drawn again under the notice's line.
+    assert re.search(re.escape(clear) + r"[^\n]*" + re.escape(done) + re.escape(clear), text)
+    assert re.search(
+        r"infer: reviews longer than the model reads\r?\n[^\n]*" + re.escape(done), text
+    )
+    assert "infer: reviews 8,192/8,192 (100%), 2,048 a second, 0 s left" in text
+    assert not re.search(r"reviews [\d,/]+ \(\d+%\)[^\r\n]*\r?\n", text)  # never a line

@@ -85,7 +85,7 @@ def _mount_of(path: str, mounts: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def test_every_pod_runs_under_the_restricted_profile_with_tini_as_pid_1():
     jobs = _every_job()
-    assert len(jobs) == 5 + 4 + 3  # the job components, the matrix's workers, the DAG's ops
+    assert len(jobs) == 6 + 4 + 3  # the job components, the matrix's workers, the DAG's ops
     for job in jobs:
         pod = job.pod()
         main = job.main_container(pod)
@@ -112,8 +112,12 @@ def test_what_a_pod_writes_by_default_lies_on_a_writable_volume():
         job = plx.render_job(FILES / name)
         main = job.main_container()
         (out,) = re.findall(r"^out='([^']*)'$", job.script, re.MULTILINE)
-        data = job.inputs.get("PROCESSED_DATA_DIR") or job.inputs["INPUT_DATA_DIR"]
-        outputs = [out, data, *re.findall(r"-r model_dir '([^']*)'", job.script)]
+        inputs = job.inputs
+        data = (
+            inputs.get("PROCESSED_DATA_DIR") or inputs.get("INPUT_DATA_DIR") or inputs["INPUT_PATH"]
+        )
+        written = re.findall(r"-r (?:model_dir|output_path) '([^']*)'", job.script)
+        outputs = [out, data, *written]
         for path in outputs:
             mount = _mount_of(path, main["volumeMounts"])
             assert mount and not mount.get("readOnly"), f"{name}: {path} is not writable"
