@@ -47,11 +47,16 @@ RUN groupadd --gid 2222 aisg \
 
 WORKDIR /home/aisg
 
-# Dependencies only: this layer is rebuilt only when the serve role's lock changes. Every
-# package pinned and hashed (docs/dependencies.md); pip refuses any other file.
-COPY requirements-serve.lock ./
+# Dependencies only: this layer is rebuilt only when the serve role's lock (or the build
+# lock) changes. As in model-training-cpu.Dockerfile: uv installs the lock, hash-checked and
+# compiled to bytecode, and is itself installed hash-checked under /tmp and removed.
+COPY requirements-build.lock requirements-serve.lock ./
 RUN python -m venv "$VIRTUAL_ENV" \
-    && pip install --no-cache-dir --require-hashes -r requirements-serve.lock \
+    && python -m venv /tmp/uv \
+    && /tmp/uv/bin/pip install --no-cache-dir --require-hashes -r requirements-build.lock \
+    && /tmp/uv/bin/uv pip install --no-cache --compile-bytecode --system-certs \
+        --python "$VIRTUAL_ENV/bin/python" --require-hashes -r requirements-serve.lock \
+    && rm -rf /tmp/uv \
     && python -c "import keras, tensorflow, pandas, pyarrow, mlflow.pyfunc.scoring_server, uvicorn"
 
 # The scoring server's code, importable from any folder (PYTHONPATH), compiled here: the root

@@ -45,6 +45,8 @@ ROLES = {
     "train-gpu": "requirements-gpu.txt",
     "serve": "requirements-serve.txt",
     "test": "requirements-test.txt",
+    # The images' installer (uv), itself installed from a hashed lock and left out of them.
+    "build": "requirements-build.txt",
 }
 ALL_LOCK = "requirements-all.lock"
 # What the locks are for: the images' CPython 3.11 (any 3.11.x: the offline tests' stand-in

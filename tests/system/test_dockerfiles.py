@@ -42,6 +42,18 @@ LOCKS = {
     "model-training-gpu.Dockerfile": {"requirements.lock", "requirements-gpu.lock"},
     "model-serving.Dockerfile": {"requirements-serve.lock"},
 }
+# What every image installs its locks with: uv, from this lock (scripts/lock.py's build role),
+# hash-checked by pip into a venv under /tmp that the same RUN removes.
+BUILD_LOCK = "requirements-build.lock"
+UV_VENV = "/tmp/uv"
+# How the images install uv, then each lock with it: hashes required, bytecode compiled at build
+# time (the pods' root filesystem is read-only and PYTHONDONTWRITEBYTECODE is set), no cache
+# left in the layer.
+UV_INSTALL = f"{UV_VENV}/bin/pip install --no-cache-dir --require-hashes -r {BUILD_LOCK}"
+LOCK_INSTALL = (
+    f"{UV_VENV}/bin/uv pip install --no-cache --compile-bytecode --system-certs"
+    ' --python "$VIRTUAL_ENV/bin/python" --require-hashes -r '
+)
 # The project as the runner images install it (its metadata reads the requirements files).
 PROJECT = {
     "requirements-prep.txt",
@@ -60,7 +72,7 @@ MODEL_LOCK = {
     "model-training-gpu.Dockerfile": {"requirements-serve.lock"},
 }
 # What the images need, and so all that .dockerignore lets into the build context.
-CONTEXT = PROJECT.union(*LOCKS.values(), *MODEL_LOCK.values())
+CONTEXT = PROJECT.union(*LOCKS.values(), *MODEL_LOCK.values(), {BUILD_LOCK})
 # What the data-prep image must not hold (the prep stage never imports them).
 NOT_FOR_PREP = {"tensorflow", "keras", "mlflow", "jupyterlab", "matplotlib", "optuna"}
 # Where the images point what would write under HOME: the root filesystem is read-only in
@@ -229,7 +241,7 @@ def test_the_images_copy_the_whole_project_code():
                 copied |= set(_copy_sources(args))
         # The serving image: only the code of `python -m runner serve`, not installed.
         project = {"lib", "runner"} if name in SERVING else PROJECT
-        assert copied == LOCKS[name] | project | MODEL_LOCK.get(name, set()), name
+        assert copied == LOCKS[name] | project | MODEL_LOCK.get(name, set()) | {BUILD_LOCK}, name
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
@@ -300,20 +312,47 @@ def test_what_would_write_under_home_goes_to_tmp(name):
         assert re.search(rf"\b{var}=/tmp/\S+", env), f"{name}: {var} is not under /tmp"
 
 
+def _installs(name: str) -> list[tuple[str, list[str]]]:
+    """(RUN arguments, its ``pip install`` commands) for each RUN of a Dockerfile that installs."""
+    runs = [a for k, a in instructions(DOCKER / name) if k == "RUN" and "pip install" in a]
+    return [(a, [" ".join(c.split()) for c in a.split("&&") if "pip install" in c]) for a in runs]
+
+
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_every_install_is_a_lock_with_hashes_or_the_project_without_dependencies(name):
-    installs = [
-        a.split("pip install", 1)[1]
-        for k, args in instructions(DOCKER / name)
-        if k == "RUN"
-        for a in args.split("&&")
-        if "pip install" in a
-    ]
-    assert installs
-    locks = {f"--no-cache-dir --require-hashes -r {lock}" for lock in LOCKS[name]}
-    assert {i.strip() for i in installs} <= locks | {"--no-cache-dir --no-deps -e ."}, installs
-    assert {i.strip() for i in installs} >= locks
-    assert "==" not in "".join(installs)  # no pin inline: each lives in an input
+    commands = [c for _, cs in _installs(name) for c in cs]
+    assert commands
+    locks = {LOCK_INSTALL + lock for lock in LOCKS[name]}
+    project = "pip install --no-cache-dir --no-deps -e ."
+    assert set(commands) <= locks | {UV_INSTALL, project}, commands
+    assert set(commands) >= locks
+    assert "==" not in "".join(commands)  # no pin inline: each lives in an input
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_uv_is_installed_from_its_lock_for_one_run_and_left_out_of_the_image(name):
+    """Each RUN that installs a lock with uv first installs uv (hash-checked, by the throwaway
+    venv's own pip) into a venv under /tmp and removes that venv at its end: no layer holds uv."""
+    runs = [(a, cs) for a, cs in _installs(name) if any(c.startswith(LOCK_INSTALL) for c in cs)]
+    assert runs
+    for args, commands in runs:
+        steps = [" ".join(step.split()) for step in args.split("&&")]
+        venv = steps.index(f"python -m venv {UV_VENV}")
+        assert commands[0] == UV_INSTALL and steps.index(UV_INSTALL) == venv + 1, steps
+        last_use = max(i for i, step in enumerate(steps) if step.startswith(UV_VENV))
+        assert f"rm -rf {UV_VENV}" in steps[last_use + 1 :], steps
+    # Nothing else runs or installs uv.
+    text = "\n".join(a for k, a in instructions(DOCKER / name) if k == "RUN")
+    assert text.count("uv pip install") == len(runs)
+    assert all(w in {"/tmp/uv/bin/uv", "/tmp/uv/bin/pip"} for w in re.findall(r"\S*/uv/\S*", text))
+
+
+def test_the_build_lock_holds_only_the_uv_that_scripts_setup_uses():
+    pins = requirement_pins("requirements-build.txt")
+    setup = (ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8")
+    assert (
+        list(pins) == ["uv"] and f"install -q --disable-pip-version-check {pins['uv']}\n" in setup
+    )
 
 
 def test_the_gpu_image_adds_cuda_to_the_same_tensorflow():

@@ -103,6 +103,23 @@ def test_the_image_holds_exactly_its_lock(name):
     assert set(have) - set(pins) <= {"pip", "setuptools", "imdb-sentiment"}
 
 
+@pytest.mark.parametrize("name", IMAGES)
+def test_the_installed_packages_are_compiled_and_uv_is_gone(name):
+    """The lock was installed with bytecode compiled at build time: in a pod (read-only root,
+    PYTHONDONTWRITEBYTECODE) nothing writes a .pyc, and every process would compile what it
+    imports. uv, which installed it, is on no PATH (nor a package: the test above)."""
+    code = (
+        "import glob, importlib.util as u, json, os, shutil, sysconfig; "
+        "src = glob.glob(sysconfig.get_paths()['purelib'] + '/*/__init__.py'); "
+        "bare = [p for p in src if not os.path.exists(u.cache_from_source(p))]; "
+        "print(json.dumps({'n': len(src), 'bare': bare, 'uv': shutil.which('uv')}))"
+    )
+    done = run_in(built_image(name), "python", "-c", code, extra=("--network", "none"))
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["n"] > 20 and not found["bare"] and found["uv"] is None, found
+
+
 def test_a_failed_build_fails_with_its_log_tail(tmp_path):
     log = tmp_path / "x.build.log"
     with pytest.raises(pytest.fail.Exception) as failed:
