@@ -59,7 +59,7 @@ def _notebook_code(path: Path) -> str:
 
 
 def unused_code(*, ignore: dict[str, str]) -> list[str]:
-    """vulture's findings (60% confidence and up) in lib, app and runner, with the notebooks read."""
+    """vulture's findings (60% confidence and up) in lib, app and runner, notebooks read."""
     scanner = vulture.Vulture(ignore_names=list(ignore))
     scanner.scavenge([str(ROOT / "lib"), str(ROOT / "app"), str(ROOT / "runner")])
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
