@@ -55,12 +55,17 @@ PROJECT = {
 }
 # The training images log models, which record the serving lock's versions
 # (lib.tracking.model_requirements): they copy that lock without installing it.
+# The training images serve the review page too (app/, polyaxonfiles/review-page.yml).
+PAGE = {
+    "model-training-cpu.Dockerfile": {"app"},
+    "model-training-gpu.Dockerfile": {"app"},
+}
 MODEL_LOCK = {
     "model-training-cpu.Dockerfile": {"requirements-serve.lock"},
     "model-training-gpu.Dockerfile": {"requirements-serve.lock"},
 }
 # What the images need, and so all that .dockerignore lets into the build context.
-CONTEXT = PROJECT.union(*LOCKS.values(), *MODEL_LOCK.values())
+CONTEXT = PROJECT.union(*LOCKS.values(), *MODEL_LOCK.values(), *PAGE.values())
 # What the data-prep image must not hold (the prep stage never imports them).
 NOT_FOR_PREP = {"tensorflow", "keras", "mlflow", "jupyterlab", "matplotlib", "optuna"}
 # Where the images point what would write under HOME: the root filesystem is read-only in
@@ -228,7 +233,9 @@ def test_the_images_copy_the_whole_project_code():
             if keyword == "COPY":
                 copied |= set(_copy_sources(args))
         project = set() if name in SERVING else PROJECT
-        assert copied == LOCKS[name] | project | MODEL_LOCK.get(name, set()), name
+        assert copied == LOCKS[name] | project | MODEL_LOCK.get(name, set()) | PAGE.get(
+            name, set()
+        ), name
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
