@@ -101,7 +101,8 @@ class Explainer:
         say, a model built around one that changes it), on reviews of known words."""
         probes = [" ".join(self._known_words(8)), ""]
         expected = [1 / (1 + np.exp(-(self._exact(p.split()).sum() + self._bias))) for p in probes]
-        return bool(np.allclose(self.probabilities(probes), expected, rtol=1e-4, atol=1e-5))
+        found = [self.probabilities([probe])[0] for probe in probes]  # one shape: one trace
+        return bool(np.allclose(found, expected, rtol=1e-4, atol=1e-5))
 
     def _known_words(self, count: int) -> list[str]:
         """Words of the vocabulary (its first, most frequent, unigrams)."""
@@ -109,9 +110,17 @@ class Explainer:
         return [t for t in terms if t and " " not in t and not t.startswith(TAIL_MARK)][:count]
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        """P(positive) of each text, with the model's fastest call."""
-        out = np.asarray(self.model.predict_on_batch(np.array(texts, dtype=object)))
-        return out.reshape(len(texts), -1)[:, -1].astype(np.float64)
+        """P(positive) of each text, with the model's fastest call, in batches of one shape
+        each (one text, or :data:`LEAVE_ONE_OUT_BATCH` padded with empty texts): Keras
+        traces its call once per shape, and warns of a model traced again and again."""
+        size = 1 if len(texts) == 1 else LEAVE_ONE_OUT_BATCH
+        found = []
+        for start in range(0, len(texts), size):
+            batch = texts[start : start + size]
+            padded = np.array(batch + [""] * (size - len(batch)), dtype=object)
+            out = np.asarray(self.model.predict_on_batch(padded)).reshape(size, -1)[:, -1]
+            found.append(out[: len(batch)])
+        return np.concatenate(found).astype(np.float64)
 
     def __call__(self, text: str) -> Explanation:
         """``text`` explained: one contribution per word the model reads."""
@@ -155,12 +164,7 @@ class Explainer:
     def _leave_one_out(self, text: str, words: list[str]) -> tuple[np.ndarray, float]:
         # Cleaning is idempotent: the cleaned words less one are that review without it.
         texts = [text] + [" ".join(words[:i] + words[i + 1 :]) for i in range(len(words))]
-        probabilities = np.concatenate(
-            [
-                self.probabilities(texts[start : start + LEAVE_ONE_OUT_BATCH])
-                for start in range(0, len(texts), LEAVE_ONE_OUT_BATCH)
-            ]
-        )
+        probabilities = self.probabilities(texts)
         return probabilities[0] - probabilities[1:], float(probabilities[0])
 
 
