@@ -87,8 +87,9 @@ def submit(page, text: str, answered: bool = True) -> None:
     that review explained (``answered``) or a message."""
     page.get_by_label("Review", exact=True).fill(text)
     page.get_by_role("button", name="Score the review").click()
-    if answered:
+    if answered:  # the review marked, then its top words: the last of what the page draws
         page.wait_for_function(SHOWN, arg=[".review", text])
+        page.locator(".top-words.negative").wait_for()
     else:
         page.wait_for_function(SHOWN, arg=[ALERT, None])
 
