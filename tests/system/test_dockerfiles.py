@@ -67,12 +67,17 @@ PROJECT = {
 }
 # The training images log models, which record the serving lock's versions
 # (lib.tracking.model_requirements): they copy that lock without installing it.
+# The training images serve the review page too (app/, polyaxonfiles/review-page.yml).
+PAGE = {
+    "model-training-cpu.Dockerfile": {"app"},
+    "model-training-gpu.Dockerfile": {"app"},
+}
 MODEL_LOCK = {
     "model-training-cpu.Dockerfile": {"requirements-serve.lock"},
     "model-training-gpu.Dockerfile": {"requirements-serve.lock"},
 }
 # What the images need, and so all that .dockerignore lets into the build context.
-CONTEXT = PROJECT.union(*LOCKS.values(), *MODEL_LOCK.values(), {BUILD_LOCK})
+CONTEXT = PROJECT.union(*LOCKS.values(), *MODEL_LOCK.values(), *PAGE.values(), {BUILD_LOCK})
 # What the data-prep image must not hold (the prep stage never imports them).
 NOT_FOR_PREP = {"tensorflow", "keras", "mlflow", "jupyterlab", "matplotlib", "optuna"}
 # Where the images point what would write under HOME: the root filesystem is read-only in
@@ -241,7 +246,8 @@ def test_the_images_copy_the_whole_project_code():
                 copied |= set(_copy_sources(args))
         # The serving image: only the code of `python -m runner serve`, not installed.
         project = {"lib", "runner"} if name in SERVING else PROJECT
-        assert copied == LOCKS[name] | project | MODEL_LOCK.get(name, set()) | {BUILD_LOCK}, name
+        extra = MODEL_LOCK.get(name, set()) | PAGE.get(name, set()) | {BUILD_LOCK}
+        assert copied == LOCKS[name] | project | extra, name
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
