@@ -55,27 +55,14 @@ LOCK_INSTALL = (
     ' --python "$VIRTUAL_ENV/bin/python" --require-hashes -r '
 )
 # The project as the runner images install it (its metadata reads the requirements files).
-PROJECT = {
-    "requirements-prep.txt",
-    "requirements-train.txt",
-    "pyproject.toml",
-    "README.md",
-    "lib",
-    "runner",
-    "conf",
-    "notebooks",
-}
+PROJECT = {"requirements-prep.txt", "requirements-train.txt", "pyproject.toml", "README.md"}
+PROJECT |= {"lib", "runner", "conf", "notebooks"}
 # The training images log models, which record the serving lock's versions
 # (lib.tracking.model_requirements): they copy that lock without installing it.
+TRAINING = [name for name in RUNNER_DOCKERFILES if "training" in name]
+MODEL_LOCK = {name: {"requirements-serve.lock"} for name in TRAINING}
 # The training images serve the review page too (app/, polyaxonfiles/review-page.yml).
-PAGE = {
-    "model-training-cpu.Dockerfile": {"app"},
-    "model-training-gpu.Dockerfile": {"app"},
-}
-MODEL_LOCK = {
-    "model-training-cpu.Dockerfile": {"requirements-serve.lock"},
-    "model-training-gpu.Dockerfile": {"requirements-serve.lock"},
-}
+PAGE = {name: {"app"} for name in MODEL_LOCK}
 # What the images need, and so all that .dockerignore lets into the build context.
 CONTEXT = PROJECT.union(*LOCKS.values(), *MODEL_LOCK.values(), *PAGE.values(), {BUILD_LOCK})
 # What the data-prep image must not hold (the prep stage never imports them).

@@ -159,9 +159,9 @@ def test_it_runs_in_the_cpu_training_image_which_holds_the_notebook_not_the_serv
     }
     assert {"lib", "runner", "notebooks"} <= copied
     assert (plx.ROOT / "notebooks" / get_stage("infer").notebook).is_file()
-    # The serving image copies only its lock: no runner, notebook or papermill to run one.
+    # The serving image copies its locks and the scoring server's code (lib, runner): no
+    # notebook, and no papermill to run one.
     serving = instructions(DOCKER / "model-serving.Dockerfile")
-    assert [args for keyword, args in serving if keyword == "COPY"] == [
-        "requirements-serve.lock ./"
-    ]
+    served = {args.split()[0] for keyword, args in serving if keyword == "COPY"}
+    assert "notebooks" not in served and served <= {"requirements-build.lock", "lib", "runner"}
     assert "papermill" not in (plx.ROOT / "requirements-serve.lock").read_text(encoding="utf-8")

@@ -230,9 +230,13 @@ def test_the_serving_image_holds_only_the_scoring_pins_each_the_projects_version
     steps = instructions(DOCKERFILE)
     copies = [args for keyword, args in steps if keyword in {"COPY", "ADD"}]
     # The scoring pins, and the code of `python -m runner serve`: no notebooks, no conf.
-    assert copies == ["requirements-serve.lock ./", "lib /opt/imdb/lib", "runner /opt/imdb/runner"]
+    assert copies == [
+        "requirements-build.lock requirements-serve.lock ./",
+        "lib /opt/imdb/lib",
+        "runner /opt/imdb/runner",
+    ]
     runs = " ".join(args for keyword, args in steps if keyword == "RUN")
-    assert "pip install --no-cache-dir --require-hashes -r requirements-serve.lock" in runs
+    assert "--require-hashes -r requirements-serve.lock" in runs
     assert "requirements.txt" not in runs and "-e ." not in runs
     serve = requirement_pins("requirements-serve.txt")
     project = requirement_pins("requirements-prep.txt") | requirement_pins("requirements-train.txt")
