@@ -236,7 +236,9 @@ def test_gs_input_model_and_output_tracked_on_the_server(
     rows = _rows(tmp_path / "scores.csv")
     assert len(rows) == 120 and rows[0]["id"].startswith("neg/")
     assert scraps["accuracy"].data > 0.8
-    client = mlflow.MlflowClient()  # the server, as the test's environment names it
+    # The server by its URL: an earlier test of this process may have set MLflow's global URI,
+    # which wins over the environment.
+    client = mlflow.MlflowClient(mlflow_tracking_env.url)
     run = client.get_run(scraps["mlflow_run_id"].data)
     assert run.info.status == "FINISHED"
     assert run.data.params["model_uri"] == f"{prefix}/model/model.keras"
