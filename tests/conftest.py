@@ -127,7 +127,6 @@ DOCKER_MODULES = frozenset(
         "tests/system/test_containers.py",
         "tests/system/test_images.py",
         "tests/system/test_infer_container.py",
-        "tests/system/test_page_container.py",
         "tests/system/test_serving_container.py",
     }
 )
