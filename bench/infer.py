@@ -129,7 +129,9 @@ class TreeMemory(threading.Thread):
         self._kernel: dict[int, bool] = {}
 
     def _is_kernel(self, process) -> bool:
-        if process.pid not in self._kernel:
+        # Only a yes is kept: a process seen between its fork and its exec still shows its
+        # parent's command line (a one-review run's kernel was once taken for no kernel).
+        if not self._kernel.get(process.pid):
             self._kernel[process.pid] = "ipykernel" in " ".join(process.cmdline())
         return self._kernel[process.pid]
 
