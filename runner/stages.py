@@ -236,6 +236,18 @@ STAGES: dict[str, Stage] = {
 }
 
 
+# Executed like a stage (its notebook, its checks before any kernel, its notebook logged to
+# its MLflow run) but not a pipeline stage: it reads two runs, not the pipeline's data, so it
+# is not in STAGES (`python -m runner compare RUN_A RUN_B`, runner.cli.compare).
+COMPARE = Stage(
+    "compare",
+    "compare.ipynb",
+    "what changed between two runs of one stage, logged as a report in MLflow",
+    check="lib.comparison.compare_checks:check_compare",
+    in_default_pipeline=False,
+)
+
+
 def get_stage(name: str) -> Stage:
     try:
         return STAGES[name]

@@ -58,6 +58,11 @@ class ModelError(UserError):
     """A model to load is not where it was said to be, or is not a model of this project."""
 
 
+class ComparisonError(UserError):
+    """A run to compare is not there, or the two runs cannot be compared (one run twice, or
+    runs of different stages)."""
+
+
 class OutputError(UserError):
     """An output location cannot be written: read-only, full, or not permitted. A fault of
     the machine, not of the input, but one line that names the location says what to do."""

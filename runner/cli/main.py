@@ -32,13 +32,13 @@ from lib.core.errors import ParameterError, StorageError, UserError, first_line
 from lib.core.secrets import check_parameter_names, mask_text, secret_values
 from lib.tracking.model_io import predict_texts
 from lib.tracking.store_check import move_uri_credentials
-from runner.cli import closed_pipe, promote, serve
+from runner.cli import closed_pipe, compare, promote, serve
 from runner.cli import pipeline as pipeline_cli
 from runner.cli.options import add_parameter_options, collect_parameters
 from runner.execution import stopping
 from runner.execution.console import add_console_options, configure_console
 from runner.execution.run_stage import print_error, run_stage
-from runner.stages import STAGES, get_stage
+from runner.stages import COMPARE, STAGES, Stage, get_stage
 
 log = logging.getLogger("runner")
 
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     for stage in STAGES.values():
         _add_param_options(sub.add_parser(stage.name, help=stage.description))
 
+    _add_param_options(compare.add_command(sub))
     pipeline_cli.add_commands(sub)
 
     predict = sub.add_parser("predict", help="label raw review texts with an exported model")
@@ -100,9 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_stage(args: argparse.Namespace) -> int:
-    stage = get_stage(args.command)
-    parameters = collect_parameters(args.params)
+def _run_stage(
+    args: argparse.Namespace, stage: Stage | None = None, given: dict | None = None
+) -> int:
+    """Execute a stage's notebook (the command's, else ``stage``) with the -p options and
+    ``given`` (a command's own arguments, which win)."""
+    stage = stage or get_stage(args.command)
+    parameters = {**collect_parameters(args.params), **(given or {})}
     check_parameter_names(parameters)  # secrets come from the environment, never parameters
     # Before any kernel starts or anything is written: a name the notebook lacks (papermill
     # would only warn), a value its checks refuse, an output folder over the notebooks.
@@ -167,6 +172,8 @@ def _command(args: argparse.Namespace) -> int:
         return promote.run(args)
     if args.command == serve.COMMAND:
         return serve.run(args)
+    if args.command == compare.COMMAND:
+        return _run_stage(args, COMPARE, compare.parameters(args))
     if args.command in ("pipeline", "status"):
         return pipeline_cli.run(args)
     return _run_stage(args)

@@ -1,0 +1,170 @@
+"""Which two runs a comparison is about: a reference (``run_a``, ``run_b``) resolved to an
+MLflow run, each run's stage, and the checks that refuse a pair before anything is shown.
+
+A reference is a run id; ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (the run that
+logged that version); or ``latest`` (the latest finished run of ``experiment`` and
+``stage``). A run's stage is its tag ``stage``; a run logged before runs carried it is
+recognised by what it logged (:func:`stage_of`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lib.core.errors import ComparisonError, ModelError, first_line
+from lib.tracking import registry
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+STAGE_TAG = "stage"
+GIT_DIRTY_TAG = "git_dirty"
+LATEST = "latest"
+STAGES = ("train", "tune", "infer")  # the stages whose runs MLflow holds
+_LATEST_SEARCHED = 200  # finished runs looked through for the latest of a stage
+_PARENT_TAG = "mlflow.parentRunId"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved reference: the run, its stage (None: not recognised) and how it was named."""
+
+    name: str  # the parameter: run_a or run_b
+    reference: str
+    run: Run
+    stage: str | None
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    @property
+    def started(self) -> int:
+        return int(self.run.info.start_time or 0)
+
+    def label(self) -> str:
+        """``run 0123abcd (train)``, with the alias or ``latest`` it was named by."""
+        named = "" if self.reference == self.run_id else f" = {self.reference}"
+        return f"run {self.run_id[:8]}{named} ({self.stage or 'unknown stage'})"
+
+
+def stage_of(tags: Mapping[str, str], params: Mapping[str, str]) -> str | None:
+    """The run's stage: its tag ``stage``, else (a run logged before the tag) what it logged:
+    a study's name without a parent (a tune parent run), a scoring input (infer), a model
+    and epochs (train: trials included). None when nothing says."""
+    if tags.get(STAGE_TAG):
+        return tags[STAGE_TAG]
+    if "study_name" in tags and _PARENT_TAG not in tags:
+        return "tune"
+    if "input_path" in params and "model_uri" in params:
+        return "infer"
+    if "model_name" in params and "epochs" in params:
+        return "train"
+    return None
+
+
+def _run(client, reference: str, name: str):
+    import mlflow
+
+    try:
+        return client.get_run(reference)
+    except mlflow.exceptions.MlflowException as exc:
+        # Not found, or not an id at all (a server says INVALID_PARAMETER_VALUE): the input's.
+        raise ComparisonError(
+            f"{name}: no run {reference!r} in the tracking store ({first_line(exc)[:120]}); "
+            "give a run id, models:/NAME@ALIAS or latest"
+        ) from None
+
+
+def _model_run_id(reference: str, name: str, tracking_uri: str | None) -> str:
+    rest = reference[len("models:/") :]
+    model, at, alias = rest.partition("@")
+    version = None
+    if not at:
+        model, _, version = rest.partition("/")
+    try:
+        found = registry.resolve(
+            model, alias=alias or None, version=version or None, tracking_uri=tracking_uri
+        )
+    except ModelError as exc:
+        raise ComparisonError(f"{name}: {exc}") from None
+    if not found.run_id:
+        raise ComparisonError(f"{name}: {reference} was not logged by a run: nothing to compare")
+    return found.run_id
+
+
+def _latest(client, name: str, experiment: str, stage: str) -> str:
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ComparisonError(
+            f"{name}: latest: no experiment {experiment!r}; set experiment to the one that holds "
+            f"the {stage} runs"
+        )
+    runs = client.search_runs(
+        [found.experiment_id],
+        "attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=_LATEST_SEARCHED,
+    )
+    for run in runs:
+        if stage_of(run.data.tags, run.data.params) == stage:
+            return run.info.run_id
+    raise ComparisonError(
+        f"{name}: latest: experiment {experiment!r} has no finished {stage} run; give a run id"
+    )
+
+
+def resolve(
+    name: str,
+    reference: str,
+    client,
+    *,
+    tracking_uri: str | None = None,
+    experiment: str = "sentiment-classification",
+    stage: str = "train",
+) -> Source:
+    """The run that ``reference`` (parameter ``name``) names, with its stage.
+    ComparisonError, one line, when there is no such run, model version or alias."""
+    reference = reference.strip()
+    if reference.startswith("models:/"):
+        run_id = _model_run_id(reference, name, tracking_uri)
+    elif reference == LATEST:
+        run_id = _latest(client, name, experiment, stage)
+    else:
+        run_id = reference
+    run = _run(client, run_id, name)
+    return Source(name, reference, run, stage_of(run.data.tags, run.data.params))
+
+
+def check_pair(a: Source, b: Source) -> None:
+    """Refuse one run twice and two runs of different stages (ComparisonError, one line)."""
+    if a.run_id == b.run_id:
+        raise ComparisonError(
+            f"run_a and run_b are the same run {a.run_id} ({a.reference} and {b.reference}): "
+            "give two different runs"
+        )
+    if a.stage != b.stage:
+        raise ComparisonError(
+            f"run_a is a {a.stage or 'unrecognised'} run and run_b a {b.stage or 'unrecognised'} "
+            "run: compare two runs of one stage"
+        )
+
+
+def newer_first(a: Source, b: Source) -> tuple[Source, Source]:
+    """The pair as it is shown: the newer run, then the older one."""
+    return (a, b) if a.started >= b.started else (b, a)
+
+
+def resolve_pair(params: Mapping[str, Any], client) -> tuple[Source, Source]:
+    """Both references of checked compare parameters, checked as a pair, newer first."""
+    options = {
+        "tracking_uri": params.get("mlflow_tracking_uri"),
+        "experiment": params["experiment"],
+        "stage": params["stage"],
+    }
+    a = resolve("run_a", params["run_a"], client, **options)
+    b = resolve("run_b", params["run_b"], client, **options)
+    check_pair(a, b)
+    return newer_first(a, b)
