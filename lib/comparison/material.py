@@ -15,7 +15,7 @@ from typing import Any
 
 from lib.comparison.sources import GIT_DIRTY_TAG, STAGE_TAG, Source
 from lib.tracking.registry import DATA_FINGERPRINT_TAG, GIT_COMMIT_TAG
-from lib.tracking.runs import server_errors
+from lib.tracking.runs import no_artifact_progress_bar, server_errors
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ def _listing(client, run_id: str, folder: str | None = None) -> list[str]:
 
 def _download(client, material: Material, path: str, into: Path) -> Path:
     into.mkdir(parents=True, exist_ok=True)
-    with server_errors(f"downloading {path} of run {material.run_id}"):
+    # No progress bar: one per file would fill the notebook.
+    with server_errors(f"downloading {path} of run {material.run_id}"), no_artifact_progress_bar():
         local = Path(client.download_artifacts(material.run_id, path, str(into)))
     material.downloaded_bytes += local.stat().st_size
     return local
@@ -103,5 +104,5 @@ def gather(client, source: Source, into: Path) -> Material:
             material.tables[name] = _download(client, material, path, folder)
     absent = [tag for tag in PROVENANCE_TAGS if tag not in material.tags]
     if absent:
-        material.missing.append(f"the tags {', '.join(absent)}")
+        material.missing.append(f"its tags {', '.join(absent)}")
     return material

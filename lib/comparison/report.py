@@ -158,6 +158,20 @@ def importances(newer: Material, older: Material) -> pd.DataFrame:
     return pd.concat(parts, axis=1).fillna(0.0)
 
 
+def table_or(frame: pd.DataFrame, nothing: str) -> Any:
+    """``frame``, or the sentence ``nothing`` when it is empty (nothing differs)."""
+    return Html(f"<p>{html.escape(nothing)}</p>") if frame.empty else frame
+
+
+def environment_table(frame: pd.DataFrame, what: str, newer: Material, older: Material) -> Any:
+    """A table drawn from the environment records (``what`` differs), or why it is empty:
+    nothing differs, or a run has no record to compare."""
+    lacking = [side for side, m in (("newer", newer), ("older", older)) if m.environment is None]
+    if lacking:
+        return Html(f"<p>not known: the {' and '.join(lacking)} run has no environment record</p>")
+    return table_or(frame, f"no {what} differs")
+
+
 def show_text(text: str) -> Html:
     """A diff or any plain text, shown as it is."""
     return Html(f"<pre>{html.escape(text)}</pre>")

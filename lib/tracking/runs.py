@@ -283,7 +283,7 @@ def log_keras_model(
         model.save(keras_file)
         code = scoring_model.code_folder(Path(tmp) / "code")
         local = Path(tmp) / name
-        with _quiet_pickle_warning(), _no_artifact_progress_bar(), stand_ins_accepted():
+        with _quiet_pickle_warning(), no_artifact_progress_bar(), stand_ins_accepted():
             mlflow.pyfunc.save_model(
                 str(local),
                 python_model=scoring_model.ScoringModel(),
@@ -321,7 +321,7 @@ def _quiet_pickle_warning() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _no_artifact_progress_bar() -> Iterator[None]:
+def no_artifact_progress_bar() -> Iterator[None]:
     """Turn MLflow's artifact progress bar off for the block (MLflow's own setting): saving
     the pyfunc model "downloads" its artifacts, the local ``.keras`` file, into the model's
     folder, which would draw a "Downloading artifacts" bar in every train notebook."""
