@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.support.docker_engine",
     "tests.support.postgres",
     "tests.support.tiers",  # --tier fast|slow (scripts/test.sh)
+    "tests.support.compare_runs",  # compare_store: runs to compare, written by hand
 ]
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lib.comparison.material import Material
@@ -126,27 +127,30 @@ def changed_modules(newer: Material, older: Material) -> pd.DataFrame:
     return _frame(rows, "module")
 
 
-def _git(*args: str) -> subprocess.CompletedProcess[bytes]:
+def _git(repository: Path | None, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        ["git", "-C", str(paths.project_root()), *args],
+        ["git", "-C", str(repository or paths.project_root()), *args],
         capture_output=True,
         timeout=30,
         check=False,
     )
 
 
-def committed_file(commit: str | None, path: str) -> bytes | None:
-    """``path`` as ``commit`` holds it in this repository, or None (no commit, not here)."""
+def committed_file(commit: str | None, path: str, repository: Path | None = None) -> bytes | None:
+    """``path`` as ``commit`` holds it in ``repository`` (default: this project's), or None
+    (no commit, or the repository does not hold it)."""
     if not commit:
         return None
     try:
-        done = _git("show", f"{commit}:{path}")
+        done = _git(repository, "show", f"{commit}:{path}")
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout if done.returncode == 0 else None
 
 
-def module_diffs(newer: Material, older: Material, modules: list[str]) -> dict[str, str]:
+def module_diffs(
+    newer: Material, older: Material, modules: list[str], repository: Path | None = None
+) -> dict[str, str]:
     """For each of ``modules``, the unified diff of its source at the older run's commit
     against the newer's, when the repository holds both; else why there is none. A file
     whose digest is not the one the run recorded (a dirty tree) is diffed with a note."""
@@ -155,7 +159,7 @@ def module_diffs(newer: Material, older: Material, modules: list[str]) -> dict[s
     commits = [m.tags.get(GIT_COMMIT_TAG) for m in (newer, older)]
     out: dict[str, str] = {}
     for module in modules:
-        texts = [committed_file(c, module) for c in commits]
+        texts = [committed_file(c, module, repository) for c in commits]
         if commits[0] is None or commits[1] is None:
             out[module] = "no diff: a run did not record its git commit"
             continue

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _IMAGES = ("image/png", "image/jpeg", "image/svg+xml")
+_SIMILAR = 0.5  # a changed cell's source is at least this similar to its older self
 
 
 @dataclass
@@ -93,17 +94,33 @@ def pair_cells(newer: Any, older: Any) -> list[CellPair]:
         a=[c.source for _, c in b], b=[c.source for _, c in a], autojunk=False
     )
     pairs: list[CellPair] = []
-    # Equal runs pair one to one; a replaced run pairs its cells in order (changed cells), and
-    # what is left over, or inserted or deleted, stands alone.
     for _tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        olds, news = b[i1:i2], a[j1:j2]
-        for k in range(max(len(olds), len(news))):
-            o = olds[k] if k < len(olds) else (None, None)
-            n = news[k] if k < len(news) else (None, None)
-            pairs.append(CellPair(n[1], o[1], n[0], o[0]))
+        pairs.extend(_pair_block(a[j1:j2], b[i1:i2]))
     for pair in pairs:
         pair.texts = (_text_outputs(pair.newer), _text_outputs(pair.older))
         pair.rich = (_rich_outputs(pair.newer), _rich_outputs(pair.older))
+    return pairs
+
+
+def _pair_block(news: list[tuple[int, Any]], olds: list[tuple[int, Any]]) -> list[CellPair]:
+    """Cells of a stretch where the notebooks differ: each newer cell paired, in order, with
+    the most similar older cell left (a changed cell), else alone (added); the older cells
+    left over stand alone (removed). Equal stretches pair one to one."""
+    pairs: list[CellPair] = []
+    next_old = 0
+    for n_index, new in news:
+        scores = [
+            (difflib.SequenceMatcher(a=old.source, b=new.source).ratio(), k)
+            for k, (_, old) in enumerate(olds[next_old:], start=next_old)
+        ]
+        score, k = max(scores, default=(0.0, -1))
+        if score < _SIMILAR:
+            pairs.append(CellPair(new, None, n_index, None))
+            continue
+        pairs += [CellPair(None, c, None, i) for i, c in olds[next_old:k]]  # removed before it
+        pairs.append(CellPair(new, olds[k][1], n_index, olds[k][0]))
+        next_old = k + 1
+    pairs += [CellPair(None, c, None, i) for i, c in olds[next_old:]]
     return pairs
 
 

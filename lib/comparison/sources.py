@@ -147,8 +147,7 @@ def check_pair(a: Source, b: Source) -> None:
         )
     if a.stage != b.stage:
         raise ComparisonError(
-            f"run_a is a {a.stage or 'unrecognised'} run and run_b a {b.stage or 'unrecognised'} "
-            "run: compare two runs of one stage"
+            f"run_a is {_a(a.stage)} run and run_b {_a(b.stage)} run: compare two runs of one stage"
         )
 
 
@@ -168,3 +167,7 @@ def resolve_pair(params: Mapping[str, Any], client) -> tuple[Source, Source]:
     b = resolve("run_b", params["run_b"], client, **options)
     check_pair(a, b)
     return newer_first(a, b)
+
+
+def _a(stage: str | None) -> str:
+    return {"infer": "an infer", None: "an unrecognised"}.get(stage, f"a {stage}")

@@ -2,6 +2,7 @@
 log them: parameters, final and per-epoch metrics, the provenance tags and environment record
 (``provenance/environment.json``, the contract with the runs' capture), an executed notebook
 and plots. ``provenance=False`` makes a run logged before runs recorded what they were made of.
+A plugin of tests/conftest.py: the session's store of such runs is :func:`compare_store`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import io
 import json
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from lib.comparison.material import ENVIRONMENT_ARTIFACT
@@ -80,7 +83,12 @@ def executed_notebook(params: dict[str, Any], accuracy: float, extra_cell: str |
     ]
     if extra_cell:
         cells.append(new_code_cell(extra_cell))
-    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    return new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
 
 
 def png(value: float) -> bytes:
@@ -145,7 +153,7 @@ def train_run(
     params: dict[str, str] | None = None,
     accuracy: float = 0.8,
     provenance: bool = True,
-    commit: str | None = None,
+    commit: str | None = "c" * 40,
     fingerprint: str = "f" * 64,
     env: dict[str, Any] | None = None,
     start_time: int | None = None,
@@ -178,3 +186,94 @@ def train_run(
         },
         start_time=start_time,
     )
+
+
+def tune_parent(
+    client,
+    *,
+    experiment: str = "test-exp",
+    best: float,
+    provenance: bool = True,
+    start_time: int | None = None,
+) -> str:
+    """A tune parent run as lib.tuning.parent_run logs it: the study's summary as parameters,
+    its tables and a plot under ``study/``; old-style (no ``stage`` tag) without provenance."""
+    trials = (
+        "number,state,val_loss,params.learning_rate,params.bs\n"
+        f"0,COMPLETE,{best + 0.1},0.01,16\n1,COMPLETE,{best},0.001,32\n2,PRUNED,0.9,0.1,16\n"
+    )
+    importances = f"param,val_loss\nparams.learning_rate,{best}\nparams.bs,{1 - best}\n"
+    tags = {"study_name": f"study-{best}"}
+    if provenance:
+        tags.update(stage="tune", data_fingerprint="f" * 64, git_dirty="false")
+    return log_run(
+        client,
+        experiment,
+        params={
+            "study_name": f"study-{best}",
+            "n_trials": "3",
+            "objectives": '["val_loss"]',
+            "directions": '["minimize"]',
+        },
+        metrics={"n_complete": 2, "n_pruned": 1, "best_val_loss": best},
+        tags=tags,
+        env=environment() if provenance else None,
+        files={
+            "study/trials.csv": trials.encode(),
+            "study/importances.csv": importances.encode(),
+            "study/history.png": png(best),
+        },
+        start_time=start_time,
+    )
+
+
+def register(client, name: str, run_id: str, alias: str) -> None:
+    """``run_id``'s model as a new version of ``name``, named by ``alias``."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException:  # there already
+        pass
+    version = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+    client.set_registered_model_alias(name, alias, version.version)
+
+
+@pytest.fixture(scope="session")
+def compare_store(tmp_path_factory):
+    """An SQLite store holding runs to compare (ids by name): ``base`` and runs that differ
+    from it in one thing each (``param``: bs; ``data``: the data set; ``module``:
+    lib/model/training.py; ``package``: tensorflow), an ``old`` run without provenance, an
+    ``infer`` run, two tune parents (``tune_new``, ``tune_old``: the older old-style); base
+    is the champion of imdb-sentiment and param the challenger."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("compare-store")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    client.create_experiment("test-exp", artifact_location=(root / "artifacts").as_uri())
+    digests = module_digests()
+    changed = {**digests, "lib/model/training.py": "0" * 64}
+    ids = {
+        "old": train_run(client, provenance=False, accuracy=0.7, start_time=500),
+        "base": train_run(client, start_time=1000),
+        "param": train_run(client, params={"bs": "32"}, accuracy=0.82, start_time=2000),
+        "data": train_run(client, fingerprint="e" * 64, start_time=3000),
+        "module": train_run(client, env=environment(modules=changed), start_time=4000),
+        "package": train_run(
+            client, env=environment(packages={**PACKAGES, "tensorflow": "2.18.0"}), start_time=5000
+        ),
+        "tune_old": tune_parent(client, best=0.4, provenance=False, start_time=6000),
+        "tune_new": tune_parent(client, best=0.3, start_time=7000),
+        "infer": log_run(
+            client,
+            "test-exp",
+            params={"input_path": "x", "model_uri": "y"},
+            metrics={"accuracy": 0.8},
+            tags={"stage": "infer"},
+            start_time=8000,
+        ),
+    }
+    register(client, "imdb-sentiment", ids["base"], "champion")
+    register(client, "imdb-sentiment", ids["param"], "challenger")
+    return SimpleNamespace(uri=uri, client=client, ids=ids, root=root)
