@@ -163,8 +163,13 @@ def module_diffs(
         if commits[0] is None or commits[1] is None:
             out[module] = "no diff: a run did not record its git commit"
             continue
-        if texts[0] is None and texts[1] is None:
-            out[module] = "no diff: this repository holds neither commit's file"
+        absent = [
+            f"{side} {c[:10]}"
+            for side, c, t in zip(("newer", "older"), commits, texts, strict=True)
+            if t is None
+        ]
+        if absent:
+            out[module] = f"no diff: this repository does not hold it at {' or '.join(absent)}"
             continue
         notes = [
             f"note: the {side} run's tree was dirty; its committed file is shown, not the one run"
@@ -174,8 +179,8 @@ def module_diffs(
             and m.tags.get(GIT_DIRTY_TAG) == "true"
         ]
         lines = difflib.unified_diff(
-            (texts[1] or b"").decode("utf-8", "replace").splitlines(keepends=True),
-            (texts[0] or b"").decode("utf-8", "replace").splitlines(keepends=True),
+            texts[1].decode("utf-8", "replace").splitlines(keepends=True),
+            texts[0].decode("utf-8", "replace").splitlines(keepends=True),
             f"older {commits[1][:10]}:{module}",
             f"newer {commits[0][:10]}:{module}",
         )
