@@ -101,10 +101,11 @@ def data(newer: Material, older: Material) -> pd.DataFrame:
     return _frame(rows, "run")
 
 
-def same_data(newer: Material, older: Material) -> bool | None:
-    """Whether both runs read the same data set; None when either did not record it."""
+def same_data(newer: Material, older: Material) -> str:
+    """``same`` or ``different`` data set, by fingerprint; ``unknown`` when a run did not
+    record its data set's."""
     a, b = newer.tags.get(DATA_FINGERPRINT_TAG), older.tags.get(DATA_FINGERPRINT_TAG)
-    return None if not a or not b else a == b
+    return "unknown" if not a or not b else ("same" if a == b else "different")
 
 
 def _modules(material: Material) -> dict[str, str]:

@@ -46,9 +46,9 @@ def test_metrics_have_their_difference_and_the_run_their_direction_favours(gathe
 
 
 def test_data_same_or_not_by_fingerprint_with_rows_from_the_data_set_it_read(gathered, tmp_path):
-    assert differences.same_data(gathered["param"], gathered["base"]) is True
-    assert differences.same_data(gathered["data"], gathered["base"]) is False
-    assert differences.same_data(gathered["old"], gathered["base"]) is None
+    assert differences.same_data(gathered["param"], gathered["base"]) == "same"
+    assert differences.same_data(gathered["data"], gathered["base"]) == "different"
+    assert differences.same_data(gathered["old"], gathered["base"]) == "unknown"
     base = gathered["base"]
     folder = tmp_path / "processed"
     folder.mkdir()
