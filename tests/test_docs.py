@@ -178,7 +178,7 @@ def test_stage_picture_is_the_same_in_readme_and_docs() -> None:
     assert _picture(README) == _picture(DOCS / "index.md")
 
 
-@pytest.mark.parametrize("stage", ["prep", "train", "tune", "infer"])
+@pytest.mark.parametrize("stage", ["prep", "train", "tune", "infer", "compare"])
 def test_configuration_reference_lists_every_parameter(stage: str) -> None:
     cells = json.loads((ROOT / "notebooks" / f"{stage}.ipynb").read_text())["cells"]
     source = next(

@@ -175,8 +175,3 @@ def environment_table(frame: pd.DataFrame, what: str, newer: Material, older: Ma
 def show_text(text: str) -> Html:
     """A diff or any plain text, shown as it is."""
     return Html(f"<pre>{html.escape(text)}</pre>")
-
-
-def as_dict(frame: pd.DataFrame) -> Any:
-    """A small table as plain data, for a scrap."""
-    return {str(k): {str(c): str(v) for c, v in row.items()} for k, row in frame.iterrows()}
