@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 USED_WHERE_VULTURE_CANNOT_SEE = {
     "build": "Keras builds a layer through it",
+    "_repr_html_": "IPython shows an object as HTML through it (lib.comparison.report.Html)",
     "compute_output_shape": "Keras asks a layer for its output shape",
     "load_assets": "Keras loads a saved layer's assets through it",
     "listdir": "papermill's I/O handler interface",

@@ -15,6 +15,7 @@ from lib.comparison.material import Material
 from lib.comparison.sources import GIT_DIRTY_TAG
 from lib.core import paths
 from lib.core.errors import DatasetError
+from lib.data import prep
 from lib.tracking.registry import DATA_FINGERPRINT_TAG, GIT_COMMIT_TAG
 
 if TYPE_CHECKING:
@@ -71,8 +72,6 @@ def metrics(newer: Material, older: Material) -> pd.DataFrame:
 def _split_rows(material: Material) -> dict[str, Any] | None:
     """The row counts of the run's data set by split, from its manifest at ``data_path``
     when it is still there and is the data set the run used (same fingerprint)."""
-    from lib.data import prep
-
     where = material.params.get("data_path")
     if not where:
         return None
