@@ -7,6 +7,7 @@ import pytest
 
 from lib.core import errors
 from lib.core.errors import (
+    ComparisonError,
     DatasetError,
     FetchError,
     ModelError,
@@ -28,6 +29,7 @@ AREAS = (
     StorageError,
     ModelError,
     OutputError,
+    ComparisonError,
 )
 
 
