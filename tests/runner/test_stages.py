@@ -151,3 +151,11 @@ def test_every_stage_has_its_notebook():
         assert stage.path.name == f"{stage.name}.ipynb"
     with pytest.raises(ValueError, match="unknown stage 'nope'"):
         get_stage("nope")
+
+
+def test_compare_is_executed_like_a_stage_but_is_no_pipeline_stage():
+    from runner.stages import COMPARE
+
+    assert COMPARE.path.name == "compare.ipynb" and COMPARE.tracked
+    assert "compare" not in STAGES and not COMPARE.in_default_pipeline
+    assert set(COMPARE.defaults()) >= {"run_a", "run_b", "experiment", "stage"}
