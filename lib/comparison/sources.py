@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lib.core.errors import ComparisonError, ModelError, first_line
+from lib.core.errors import ComparisonError, ModelError, TrackingError, first_line
 from lib.tracking import registry
 
 if TYPE_CHECKING:
@@ -65,13 +65,21 @@ def stage_of(tags: Mapping[str, str], params: Mapping[str, str]) -> str | None:
     return None
 
 
+# What a store answers for an id that names no run: not found, or (a server) not an id at all.
+_NO_RUN = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+
+
 def _run(client, reference: str, name: str):
     import mlflow
 
     try:
         return client.get_run(reference)
     except mlflow.exceptions.MlflowException as exc:
-        # Not found, or not an id at all (a server says INVALID_PARAMETER_VALUE): the input's.
+        if getattr(exc, "error_code", "") not in _NO_RUN:
+            raise TrackingError(
+                f"{name}: cannot read run {reference!r}: {first_line(exc)[:200]}; check that the "
+                "tracking store is reachable, then run again"
+            ) from None
         raise ComparisonError(
             f"{name}: no run {reference!r} in the tracking store ({first_line(exc)[:120]}); "
             "give a run id, models:/NAME@ALIAS or latest"
