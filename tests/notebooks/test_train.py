@@ -170,6 +170,8 @@ def test_bad_parameters_are_named_before_data_is_loaded(tmp_path, data, name, va
     nb = nbformat.read(out, as_version=4)
     data_cell = next(c for c in nb.cells if "datasets.load(" in c.source)
     assert data_cell.get("execution_count") is None
+    tf_cell = next(c for c in nb.cells if "tf_runtime.start()" in c.source)
+    assert tf_cell.get("execution_count") is None  # named in seconds: TensorFlow never started
 
 
 def test_plain_papermill_without_tracking(tmp_path, data):
