@@ -14,6 +14,7 @@ import scrapbook as sb
 
 from lib.data import prep
 from tests.support.datagen import make_raw_dir
+from tests.support.provenance import check_provenance
 from tests.support.runner_process import error_traceback_shown, loud_lines
 from tests.support.train_runs import FAST, run_train, train_runner
 
@@ -49,6 +50,8 @@ def test_train_run_is_tracked_with_its_notebook_and_model(tmp_path, data):
     assert "tuning_trial" not in run.data.params  # a setting of tuning trials, not training's
     assert run.data.tags["hptuning_tag"] == "1641159546"
     assert run.data.tags["polyaxon_run_uuid"] == "uuid-123"
+    fingerprint = prep.read_manifest(data)["fingerprint"]
+    check_provenance(client, run_id, "train", fingerprint, ("lib/model/training.py",))
     assert [m.step for m in client.get_metric_history(run_id, "epoch_val_loss")] == [0, 1]
     assert run.data.metrics["test_accuracy"] == pytest.approx(scraps["test_accuracy"].data)
     artifacts = {a.path for a in client.list_artifacts(run_id)}
