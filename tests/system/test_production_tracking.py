@@ -235,8 +235,8 @@ def test_server_lost_mid_run_then_back(tmp_path, data):
             watcher = threading.Thread(target=stop_when_the_run_starts)
             watcher.start()
             # Retried as users' runs are (MLflow's retries, lib.tracking.store_check's count),
-            # with shorter waits between tries: the test is of the outcome, not the waits.
-            lost = {**env, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.2"}
+            # without the waits between tries: the test is of the outcome, not the waits.
+            lost = {**env, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
             result = _runner(_train_args(data, tmp_path, "-p", "epochs", "30"), lost)
             stopped.set()
             watcher.join()
