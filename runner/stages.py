@@ -21,11 +21,12 @@ from typing import Any
 
 from lib.core import paths
 from lib.core.params import parameter_defaults, unknown_name
+from lib.core.pins import TRAIN_LOCK
 
 # The lock of the stage's role (scripts/lock.py): a change of any locked package outdates the
 # stage, a comment in a requirements file does not (the lock stays as it is).
 PREP_REQUIREMENTS = ("requirements-prep.lock",)
-TRAIN_REQUIREMENTS = ("requirements.lock",)
+TRAIN_REQUIREMENTS = (TRAIN_LOCK,)
 
 
 def get_parameter(params: Mapping[str, Any], name: str) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from runner.pipeline.code_deps import type_checking_only
+from lib.core.code_deps import type_checking_only
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("lib", "runner", "tools")

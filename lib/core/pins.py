@@ -9,6 +9,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+# The lock of the training role (train, tune and batch scoring run in its image): what the
+# pipeline's stamps cover and what a run records the installed versions of.
+TRAIN_LOCK = "requirements.lock"
+
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)")
 _HASH = re.compile(r"--hash=(sha256:[0-9a-f]{64})")
 

@@ -31,6 +31,7 @@ SWITCH = "IMDB_SPEEDUPS"
 
 TRICKS: dict[str, str] = {
     "skip_imports": "a slow optional import that nothing here uses is made unimportable",
+    "keras_without_sklearn": "Keras's scikit-learn wrappers, unused here, do not import sklearn",
     "background_imports": "modules needed later are imported while waiting, at low priority",
     "gc_freeze": "long-lived objects are frozen out of the garbage collector's scans",
     "ready_client": "a pooled kernel's client is ready on kernel_info, not after 0.2 s idle",
@@ -117,6 +118,40 @@ def skip_unused_slow_imports() -> None:
         sys.modules.setdefault(name, None)
 
 
+# -- keras_without_sklearn ---------------------------------------------------------------
+
+# Keras imports its scikit-learn wrappers as TensorFlow is imported, and they import sklearn
+# whenever it is installed (it is: MLflow's evaluator, `runner promote`, needs it), which
+# pulls in scipy.stats and narwhals: about 1 s of CPU in every process that imports
+# TensorFlow. The wrappers expect sklearn to be missing (they then define stand-ins that say
+# so when used); nothing here uses them.
+_KERAS_WRAPPERS = "keras.src.wrappers"
+
+
+class _NoSklearnForKeras:
+    """A meta path finder that answers ``import sklearn`` from Keras's wrappers, and only
+    from them, as if sklearn were not installed; every other importer gets it as usual (a
+    failed import leaves nothing in ``sys.modules``)."""
+
+    @staticmethod
+    def find_spec(name: str, path: object = None, target: object = None) -> None:
+        if name != "sklearn":
+            return None
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_globals.get("__name__", "").startswith("importlib"):
+            frame = frame.f_back
+        if frame is not None and frame.f_globals.get("__name__", "").startswith(_KERAS_WRAPPERS):
+            raise ModuleNotFoundError("sklearn is kept from Keras's wrappers", name=name)
+        return None
+
+
+def keep_sklearn_from_keras() -> None:
+    """Install :class:`_NoSklearnForKeras` (once) unless the trick is off. Call it before
+    TensorFlow is imported; with Keras already imported it changes nothing."""
+    if enabled("keras_without_sklearn") and _NoSklearnForKeras not in sys.meta_path:
+        sys.meta_path.insert(0, _NoSklearnForKeras)
+
+
 # -- gc_freeze ---------------------------------------------------------------------------
 
 
@@ -154,6 +189,7 @@ def freeze_at_exit() -> None:
 def kernel_started() -> None:
     """Run first in a kernel that the runner started: the tricks that act in every kernel."""
     skip_unused_slow_imports()
+    keep_sklearn_from_keras()
     freeze_at_exit()
 
 

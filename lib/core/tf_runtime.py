@@ -39,6 +39,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from lib.core import speedups
+
 log = logging.getLogger(__name__)
 
 # Set before TensorFlow is imported, unless the environment already sets them.
@@ -155,6 +157,7 @@ def start() -> list[str]:
     if _reported is not None:
         return list(_reported)
     set_environment()
+    speedups.keep_sklearn_from_keras()
     gpu_expected = nvidia_device_present()
     with captured_fd2() as lines:
         import tensorflow as tf  # here, inside the capture: its libraries log as they load

@@ -26,7 +26,7 @@ One module per concern:
 
 Importing the package imports none of them: the train notebook imports
 ``lib.tuning.pruning`` alone, and its code closure (what makes the train stage outdated,
-``runner/pipeline/code_deps.py``) must not hold the tune's modules. The names below are resolved
+``lib/core/code_deps.py``) must not hold the tune's modules. The names below are resolved
 from their module on first access (``tuning.open_study``), for interactive use and tests;
 the project's own code imports them from their module, which the code closure follows.
 """

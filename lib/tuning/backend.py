@@ -74,6 +74,12 @@ class TrialBackend(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+def backend_module(name: str = DEFAULT_BACKEND) -> tuple[str, ...]:
+    """The module of the trial backend registered as ``name`` (none when not installed):
+    code that a tune runs without importing it."""
+    return tuple(point.module for point in entry_points(group=ENTRY_POINT_GROUP).select(name=name))
+
+
 def open_backend(
     n_jobs: int, tracking_uri: str | None, name: str = DEFAULT_BACKEND
 ) -> TrialBackend:

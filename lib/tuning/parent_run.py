@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lib.core.errors import TrackingError
+from lib.tracking import provenance
 from lib.tracking import runs as tracking
 from lib.tracking.store_check import check_store, public_uri
 from lib.tuning.attrs import PARENT_RUN_ATTR
+from lib.tuning.backend import backend_module
 from lib.tuning.config import TuneConfig
 from lib.tuning.storage import public_storage
 from lib.tuning.study import StudyHandle
@@ -74,6 +76,8 @@ def start_parent_run(config: TuneConfig, handle: StudyHandle, wait_s: float = 30
             handle.hptuning_tag,
             {"study_name": config.study_name, "optuna_storage": public_storage(config.storage)},
         )
+        data_path = config.train_params.get("data_path") or config.train_defaults.get("data_path")
+        tags.update(provenance.run_tags("tune", data_path))
         run = client.create_run(experiment_id, run_name=f"study-{config.study_name}", tags=tags)
     except mlflow.exceptions.MlflowException as exc:
         raise TrackingError(
@@ -88,6 +92,10 @@ def start_parent_run(config: TuneConfig, handle: StudyHandle, wait_s: float = 30
     client.log_batch(
         run_id,
         params=[mlflow.entities.Param(k, v) for k, v in tracking.loggable_params(summary).items()],
+    )
+    # The trials' train notebooks and the backend that runs them are the tune's code too.
+    provenance.log_environment(
+        run_id, "tune", tracking_uri=uri, also_runs=("train",), extra_modules=backend_module()
     )
     log.info("MLflow parent run %s", run_id)
     return run_id

@@ -4,7 +4,7 @@
 A stage is up to date when its notebooks' code cells, its resolved parameters (the notebook's
 defaults with the given values over them), its data (prep: the raw review files; train and
 tune: the processed data set's files), the source of every project module its notebooks
-import (:mod:`runner.pipeline.code_deps`), the lock of its role and the other files it reads
+import (:mod:`lib.core.code_deps`), the lock of its role and the other files it reads
 are what its stamp recorded (:mod:`runner.pipeline.stamps`), and its products are still there.
 Deciding that reads files only: no MLflow, TensorFlow or papermill import. prep's processed data set
 is passed on to train (``data_path``) and tune (``train_params.data_path``); as they take its
@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lib.core import gcs, paths
+from lib.core import code_deps, gcs, paths
 from lib.core.errors import ParameterError, UserError
 from lib.core.secrets import check_parameter_names
 from lib.tracking.store_check import public_uri
 from runner.execution.run_stage import run_stage
-from runner.pipeline import code_deps, data_inputs, digests
+from runner.pipeline import data_inputs, digests
 from runner.pipeline.locks import stage_lock
 from runner.pipeline.stamps import (
     Decision,

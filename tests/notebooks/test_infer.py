@@ -20,6 +20,7 @@ import scrapbook as sb
 from lib.data import prep
 from lib.tracking import registry
 from tests.support.datagen import make_raw_dir
+from tests.support.provenance import check_provenance
 from tests.support.runner_process import error_traceback_shown, loud_lines
 from tests.support.signals import all_gone, start_stage, wait_for
 from tests.support.train_runs import run_train, train_runner
@@ -119,7 +120,7 @@ def test_the_processed_test_split_scores_as_train_evaluated_it_and_the_run_recor
     assert metrics["true_positives"] == matrix[1][1] and sum(map(sum, matrix)) == len(table)
     files = {
         a.path
-        for folder in ("plots", "results", "notebook")
+        for folder in ("plots", "results", "notebook", "provenance")
         for a in client.list_artifacts(run.info.run_id, folder)
     }
     assert files == {
@@ -128,7 +129,11 @@ def test_the_processed_test_split_scores_as_train_evaluated_it_and_the_run_recor
         "results/summary.json",
         "notebook/infer.ipynb",
         "notebook/infer.html",
+        "provenance/environment.json",
     }
+    # The data set behind the champion: its registered version's tag.
+    fingerprint = prep.read_manifest(trained.processed)["fingerprint"]
+    check_provenance(client, run.info.run_id, "infer", fingerprint, ("lib/inference/batch.py",))
 
     # The same job again: its output is there, refused before any kernel, left as it was.
     before = output.read_bytes()
@@ -247,6 +252,7 @@ def test_gs_input_model_and_output_tracked_on_the_server(
         "notebook/infer.ipynb",
         "notebook/infer.html",
     }
+    check_provenance(client, run.info.run_id, "infer", None)  # a model file: no data set known
 
 
 def test_sigterm_mid_scoring_leaves_nothing_under_the_outputs_name(tmp_path, trained):

@@ -14,6 +14,7 @@ import scrapbook as sb
 
 from lib.data import prep
 from tests.support.datagen import make_raw_dir
+from tests.support.provenance import check_provenance
 from tests.support.runner_process import error_traceback_shown, loud_lines
 from tests.support.train_runs import FAST, run_train, train_runner
 
@@ -49,6 +50,8 @@ def test_train_run_is_tracked_with_its_notebook_and_model(tmp_path, data):
     assert "tuning_trial" not in run.data.params  # a setting of tuning trials, not training's
     assert run.data.tags["hptuning_tag"] == "1641159546"
     assert run.data.tags["polyaxon_run_uuid"] == "uuid-123"
+    fingerprint = prep.read_manifest(data)["fingerprint"]
+    check_provenance(client, run_id, "train", fingerprint, ("lib/model/training.py",))
     assert [m.step for m in client.get_metric_history(run_id, "epoch_val_loss")] == [0, 1]
     assert run.data.metrics["test_accuracy"] == pytest.approx(scraps["test_accuracy"].data)
     artifacts = {a.path for a in client.list_artifacts(run_id)}
@@ -170,6 +173,8 @@ def test_bad_parameters_are_named_before_data_is_loaded(tmp_path, data, name, va
     nb = nbformat.read(out, as_version=4)
     data_cell = next(c for c in nb.cells if "datasets.load(" in c.source)
     assert data_cell.get("execution_count") is None
+    tf_cell = next(c for c in nb.cells if "tf_runtime.start()" in c.source)
+    assert tf_cell.get("execution_count") is None  # named in seconds: TensorFlow never started
 
 
 def test_plain_papermill_without_tracking(tmp_path, data):

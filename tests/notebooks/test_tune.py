@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from lib import tuning
 from lib.data import prep
 from tests.support.datagen import make_raw_dir
+from tests.support.provenance import check_provenance
 from tests.support.runner_process import loud_lines
 from tests.support.tune_runs import kernels_gone, run_tune, tune_args, tune_env
 
@@ -76,6 +77,14 @@ def test_reference_config_runs_three_trials_as_child_runs_with_their_notebooks(t
     assert {"study/trials.csv", "study/pareto_front.png", "study/importances.png"} <= parent_arts
     assert {a.path for a in client.list_artifacts(parent, "notebook")} >= {"notebook/tune.ipynb"}
     assert client.get_run(parent).info.status == "FINISHED"
+    # Each run says what it was made of: the tune's code holds the trials' and their backend.
+    fingerprint = prep.read_manifest(data)["fingerprint"]
+    tune_code = ("lib/tuning/loop.py", "lib/model/training.py", "runner/trial_backend.py")
+    check_provenance(client, parent, "tune", fingerprint, tune_code)
+    trial = check_provenance(client, children[0].info.run_id, "train", fingerprint)
+    assert (
+        "lib/model/training.py" in trial["modules"] and "lib/tuning/loop.py" not in trial["modules"]
+    )
     # The notebook's own pool started the trial kernel, and said so.
     assert re.search(
         r"kernel 1 ready in [\d.]+ s \(pid \d+\)", (run_dir / "tune.ipynb").read_text()

@@ -1,6 +1,7 @@
 """The production tracking path, for real: the train notebook against an MLflow server with
 basic auth and a GCS (emulator) artifact store, its failures, and secrets that never leak."""
 
+import json
 import os
 import threading
 import time
@@ -18,6 +19,7 @@ from runner.execution.execute import execute_stage
 from runner.execution.hooks import default_hooks
 from runner.stages import Stage
 from tests.support.datagen import make_raw_dir
+from tests.support.provenance import check_provenance
 from tests.support.runner_process import error_traceback_shown, run_runner
 from tests.support.services import BUCKET, tracking_stack
 
@@ -80,7 +82,8 @@ def test_remote_run_with_gcs_artifacts_and_no_password_anywhere(
     tmp_path, data, mlflow_server, gcs_emulator, monkeypatch
 ):
     password = mlflow_server.password  # generated per session: distinctive
-    for name, value in _env(mlflow_server, tmp_path).items():
+    token = f"tok-{uuid.uuid4().hex}"  # another secret-looking variable's value
+    for name, value in _env(mlflow_server, tmp_path, IMDB_API_TOKEN=token).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.url)
     name = f"prod-{uuid.uuid4().hex[:8]}"
@@ -107,7 +110,19 @@ def test_remote_run_with_gcs_artifacts_and_no_password_anywhere(
     )  # not an earlier test's set_tracking_uri
     assert client.get_experiment_by_name(name).artifact_location == location
     run_id = execution.scraps["mlflow_run_id"]
-    assert client.get_run(run_id).info.status == "FINISHED"
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    check_provenance(client, run_id, "train", prep.read_manifest(data)["fingerprint"])
+    # Every tag, parameter and artifact of the run, as the server gives them: no secret.
+    secrets = (password.encode(), token.encode())
+    recorded = json.dumps([run.data.tags, run.data.params]).encode()
+    assert not [s for s in secrets if s in recorded]
+    client.download_artifacts(run_id, "", str(tmp_path / "artifacts"))
+    files = [f for f in (tmp_path / "artifacts").rglob("*") if f.is_file()]
+    assert "provenance/environment.json" in {
+        f.relative_to(tmp_path / "artifacts").as_posix() for f in files
+    }
+    assert [f for f in files for s in secrets if s in f.read_bytes()] == []
     blobs = list(gcs.Client().list_blobs(BUCKET, prefix=f"mlflow-tracking-server/{name}/"))
     names = [b.name for b in blobs]
     for wanted in (
@@ -129,12 +144,10 @@ def test_remote_run_with_gcs_artifacts_and_no_password_anywhere(
         assert out.stdout.splitlines()[0].startswith("positive")
 
     searched = [tmp_path, mlflow_server.data_dir]
-    leaks = [str(f) for f, content in _all_text(searched) if password.encode() in content]
-    leaks += [
-        b.name
-        for b in gcs.Client().list_blobs(BUCKET)
-        if password.encode() in b.download_as_bytes()
-    ]
+    leaks = [str(f) for f, content in _all_text(searched) for s in secrets if s in content]
+    for blob in gcs.Client().list_blobs(BUCKET):
+        content = blob.download_as_bytes()
+        leaks += [blob.name for s in secrets if s in content]
     assert leaks == []
 
 
@@ -221,7 +234,10 @@ def test_server_lost_mid_run_then_back(tmp_path, data):
         try:
             watcher = threading.Thread(target=stop_when_the_run_starts)
             watcher.start()
-            result = _runner(_train_args(data, tmp_path, "-p", "epochs", "60"), env)
+            # Retried as users' runs are (MLflow's retries, lib.tracking.store_check's count),
+            # without the waits between tries: the test is of the outcome, not the waits.
+            lost = {**env, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
+            result = _runner(_train_args(data, tmp_path, "-p", "epochs", "30"), lost)
             stopped.set()
             watcher.join()
         finally:

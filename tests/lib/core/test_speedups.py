@@ -47,6 +47,28 @@ def test_nbformat_works_without_the_unused_slow_modules():
     assert run_python(check.format(skip=skip, modules=UNUSED_SLOW_MODULES)) == "[]"
 
 
+@pytest.mark.parametrize("switch, kept", [("on", "True"), ("-keras_without_sklearn", "False")])
+def test_keras_wrappers_alone_are_kept_from_sklearn(switch, kept):
+    # A module named as Keras's wrappers imports sklearn as they do (in a try); then
+    # anyone else imports it: sklearn is found for them, and was kept from the wrapper.
+    out = run_python(
+        f"""
+        import os, sys, types
+        os.environ["IMDB_SPEEDUPS"] = "{switch}"
+        from lib.core.speedups import keep_sklearn_from_keras
+        keep_sklearn_from_keras()
+        keep_sklearn_from_keras()  # once is enough; twice installs it once
+        wrapper = types.ModuleType("keras.src.wrappers.fixes")
+        exec("try:\\n import sklearn\\nexcept ImportError:\\n sklearn = None", wrapper.__dict__)
+        import sklearn
+        assert sklearn.__version__ and sum(type(f).__name__ == "type" and
+            f.__name__ == "_NoSklearnForKeras" for f in sys.meta_path) <= 1
+        print(wrapper.sklearn is None)
+        """
+    )
+    assert out == kept
+
+
 @pytest.mark.slow
 def test_kernels_started_by_the_runner_skip_them(tmp_path):
     nb = nbformat.v4.new_notebook()

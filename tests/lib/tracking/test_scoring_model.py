@@ -130,7 +130,7 @@ def test_review_texts_refuses_frames_of_several_columns_and_non_strings():
 
 
 def test_the_model_holds_only_the_code_it_needs(store_env, tmp_path):
-    from runner.pipeline.code_deps import closure
+    from lib.core.code_deps import closure
 
     _, uri, _, _ = store_env
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path)))

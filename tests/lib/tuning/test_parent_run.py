@@ -33,6 +33,7 @@ def test_the_parent_run_is_created_with_the_studys_settings_and_kept_in_the_stud
     assert run.info.run_name == f"study-{cfg.study_name}" and run.info.status == "RUNNING"
     assert run.data.tags["hptuning_tag"] == "t-1"
     assert run.data.tags["study_name"] == cfg.study_name
+    assert run.data.tags["stage"] == "tune"  # and what else it was made of: lib.tracking.provenance
     assert run.data.params["n_trials"] == "3" and '"val_split"' in run.data.params["search_space"]
 
 

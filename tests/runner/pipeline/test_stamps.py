@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lib.core import code_deps
 from lib.data import prep
-from runner.pipeline import code_deps
 from runner.pipeline.plan import State, judge, plan
 from runner.pipeline.stamps import FORMAT_VERSION
 from tests.support.pipeline_project import RAW, prepared_project, stamp_as_if_run

@@ -1,10 +1,10 @@
-"""runner.pipeline.code_deps: the modules a notebook's code imports, followed through lazy,
+"""lib.core.code_deps: the modules a notebook's code imports, followed through lazy,
 relative and from-imports, and none imported under TYPE_CHECKING only.
 """
 
 from __future__ import annotations
 
-from runner.pipeline import code_deps
+from lib.core import code_deps
 
 
 def test_imports_are_followed_through_lazy_relative_and_from_imports(tmp_path):
