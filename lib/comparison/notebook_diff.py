@@ -14,7 +14,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_IMAGES = ("image/png", "image/jpeg", "image/svg+xml")
+# SVG is left out: it is markup that can hold script, and the notebooks here plot PNGs.
+_IMAGES = ("image/png", "image/jpeg")
+# What an HTML output (a pandas table) may keep: a run's notebook is a file that anyone who may
+# write to the run could have replaced, and its outputs are shown here, so an HTML output is
+# cleaned (bleach, through nbconvert's sanitizer) to table markup, never script or events.
+_TABLE_TAGS = ["table", "thead", "tbody", "tfoot", "tr", "th", "td", "div", "p", "br", "span"]
+_TABLE_ATTRIBUTES = {"table": ["class", "border"], "th": ["colspan", "rowspan"], "td": ["colspan"]}
+_STYLE = re.compile(r"<style\b.*?</style\s*>", re.IGNORECASE | re.DOTALL)
 _SIMILAR = 0.5  # a changed cell's source is at least this similar to its older self
 
 
@@ -72,19 +79,22 @@ def _rich_outputs(cell: Any) -> list[str]:
         for kind in _IMAGES:
             if kind in bundle:
                 data = bundle[kind]
-                source = data if kind == "image/svg+xml" else f"data:{kind};base64,{data}"
+                source = html.escape(f"data:{kind};base64,{str(data).strip()}", quote=True)
                 alt = html.escape(str(bundle.get("text/plain", "figure")), quote=True)
-                if kind == "image/svg+xml":
-                    pieces.append(str(source))
-                else:
-                    pieces.append(
-                        f'<img src="{source.strip()}" alt="{alt}" style="max-width:100%">'
-                    )
+                pieces.append(f'<img src="{source}" alt="{alt}" style="max-width:100%">')
                 break
         else:
             if "text/html" in bundle:
-                pieces.append(str(bundle["text/html"]))
+                pieces.append(safe_html(str(bundle["text/html"])))
     return pieces
+
+
+def safe_html(fragment: str) -> str:
+    """``fragment`` with only table markup left: no script, style, event attribute or link."""
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
+
+    cleaner = SanitizeHTML(tags=_TABLE_TAGS, attributes=_TABLE_ATTRIBUTES, strip=True)
+    return cleaner.sanitize_html_tags(_STYLE.sub("", fragment))
 
 
 def pair_cells(newer: Any, older: Any) -> list[CellPair]:

@@ -26,14 +26,14 @@ def _cell(source, text=None, html=None, png=None):
 OLDER = _nb(
     new_markdown_cell("# title"),
     _cell("a = 1", text="1\n"),
-    _cell("b = 2", html="<table>old</table>"),
+    _cell("b = 2", html="<table><tr><td>old</td></tr></table>"),
     _cell("plot()", png="AAAA"),
     _cell("gone()"),
 )
 NEWER = _nb(
     _cell("a = 1", text="2\n"),
     _cell("added()"),
-    _cell("b = 3", html="<table>new</table>"),
+    _cell("b = 3", html="<table><tr><td>new</td></tr></table>"),
     _cell("plot()", png="AAAA"),
 )
 
@@ -68,7 +68,7 @@ def test_text_outputs_differ_as_a_diff_and_tables_side_by_side():
     html = notebook_diff.changed_outputs_html(pairs)
     assert "-1\n+2" in html
     assert "<th>newer</th><th>older</th>" in html
-    assert html.index("<table>new</table>") < html.index("<table>old</table>")  # newer left
+    assert html.index("<td>new</td>") < html.index("<td>old</td>")  # newer left
     assert "cell 3 (newer) / 4 (older)" not in html  # plot() outputs are the same
 
 
@@ -83,3 +83,20 @@ def test_the_code_diff_holds_the_changed_lines_only_as_changes():
 def test_a_missing_notebook_is_no_cells():
     assert notebook_diff.pair_cells(None, OLDER)[0].code == "only older"
     assert notebook_diff.pair_cells(None, None) == []
+
+
+def test_a_replaced_notebooks_markup_is_shown_cleaned_never_run():
+    # A run's notebook is a file anyone who may write to the run could have replaced.
+    hostile = (
+        '<style>td{color:red}</style><table class="dataframe"><tr><td onmouseover="x()">a</td>'
+        '</tr></table><script>alert(1)</script><img src=x onerror=alert(2)><a href="javascript:y">'
+    )
+    svg = "<svg onload=alert(3)><script>alert(4)</script></svg>"
+    newer = _nb(_cell("show()", html=hostile), new_code_cell("fig()", outputs=[
+        new_output("display_data", data={"image/svg+xml": svg, "text/plain": "<Figure>"})
+    ]))  # fmt: skip
+    older = _nb(_cell("show()", html="<table><tr><td>b</td></tr></table>"), _cell("fig()"))
+    html = notebook_diff.changed_outputs_html(notebook_diff.pair_cells(newer, older)).lower()
+    assert "<td>a</td>" in html and "<td>b</td>" in html  # the tables themselves are kept
+    for bad in ("<script", "onmouseover", "onerror", "onload", "javascript:", "<svg", "<style"):
+        assert bad not in html, bad
