@@ -5,13 +5,18 @@
   term is shared equally among the occurrences of the n-grams that set it, and each
   occurrence's share equally among the words it spans (tail n-grams and the out-of-vocabulary
   feature included), so that the words' contributions plus the bias equal the logit,
-  exactly (in float32 arithmetic). Cost: one model call and one vocabulary look-up.
+  exactly (in float32 arithmetic). Cost: one vocabulary look-up and no model call: P(positive)
+  is the sigmoid of that logit (the model's output checked to be so once per explainer).
 - Any other model (``reference``, or a model whose layers this does not know): each word's
   contribution is the change in P(positive) when it is left out (``p(review) - p(review
-  without the word)``). Cost: one model call on ``n + 1`` reviews for a review of ``n``
+  without the word)``). Cost: the model called on ``n + 1`` reviews for a review of ``n``
   words (in batches of :data:`LEAVE_ONE_OUT_BATCH`).
 
-:class:`Explainer` reads a model's weights once; calling it explains one review.
+:class:`Explainer` reads a model's weights once; calling it explains one review. The model is
+called eagerly (``model(x)``), never through Keras's ``predict`` functions: each model's
+predict function is a ``tf.function`` whose tracing TensorFlow counts under one key for every
+Keras model of the process, so a notebook that has trained, evaluated and exported a few models
+was warned of "retracing" by the explainer's first call, whatever the shapes it used.
 """
 
 from __future__ import annotations
@@ -101,8 +106,7 @@ class Explainer:
         say, a model built around one that changes it), on reviews of known words."""
         probes = [" ".join(self._known_words(8)), ""]
         expected = [1 / (1 + np.exp(-(self._exact(p.split()).sum() + self._bias))) for p in probes]
-        found = [self.probabilities([probe])[0] for probe in probes]  # one shape: one trace
-        return bool(np.allclose(found, expected, rtol=1e-4, atol=1e-5))
+        return bool(np.allclose(self.probabilities(probes), expected, rtol=1e-4, atol=1e-5))
 
     def _known_words(self, count: int) -> list[str]:
         """Words of the vocabulary (its first, most frequent, unigrams)."""
@@ -110,17 +114,13 @@ class Explainer:
         return [t for t in terms if t and " " not in t and not t.startswith(TAIL_MARK)][:count]
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        """P(positive) of each text, with the model's fastest call, in batches of one shape
-        each (one text, or :data:`LEAVE_ONE_OUT_BATCH` padded with empty texts): Keras
-        traces its call once per shape, and warns of a model traced again and again."""
-        size = 1 if len(texts) == 1 else LEAVE_ONE_OUT_BATCH
-        found = []
-        for start in range(0, len(texts), size):
-            batch = texts[start : start + size]
-            padded = np.array(batch + [""] * (size - len(batch)), dtype=object)
-            out = np.asarray(self.model.predict_on_batch(padded)).reshape(size, -1)[:, -1]
-            found.append(out[: len(batch)])
-        return np.concatenate(found).astype(np.float64)
+        """P(positive) of each text: the model called eagerly (nothing traced, whatever the
+        shapes) on :data:`LEAVE_ONE_OUT_BATCH` texts at a time."""
+        found = [
+            np.asarray(self.model(tf.constant(texts[i : i + LEAVE_ONE_OUT_BATCH]), training=False))
+            for i in range(0, len(texts), LEAVE_ONE_OUT_BATCH)
+        ]
+        return np.concatenate(found).reshape(len(texts), -1)[:, -1].astype(np.float64)
 
     def __call__(self, text: str) -> Explanation:
         """``text`` explained: one contribution per word the model reads."""
@@ -128,8 +128,8 @@ class Explainer:
         placed = word_spans(text, cleaned)
         if self.method == EXACT:
             contributions = self._exact(placed.words)
-            probability = float(self.probabilities([text])[0])
             bias: float | None = self._bias
+            probability = float(1 / (1 + np.exp(-(contributions.sum() + bias))))
         else:
             contributions, probability = self._leave_one_out(text, placed.words)
             bias = None

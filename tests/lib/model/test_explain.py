@@ -3,6 +3,7 @@ with its bias, to its logit exactly; every other model's are leave-one-out diffe
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -127,3 +128,21 @@ def test_a_model_built_around_the_linear_layer_is_explained_by_leaving_words_out
     assert explainer.method == LEAVE_ONE_OUT
     explained = explainer("A wonderful film, I loved it.")
     assert explained.probability < 0.5  # the inverted model's own
+
+
+def test_explaining_calls_no_keras_predict_function(trained_model):
+    """TensorFlow counts the tracings of every Keras model's predict function under one key:
+    an explainer that traced one was warned of "retracing" in a notebook that had trained,
+    evaluated and exported a few models before it (whatever shapes it used)."""
+    from tests.support.logged_models import inverted
+
+    exact = keras.Model(trained_model.inputs, trained_model.outputs)  # never predicted with
+    for model, method in ((exact, EXACT), (inverted(trained_model), LEAVE_ONE_OUT)):
+        explainer = Explainer(model)
+        assert explainer.method == method
+        for text in TEXTS:
+            explainer(text)
+        assert model.predict_function is None
+    expected = trained_model.predict_on_batch(np.array(TEXTS[:2], dtype=object))[:, 0]
+    found = [Explainer(exact)(text).probability for text in TEXTS[:2]]
+    np.testing.assert_allclose(found, expected, atol=1e-6)  # the model's own probability
