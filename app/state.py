@@ -12,6 +12,7 @@ models are called under one lock: the sessions run in threads of one process.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import tempfile
 import threading
@@ -143,7 +144,18 @@ def start(uri: str) -> PageModel:
     model = load(uri)
     with _lock:
         _current = model
+    _freeze()
     return model
+
+
+def _freeze() -> None:
+    """What the process holds now (TensorFlow, Keras, MLflow, the model: half a million
+    objects) left out of Python's cyclic garbage collection, which walked them all, 0.25 s of
+    CPU, in each full collection: Streamlit's after each run of the page, and Python's own.
+    Unfrozen and collected first: a model the alias replaced is not kept frozen."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def current() -> PageModel:
