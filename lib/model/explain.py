@@ -63,6 +63,11 @@ def _ngram_parts(model: Any) -> tuple[Any, NBLinear] | None:
     return vectorisers[0], linear[0]
 
 
+def _sigmoid(logit: float) -> float:
+    """The logistic function, without the overflow of ``exp`` for a logit far below 0."""
+    return float(0.5 * (1.0 + np.tanh(0.5 * logit)))
+
+
 def _terms(words: list[str], split: NgramSplit) -> tuple[list[str], np.ndarray, np.ndarray]:
     """``NgramSplit``'s terms of one review's words, with each term's first word and width."""
     terms, starts, widths = [], [], []
@@ -105,7 +110,7 @@ class Explainer:
         """Whether the model's output is the sigmoid of the linear layer's logit (and not,
         say, a model built around one that changes it), on reviews of known words."""
         probes = [" ".join(self._known_words(8)), ""]
-        expected = [1 / (1 + np.exp(-(self._exact(p.split()).sum() + self._bias))) for p in probes]
+        expected = [_sigmoid(self._exact(p.split()).sum() + self._bias) for p in probes]
         return bool(np.allclose(self.probabilities(probes), expected, rtol=1e-4, atol=1e-5))
 
     def _known_words(self, count: int) -> list[str]:
@@ -129,7 +134,7 @@ class Explainer:
         if self.method == EXACT:
             contributions = self._exact(placed.words)
             bias: float | None = self._bias
-            probability = float(1 / (1 + np.exp(-(contributions.sum() + bias))))
+            probability = _sigmoid(contributions.sum() + bias)
         else:
             contributions, probability = self._leave_one_out(text, placed.words)
             bias = None

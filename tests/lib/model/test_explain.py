@@ -3,6 +3,8 @@ with its bias, to its logit exactly; every other model's are leave-one-out diffe
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -146,3 +148,10 @@ def test_explaining_calls_no_keras_predict_function(trained_model):
     expected = trained_model.predict_on_batch(np.array(TEXTS[:2], dtype=object))[:, 0]
     found = [Explainer(exact)(text).probability for text in TEXTS[:2]]
     np.testing.assert_allclose(found, expected, atol=1e-6)  # the model's own probability
+
+
+def test_a_logit_far_from_0_gives_0_or_1_without_an_overflow():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in exp"
+        assert (explain._sigmoid(-1000.0), explain._sigmoid(1000.0)) == (0.0, 1.0)
+    assert explain._sigmoid(-2.0) == pytest.approx(1 / (1 + np.exp(2.0)), rel=1e-12)
