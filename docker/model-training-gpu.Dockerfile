@@ -78,6 +78,8 @@ COPY --chown=2222:2222 requirements-prep.txt requirements-train.txt pyproject.to
 COPY --chown=2222:2222 requirements-serve.lock ./
 COPY --chown=2222:2222 lib ./lib
 COPY --chown=2222:2222 runner ./runner
+# The review page (python -m runner app, polyaxonfiles/review-page.yml).
+COPY --chown=2222:2222 app ./app
 COPY --chown=2222:2222 conf ./conf
 COPY --chown=2222:2222 notebooks ./notebooks
 RUN pip install --no-cache-dir --no-deps -e . \

@@ -128,6 +128,7 @@ DOCKER_MODULES = frozenset(
         "tests/system/test_containers.py",
         "tests/system/test_images.py",
         "tests/system/test_infer_container.py",
+        "tests/system/test_page_container.py",
         "tests/system/test_serving_container.py",
     }
 )

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 USED_WHERE_VULTURE_CANNOT_SEE = {
     "build": "Keras builds a layer through it",
-    "_repr_html_": "IPython shows an object as HTML through it (lib.comparison.report.Html)",
+    "_repr_html_": "IPython shows an object as HTML through it (HighlightedReview, report.Html)",
     "compute_output_shape": "Keras asks a layer for its output shape",
     "load_assets": "Keras loads a saved layer's assets through it",
     "listdir": "papermill's I/O handler interface",
@@ -60,9 +60,9 @@ def _notebook_code(path: Path) -> str:
 
 
 def unused_code(*, ignore: dict[str, str]) -> list[str]:
-    """vulture's findings (60% confidence and up) in lib and runner, with the notebooks read."""
+    """vulture's findings (60% confidence and up) in lib, app and runner, notebooks read."""
     scanner = vulture.Vulture(ignore_names=list(ignore))
-    scanner.scavenge([str(ROOT / "lib"), str(ROOT / "runner")])
+    scanner.scavenge([str(ROOT / "lib"), str(ROOT / "app"), str(ROOT / "runner")])
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         scanner.scan(_notebook_code(notebook), filename=str(notebook))
     return [

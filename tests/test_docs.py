@@ -22,7 +22,7 @@ REMOTE = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
 API = DOCS / "api"
 # The API reference documents these packages, module by module; it leaves out their
 # __main__ modules (python -m's entry points: they run main and define nothing).
-API_PACKAGES = ("lib", "runner", "tools")
+API_PACKAGES = ("lib", "app", "runner", "tools")
 
 
 class _Assets(HTMLParser):

@@ -14,7 +14,7 @@ from tests.conftest import DOCKER_MODULES
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
-MIRRORED = ("lib", "runner", "tools")
+MIRRORED = ("lib", "app", "runner", "tools")
 MAX_LINES = 400
 
 # Modules whose tests live in another module's test file, with that file: it must exist and

@@ -22,7 +22,7 @@ from lib.core import paths
 from lib.core.errors import ModelError, ParameterError, first_line
 
 # The name check is the train parameters' too (lib.model sits below tracking): defined there.
-from lib.model.train_spec import check_model_name
+from lib.model.train_spec import DEFAULT_MODEL_NAME, check_model_name
 from lib.tracking.runs import resolve_tracking_uri, run_tags, server_errors
 from lib.tracking.store_check import public_uri
 
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# What serves by default (the review page, python -m runner app): the default name's champion.
+CHAMPION_URI = f"models:/{DEFAULT_MODEL_NAME}@{CHAMPION}"
 DATA_FINGERPRINT_TAG = "data_fingerprint"
 GIT_COMMIT_TAG = "git_commit"
 HPTUNING_TAG = "hptuning_tag"

@@ -1,5 +1,6 @@
 """``python -m runner``: fetch the data, execute stage notebooks, predict with a model,
-promote a registered model version to champion, serve a model over HTTP.
+promote a registered model version to champion, serve a model over HTTP, serve the review
+page (``app``).
 
 Stage commands take parameters as papermill does: ``-p NAME VALUE`` (typed by papermill's
 rules: True/False/None, ints, floats, else a string), ``-r NAME VALUE`` (always a string),
@@ -32,6 +33,7 @@ from lib.core.errors import ParameterError, StorageError, UserError, first_line
 from lib.core.secrets import check_parameter_names, mask_text, secret_values
 from lib.tracking.model_io import predict_texts
 from lib.tracking.store_check import move_uri_credentials
+from runner.cli import app as app_cli
 from runner.cli import closed_pipe, compare, promote, serve
 from runner.cli import pipeline as pipeline_cli
 from runner.cli.options import add_parameter_options, collect_parameters
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("texts", nargs="+", help="review texts")
     promote.add_command(sub)
     serve.add_command(sub)
+    app_cli.add_command(sub)
     return parser
 
 
@@ -174,6 +177,8 @@ def _command(args: argparse.Namespace) -> int:
         return serve.run(args)
     if args.command == compare.COMMAND:
         return _run_stage(args, COMPARE, compare.parameters(args))
+    if args.command == "app":
+        return app_cli.run(args)
     if args.command in ("pipeline", "status"):
         return pipeline_cli.run(args)
     return _run_stage(args)

@@ -90,6 +90,11 @@ def _check_quiet_notebook_with_alt_text(run_dir: Path) -> None:
         o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
     ]
     assert widgets == []
+    # Why it decided: the two example reviews explained, their words marked.
+    explained = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    explained = [html for html in explained if html.startswith("<p>P(positive) = ")]
+    assert len(explained) == 2 and all('<mark class="word' in html for html in explained)
+    assert "&#60;br /&#62;" in explained[0]  # the first example's <br />, shown as written
 
     alts = _image_alts((run_dir / "train.html").read_text())
     assert len(alts) == 2, alts  # the learning curves, the confusion matrix

@@ -61,8 +61,10 @@ PROJECT |= {"lib", "runner", "conf", "notebooks"}
 # (lib.tracking.model_requirements): they copy that lock without installing it.
 TRAINING = [name for name in RUNNER_DOCKERFILES if "training" in name]
 MODEL_LOCK = {name: {"requirements-serve.lock"} for name in TRAINING}
+# The training images serve the review page too (app/, polyaxonfiles/review-page.yml).
+PAGE = {name: {"app"} for name in MODEL_LOCK}
 # What the images need, and so all that .dockerignore lets into the build context.
-CONTEXT = PROJECT.union(*LOCKS.values(), *MODEL_LOCK.values(), {BUILD_LOCK})
+CONTEXT = PROJECT.union(*LOCKS.values(), *MODEL_LOCK.values(), *PAGE.values(), {BUILD_LOCK})
 # What the data-prep image must not hold (the prep stage never imports them).
 NOT_FOR_PREP = {"tensorflow", "keras", "mlflow", "jupyterlab", "matplotlib", "optuna"}
 # Where the images point what would write under HOME: the root filesystem is read-only in
@@ -231,7 +233,8 @@ def test_the_images_copy_the_whole_project_code():
                 copied |= set(_copy_sources(args))
         # The serving image: only the code of `python -m runner serve`, not installed.
         project = {"lib", "runner"} if name in SERVING else PROJECT
-        assert copied == LOCKS[name] | project | MODEL_LOCK.get(name, set()) | {BUILD_LOCK}, name
+        extra = MODEL_LOCK.get(name, set()) | PAGE.get(name, set()) | {BUILD_LOCK}
+        assert copied == LOCKS[name] | project | extra, name
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
