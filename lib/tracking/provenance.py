@@ -21,17 +21,16 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lib.core import code_deps, paths
+from lib.core import code_deps, git, paths
 from lib.core.errors import first_line
 from lib.core.pins import TRAIN_LOCK, normalized, read_lock
-from lib.tracking.registry import DATA_FINGERPRINT_TAG, GIT_COMMIT_TAG, git_commit
+from lib.tracking.registry import DATA_FINGERPRINT_TAG, GIT_COMMIT_TAG
 from lib.tracking.runs import server_errors
 
 log = logging.getLogger(__name__)
@@ -40,22 +39,6 @@ STAGE_TAG = "stage"
 GIT_DIRTY_TAG = "git_dirty"
 ENVIRONMENT_ARTIFACT = "provenance/environment.json"
 SCHEMA = 1
-
-
-def git_dirty() -> bool | None:
-    """Whether the project's checkout differs from its commit (changed, staged or untracked
-    files; ignored ones do not count), None when git cannot tell."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(paths.project_root()), "status", "--porcelain"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(done.stdout.strip()) if done.returncode == 0 else None
 
 
 def data_fingerprint(data_path: str | os.PathLike[str] | None) -> str | None:
@@ -79,10 +62,10 @@ def run_tags(
     tree is dirty (both absent outside a checkout), and the data set's fingerprint
     (``fingerprint``, else the one of the data set at ``data_path``; absent when unknown)."""
     tags = {STAGE_TAG: stage}
-    commit = git_commit()
+    commit = git.head_commit()
     if commit:
         tags[GIT_COMMIT_TAG] = commit
-        dirty = git_dirty()
+        dirty = git.tree_dirty()
         if dirty is not None:
             tags[GIT_DIRTY_TAG] = "true" if dirty else "false"
     fingerprint = fingerprint or data_fingerprint(data_path)

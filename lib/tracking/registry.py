@@ -14,11 +14,10 @@ registry lives in the same store.
 from __future__ import annotations
 
 import logging
-import subprocess
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from lib.core import paths
+from lib.core import git
 from lib.core.errors import ModelError, ParameterError, first_line
 
 # The name check is the train parameters' too (lib.model sits below tracking): defined there.
@@ -66,23 +65,6 @@ def _listed(items: list[str]) -> str:
     return ", ".join(items[:_SHOWN]) + more
 
 
-def git_commit() -> str | None:
-    """The project's git commit (HEAD), or None when the project is not a git checkout."""
-    root = paths.project_root()
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--verify", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and commit else None
-
-
 def version_tags(
     *,
     data_fingerprint: str | None,
@@ -94,7 +76,7 @@ def version_tags(
     project's HEAD, else none), hptuning_tag, and every ``test_*`` metric."""
     tags = {
         DATA_FINGERPRINT_TAG: data_fingerprint,
-        GIT_COMMIT_TAG: commit or git_commit(),
+        GIT_COMMIT_TAG: commit or git.head_commit(),
         HPTUNING_TAG: hptuning_tag,
     }
     tags.update({k: repr(float(v)) for k, v in metrics.items() if k.startswith(TEST_METRIC_PREFIX)})

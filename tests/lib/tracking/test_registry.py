@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 import pytest
 
+from lib.core import git
 from lib.core.errors import ModelError, ParameterError
 from lib.tracking import registry
 from lib.tracking import runs as tracking
@@ -106,7 +107,7 @@ def test_version_tags_hold_the_fingerprint_commit_tag_and_test_metrics(monkeypat
         "test_loss": "0.31",
     }
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))  # not a git checkout: no commit tag
-    assert registry.git_commit() is None
+    assert git.head_commit() is None
     assert "git_commit" not in registry.version_tags(
         data_fingerprint="fp", hptuning_tag=None, metrics={}
     )
