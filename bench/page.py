@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from serve import MODEL_NAME, extract_subset, train_and_register  # noqa: E402
+from serve import MODEL_NAME, registered_champion  # noqa: E402
 
 WAIT_FOR_REVIEW = """([text]) => {
   const review = document.querySelector('.review');
@@ -108,23 +108,11 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=1000, help="words of the explained review")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from lib.data.prep import prepare
     from tests.support.page_server import PageServer
 
     with tempfile.TemporaryDirectory(prefix="bench-page-") as tmp:
         tmp = Path(tmp)
-        os.environ["PROJECT_ROOT"] = str(tmp)  # the store, logs and git lookup stay here
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-        started = time.perf_counter()
-        raw = extract_subset(args.archive, tmp, args.per_label)
-        prepare([raw], tmp / "processed")
-        store = f"sqlite:///{tmp / 'mlflow.db'}"
-        model, version, reviews = train_and_register(tmp / "processed", store, args.epochs)
-        print(
-            f"trained and registered {MODEL_NAME} version {version} on "
-            f"{2 * args.per_label} train reviews in {time.perf_counter() - started:.1f} s",
-            flush=True,
-        )
+        store, model, reviews = registered_champion(args.archive, tmp, args.per_label, args.epochs)
         text = long_review(reviews, args.words)
         explain_ms = time_explain(model, text, args.explains)
         print(f"explained a {len(text.split())}-word review in {explain_ms:.1f} ms", flush=True)

@@ -113,6 +113,28 @@ def time_requests(url: str, bodies: list[dict]) -> list[float]:
     return seconds
 
 
+def registered_champion(archive: Path, tmp: Path, per_label: int, epochs: int):
+    """In ``tmp`` (the project root from now on, so the store, logs and git lookup stay
+    there): ``per_label`` reviews of each split and label of ``archive`` prepared, the default
+    model trained and registered as champion in a SQLite store; (the store's URI, the
+    exported Keras model, the test reviews), with a line saying so."""
+    from lib.data.prep import prepare
+
+    os.environ["PROJECT_ROOT"] = str(tmp)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    started = time.perf_counter()
+    raw = extract_subset(archive, tmp, per_label)
+    prepare([raw], tmp / "processed")
+    store = f"sqlite:///{tmp / 'mlflow.db'}"
+    model, version, reviews = train_and_register(tmp / "processed", store, epochs)
+    print(
+        f"trained and registered {MODEL_NAME} version {version} on "
+        f"{2 * per_label} train reviews in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    return store, model, reviews
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("archive", type=Path)
@@ -129,23 +151,11 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from lib.data.prep import prepare
     from tests.support.scoring_server import ScoringServer, post_json
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         tmp = Path(tmp)
-        os.environ["PROJECT_ROOT"] = str(tmp)  # the store, logs and git lookup stay here
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-        started = time.perf_counter()
-        raw = extract_subset(args.archive, tmp, args.per_label)
-        prepare([raw], tmp / "processed")
-        store = f"sqlite:///{tmp / 'mlflow.db'}"
-        model, version, reviews = train_and_register(tmp / "processed", store, args.epochs)
-        print(
-            f"trained and registered {MODEL_NAME} version {version} on "
-            f"{2 * args.per_label} train reviews in {time.perf_counter() - started:.1f} s",
-            flush=True,
-        )
+        store, model, reviews = registered_champion(args.archive, tmp, args.per_label, args.epochs)
         singles = [{"inputs": [reviews[i % len(reviews)]]} for i in range(args.requests)]
         batches = [
             [reviews[(b * args.batch + i) % len(reviews)] for i in range(args.batch)]
