@@ -3,16 +3,11 @@ Parquet files, the in-process baseline, memory of the kernel's tree."""
 
 import math
 import re
-import subprocess
-import sys
-import tarfile
-from pathlib import Path
 
 import pytest
 
-from tests.support.datagen import make_raw_dir
+from tests.support.bench_runs import run_bench, tiny_archive
 
-ROOT = Path(__file__).resolve().parents[2]
 FIGURES = (
     "startup_s",
     "folder_reviews_per_s",
@@ -25,26 +20,9 @@ FIGURES = (
 
 @pytest.mark.slow
 def test_bench_infer_scores_the_test_split_through_the_runner_and_in_process(tmp_path):
-    raw_dir = make_raw_dir(tmp_path / "aclImdb", per_label=40, words=30)
-    (raw_dir / "train" / "unsup").mkdir()
-    (raw_dir / "train" / "unsup" / "0_0.txt").write_text("unlabelled: never taken")
-    archive = tmp_path / "tiny.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(raw_dir, arcname="aclImdb")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "bench/infer.py",
-            str(archive),
-            *("--scale", "3", "--repeat", "1", "--batch-size", "16"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    lines = result.stdout.strip().splitlines()
+    archive = tiny_archive(tmp_path, per_label=40, unsup="unlabelled: never taken")
+    options = ("--scale", "3", "--repeat", "1", "--batch-size", "16")
+    lines = run_bench("infer.py", archive, *options, timeout=900)
     assert any(line.endswith("; 80 test reviews") for line in lines), lines
     # Each run's line; the bench itself checked every output's rows and probabilities.
     for prefix in (

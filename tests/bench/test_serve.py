@@ -2,41 +2,18 @@
 then concurrent clients), compare."""
 
 import re
-import subprocess
-import sys
-import tarfile
-from pathlib import Path
 
 import pytest
 
-from tests.support.datagen import make_raw_dir
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.bench_runs import run_bench, tiny_archive
 
 
 @pytest.mark.slow
 def test_bench_serve_times_the_server_and_the_in_process_model(tmp_path):
-    raw_dir = make_raw_dir(tmp_path / "aclImdb", per_label=40, words=30)
-    (raw_dir / "train" / "unsup").mkdir()
-    (raw_dir / "train" / "unsup" / "0_0.txt").write_text("unlabelled: never taken")
-    archive = tmp_path / "tiny.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(raw_dir, arcname="aclImdb")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "bench/serve.py",
-            str(archive),
-            *("--per-label", "30", "--requests", "12", "--warmup", "2"),
-            *("--batch", "10", "--batches", "3", "--clients", "4", "--concurrent-s", "2"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
+    archive = tiny_archive(tmp_path, per_label=40, unsup="unlabelled: never taken")
+    options = ("--per-label", "30", "--requests", "12", "--warmup", "2", "--batch", "10")
+    options += ("--batches", "3", "--clients", "4", "--concurrent-s", "2")
+    lines = run_bench("serve.py", archive, *options, timeout=600)
     assert any(
         line.startswith("trained and registered bench-serve version 1 on 60 ") for line in lines
     )

@@ -4,16 +4,13 @@ fixed cost (its wall time beyond its epochs)."""
 import csv
 import importlib.util
 import re
-import subprocess
-import sys
-import tarfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from lib.core.progress import MIME, epoch_event
-from tests.support.datagen import make_raw_dir
+from tests.support.bench_runs import run_bench, tiny_archive
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("bench_pruning", ROOT / "bench" / "tune_pruning.py")
@@ -56,23 +53,12 @@ def test_the_fixed_cost_is_the_wall_time_beyond_the_epochs_events(tmp_path):
 
 @pytest.mark.slow
 def test_bench_runs_both_studies_and_prints_sane_figures(tmp_path):
-    raw_dir = make_raw_dir(tmp_path / "aclImdb", per_label=40)
-    archive = tmp_path / "tiny.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(raw_dir, arcname="aclImdb")
+    archive = tiny_archive(tmp_path, per_label=40)
     # Three trials: the pruner's start-up ones, never pruned; more would only repeat them.
     # That the pruner prunes is tests/notebooks/test_tune_pruning.py's to show.
     trials, epochs = 3, 2
-    result = subprocess.run(
-        [sys.executable, "bench/tune_pruning.py", str(archive), "--trials", str(trials)]
-        + ["--epochs", str(epochs), "--keep", str(tmp_path / "runs")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
+    options = ("--trials", str(trials), "--epochs", str(epochs), "--keep", str(tmp_path / "runs"))
+    lines = run_bench("tune_pruning.py", archive, *options, timeout=600)
     number = r"(\d+\.\d+)"
     match = re.fullmatch(
         rf"pruned_s={number} full_s={number} speedup={number} best_pruned={number} "
