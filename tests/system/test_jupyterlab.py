@@ -73,6 +73,7 @@ def project(tmp_path_factory) -> Path:
     copy.mkdir()
     for folder in ("notebooks", "conf"):
         shutil.copytree(ROOT / folder, copy / folder)
+    shutil.copy(ROOT / "requirements.lock", copy)  # what a run records its packages against
     make_raw_dir(copy / "data" / "raw" / "aclImdb", per_label=60, words=40)
     return copy
 
