@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -73,6 +74,26 @@ def _with_parents(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
+# CPython 3.11 counts the AST constructor's recursion depth per interpreter, not per thread:
+# when another thread builds an AST at the same moment (a kernel imports modules in the
+# background while a notebook records its code), ast.parse can fail with "SystemError: AST
+# constructor recursion depth mismatch" (python/cpython#106905); the same parse then succeeds.
+PARSE_TRIES = 5
+_ast_parse = ast.parse  # by this name, so that a test can stand in for it here only
+
+
+def parse(source: str, filename: str = "<unknown>") -> ast.Module:
+    """``ast.parse(source)``, tried again when another thread's parse got in its way."""
+    for attempt in range(1, PARSE_TRIES):
+        try:
+            return _ast_parse(source, filename)
+        except SystemError as exc:
+            if "recursion depth mismatch" not in str(exc):
+                raise
+            time.sleep(0.05 * attempt)
+    return _ast_parse(source, filename)
+
+
 def closure(sources: Iterable[str], extra: Iterable[str] = (), root: Path | None = None):
     """``{module: source file}`` of every first-party module that code with these
     ``sources`` (plus the modules ``extra``) imports, directly or through other modules."""
@@ -80,7 +101,7 @@ def closure(sources: Iterable[str], extra: Iterable[str] = (), root: Path | None
     found: dict[str, Path] = {}
     pending: list[str] = list(extra)
     for source in sources:
-        pending.extend(_imports(ast.parse(source), None, False))
+        pending.extend(_imports(parse(source), None, False))
     while pending:
         for name in _with_parents(pending.pop()):
             if name in found:
@@ -89,7 +110,7 @@ def closure(sources: Iterable[str], extra: Iterable[str] = (), root: Path | None
             if path is None:
                 continue
             found[name] = path
-            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+            tree = parse(path.read_text(encoding="utf-8"), str(path))
             pending.extend(_imports(tree, name, path.name == "__init__.py"))
     return dict(sorted(found.items()))
 

@@ -4,6 +4,10 @@ relative and from-imports, and none imported under TYPE_CHECKING only.
 
 from __future__ import annotations
 
+import ast
+
+import pytest
+
 from lib.core import code_deps
 
 
@@ -43,3 +47,26 @@ def test_imports_under_type_checking_are_not_in_the_closure(tmp_path):
     (lib / "hinted.py").write_text("")
     found = code_deps.closure(["import lib.a"], root=tmp_path)
     assert list(found) == ["lib", "lib.a", "lib.b"]
+
+
+def test_a_parse_that_another_threads_parse_got_in_the_way_of_is_tried_again(monkeypatch):
+    # CPython 3.11's race (python/cpython#106905) cannot be staged on demand: ast.parse is
+    # made to fail as it does there, twice, then to parse.
+    real, failures = code_deps._ast_parse, []
+
+    def flaky(source, filename="<unknown>"):
+        if len(failures) < 2:
+            failures.append(filename)
+            raise SystemError("AST constructor recursion depth mismatch (before=96, after=23)")
+        return real(source, filename)
+
+    monkeypatch.setattr(code_deps, "_ast_parse", flaky)
+    assert isinstance(code_deps.parse("import lib.core.paths", "x.py"), ast.Module)
+    assert failures == ["x.py", "x.py"]
+
+    def broken(source, filename="<unknown>"):
+        raise SystemError("another interpreter error")
+
+    monkeypatch.setattr(code_deps, "_ast_parse", broken)
+    with pytest.raises(SystemError, match="another"):
+        code_deps.parse("x = 1")  # any other SystemError is not retried
