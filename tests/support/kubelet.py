@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,3 +183,27 @@ def start(argv: list[str], env: Mapping[str, str]) -> Container:
     if done.returncode != 0:
         raise AssertionError(f"docker run {name} failed: {done.stderr[-2000:]}")
     return Container(name)
+
+
+def start_service(
+    job: RenderedJob, image: str, prefix: str, server, emulator_url: str
+) -> tuple[Container, list[str]]:
+    """A service pod's container (``job`` in ``image``) on the host network, its secret
+    ``mlflow-credentials`` holding ``server``'s login and the GCS emulator at ``emulator_url``
+    (as the test stack stands in for the cluster's): the container (``remove()`` it when
+    done) and its ``docker run`` argv, which must hold no secret value."""
+    secrets = {
+        ("mlflow-credentials", "username"): server.username,
+        ("mlflow-credentials", "password"): server.password,
+    }
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    argv, env = docker_run_argv(
+        job,
+        image,
+        name,
+        {},
+        "host",
+        secrets=secrets,
+        extra_env={"STORAGE_EMULATOR_HOST": emulator_url},
+    )
+    return start(argv, env), argv

@@ -72,21 +72,7 @@ def test_the_page_serves_the_champion_under_its_base_path_in_the_image(
     with socket.socket() as sock:
         if sock.connect_ex((HOST, 8501)) == 0:
             pytest.fail(f"port 8501 on {HOST} is taken: the pod's page listens there")
-    secrets = {
-        ("mlflow-credentials", "username"): server.username,
-        ("mlflow-credentials", "password"): server.password,
-    }
-    container_name = f"imdb-test-page-pod-{uuid.uuid4().hex[:8]}"
-    argv, env = kubelet.docker_run_argv(
-        job,
-        image,
-        container_name,
-        {},
-        "host",
-        secrets=secrets,
-        extra_env={"STORAGE_EMULATOR_HOST": emulator.url},
-    )
-    container = kubelet.start(argv, env)
+    container, argv = kubelet.start_service(job, image, "imdb-test-page-pod", server, emulator.url)
     try:
         url = f"http://{HOST}:8501{base}"
         _wait_health(f"{url}/_stcore/health", container)

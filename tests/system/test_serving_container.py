@@ -171,24 +171,10 @@ def test_the_serve_model_pod_serves_the_champion_from_mlflow_and_gcs(
     (port,) = job.compiled.run.ports
     if not _port_free(port):
         pytest.fail(f"port {port} on {HOST} is taken: the pod's server listens there")
-    secrets = {
-        ("mlflow-credentials", "username"): server.username,
-        ("mlflow-credentials", "password"): server.password,
-    }
-    container_name = f"imdb-test-serve-pod-{uuid.uuid4().hex[:8]}"
-    argv, env = kubelet.docker_run_argv(
-        job,
-        image,
-        container_name,
-        {},
-        "host",
-        secrets=secrets,
-        extra_env={"STORAGE_EMULATOR_HOST": emulator.url},
-    )
-    container = kubelet.start(argv, env)
+    container, argv = kubelet.start_service(job, image, "imdb-test-serve-pod", server, emulator.url)
     try:
         url = f"http://{HOST}:{port}"
-        _ready(url, container_name)
+        _ready(url, container.name)
         status, body = post_json(f"{url}/invocations", {"inputs": REVIEWS})
         assert status == 200, body
         np.testing.assert_allclose(body["predictions"], _in_process(trained), rtol=1e-5, atol=1e-6)
