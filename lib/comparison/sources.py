@@ -87,15 +87,8 @@ def _run(client, reference: str, name: str):
 
 
 def _model_run_id(reference: str, name: str, tracking_uri: str | None) -> str:
-    rest = reference[len("models:/") :]
-    model, at, alias = rest.partition("@")
-    version = None
-    if not at:
-        model, _, version = rest.partition("/")
     try:
-        found = registry.resolve(
-            model, alias=alias or None, version=version or None, tracking_uri=tracking_uri
-        )
+        _, _, found = registry.resolve_uri(reference, tracking_uri)
     except ModelError as exc:
         raise ComparisonError(f"{name}: {exc}") from None
     if not found.run_id:
@@ -136,7 +129,7 @@ def resolve(
     """The run that ``reference`` (parameter ``name``) names, with its stage.
     ComparisonError, one line, when there is no such run, model version or alias."""
     reference = reference.strip()
-    if reference.startswith("models:/"):
+    if reference.startswith(registry.REGISTRY_SCHEME):
         run_id = _model_run_id(reference, name, tracking_uri)
     elif reference == LATEST:
         run_id = _latest(client, name, experiment, stage)

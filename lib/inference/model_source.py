@@ -28,7 +28,7 @@ from lib.core import progress
 from lib.core.errors import ModelError
 from lib.tracking import model_io, registry
 
-REGISTRY_SCHEME = "models:/"
+REGISTRY_SCHEME = registry.REGISTRY_SCHEME
 _DIGEST_SHOWN = 12  # hex digits of a file's sha256 in its version
 
 
@@ -52,22 +52,7 @@ class ModelRef:
 
 
 def _registered(uri: str, tracking_uri: str | None) -> ModelRef:
-    rest = uri[len(REGISTRY_SCHEME) :].strip("/")
-    alias = None
-    if "@" in rest:
-        name, alias = rest.split("@", 1)
-        found = registry.resolve(name, alias=alias, tracking_uri=tracking_uri)
-    else:
-        name, _, number = rest.partition("/")
-        if number.isdigit():
-            found = registry.resolve(name, version=number, tracking_uri=tracking_uri)
-        elif number in ("", "latest"):
-            found = registry.resolve(name, tracking_uri=tracking_uri)
-        else:  # a stage (MLflow's Production, Staging), which this project does not use
-            raise ModelError(
-                f"model_uri {uri} names neither a version nor an alias: write "
-                f"models:/{name}/VERSION or models:/{name}@ALIAS"
-            )
+    name, alias, found = registry.resolve_uri(uri, tracking_uri)
     version = str(found.version)
     return ModelRef(uri, name, version, f"{REGISTRY_SCHEME}{name}/{version}", alias)
 

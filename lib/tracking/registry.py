@@ -205,6 +205,29 @@ def resolve(
     return found[0]
 
 
+REGISTRY_SCHEME = "models:/"
+
+
+def resolve_uri(uri: str, tracking_uri: str | None = None) -> tuple[str, str | None, ModelVersion]:
+    """What ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``models:/NAME`` (``/latest``:
+    its latest version) names: (the model's name, the alias or None, the version). The one
+    reading of a registry URI; ModelError for a stage (MLflow's Production, Staging), which
+    this project does not use, and as :func:`resolve` for what is not there."""
+    rest = uri[len(REGISTRY_SCHEME) :].strip("/")
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        return name, alias, resolve(name, alias=alias, tracking_uri=tracking_uri)
+    name, _, number = rest.partition("/")
+    if number.isdigit():
+        return name, None, resolve(name, version=number, tracking_uri=tracking_uri)
+    if number in ("", "latest"):
+        return name, None, resolve(name, tracking_uri=tracking_uri)
+    raise ModelError(
+        f"{uri} names neither a version nor an alias: write "
+        f"models:/{name}/VERSION or models:/{name}@ALIAS"
+    )
+
+
 def set_alias(name: str, alias: str, version: int | str, tracking_uri: str | None = None):
     """Point ``alias`` of registered model ``name`` at ``version`` (which must exist); the
     version, as the registry now holds it."""
